@@ -1,0 +1,52 @@
+//! `gmp-core`: the machine-independent half of the GMP kernel scheduler.
+//!
+//! Everything in this crate is plain logic that builds for the host (and is
+//! tested there, with proptest and loom) as well as for `x86_64-unknown-none`.
+//! Nothing here touches the machine: no interrupts, no per-CPU registers, no
+//! allocation. The kernel (`kernel/src`) owns the Gs, Ps and Ms and calls into
+//! these modules, in the same way Go's `proc.go` calls its small helpers.
+//!
+//! | module        | Go counterpart                                    |
+//! | ------------- | ------------------------------------------------- |
+//! | [`runq`]      | `p.runq`, `runqhead/runqtail`, `runnext`; `runqput`, `runqputslow`, `runqget`, `runqdrain`, `runqputbatch`, `runqgrab`, `runqsteal`, `runqempty` |
+//! | [`order`]     | `randomOrder`, `randomEnum`, `stealOrder`         |
+//! | [`rand`]      | `cheaprand`, `cheaprandn` (formerly `fastrand`)   |
+//! | [`gqueue`]    | `gQueue`, `gList` (linked through `g.schedlink`); the batch size rule of `globrunqget` |
+//! | [`timerheap`] | the per-P 4-ary timer heap of `time.go` (`siftupTimer`, `siftdownTimer`) |
+//! | [`bootparam`] | `GODEBUG`/`GOMAXPROCS` parsing, for fw_cfg boot parameters |
+//!
+//! # Deviations from the brief (kept deliberately)
+//!
+//! - The crate is `no_std` unless `test` **or `loom`** is set: loom is a std
+//!   library, and the loom build is a test build anyway.
+//! - [`runq::Local::put_batch`] takes `&mut impl Iterator` (the caller keeps
+//!   what did not fit in its own iterator; `next()` is only called when a slot
+//!   is free, so nothing is ever taken and dropped) and an optional
+//!   [`rand::FastRand`] to shuffle the batch in `schedrandom` mode, as Go's
+//!   `runqputbatch` does under `randomizeScheduler`.
+//! - [`runq::Local::put`] also shuffles the overflow batch when
+//!   `randomize_next` is set (Go shuffles it in `runqputslow` in that mode);
+//!   the shuffle is seeded from `rand`.
+//! - [`runq::Steal::steal_into`] asserts *before* grabbing that the thief's
+//!   own queue has room for half a ring (Go checks after the fact). The kernel
+//!   only steals when its own queue is empty, so this never fires.
+//! - [`runq::Steal::len`] counts the ring only, not `runnext` (like the
+//!   `runqsize` that Go's schedtrace prints); [`runq::Steal::is_empty`]
+//!   includes `runnext`, as `runqempty` does.
+//! - [`bootparam::BootParams::apply`] returns an owned [`bootparam::ParamError`]
+//!   (key and value copied, long values truncated) so that it carries no
+//!   lifetime. The heap size key is `heap`.
+//! - [`timerheap::TimerHeap`] is `TimerHeap<T, const N: usize>`, an array,
+//!   and `push` reports a full heap with [`timerheap::Full`].
+#![cfg_attr(not(any(test, loom)), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod bootparam;
+pub mod gqueue;
+pub mod order;
+pub mod rand;
+pub mod runq;
+pub mod timerheap;
+
+mod sync;

@@ -1,0 +1,253 @@
+//! The order in which `stealWork` visits the Ps: Go's `randomOrder` and
+//! `randomEnum`.
+//!
+//! # Why a random order, and why this one
+//!
+//! A spinning M that found nothing locally tries to steal from the other Ps.
+//! If every M scanned `allp[0], allp[1], ...` they would all pile onto P0. So
+//! each M starts at a random P and walks with a random stride. To visit every
+//! P exactly once in `count` steps the stride must be coprime with `count`:
+//! then `pos, pos+inc, pos+2inc, ... (mod count)` is a permutation of
+//! `0..count` (if `inc` and `count` shared a factor `d`, the walk would close
+//! after `count/d` steps).
+//!
+//! `reset(count)` is run when GOMAXPROCS changes (in `procresize`) and lists
+//! all strides coprime with `count`. `start(r)` takes one random `r` and
+//! derives both the start (`r % count`) and the stride (`coprimes[(r / count)
+//! % len]`), so one cheap random number picks one of `count * len(coprimes)`
+//! distinct walks. No allocation: the coprimes live in a fixed array sized for
+//! [`MAX_PROCS`].
+
+/// The largest number of Ps (and cores) the kernel supports.
+pub const MAX_PROCS: u32 = 256;
+
+/// The coprimes of the current P count (Go: `randomOrder`, the global
+/// `stealOrder`).
+#[derive(Clone, Debug)]
+pub struct RandomOrder {
+    count: u32,
+    ncoprimes: u32,
+    /// `coprimes[..ncoprimes]` are the `i` in `1..=count` with `gcd(i, count) == 1`.
+    coprimes: [u16; MAX_PROCS as usize],
+}
+
+/// One walk over all `count` positions (Go: `randomEnum`).
+///
+/// Use it like Go does (`while !e.done() { e.position(); e.next() }`) or
+/// through [`RandomEnum::positions`].
+#[derive(Clone, Debug)]
+pub struct RandomEnum {
+    i: u32,
+    count: u32,
+    pos: u32,
+    inc: u32,
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl Default for RandomOrder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RandomOrder {
+    /// An order for one P. Call [`Self::reset`] with the real count.
+    pub const fn new() -> Self {
+        let mut coprimes = [0u16; MAX_PROCS as usize];
+        coprimes[0] = 1;
+        RandomOrder { count: 1, ncoprimes: 1, coprimes }
+    }
+
+    /// Recomputes the coprimes for `count` Ps (Go: `randomOrder.reset`, called
+    /// from `procresize`).
+    ///
+    /// # Panics
+    /// If `count` is 0 or above [`MAX_PROCS`].
+    pub fn reset(&mut self, count: u32) {
+        assert!(
+            (1..=MAX_PROCS).contains(&count),
+            "RandomOrder::reset({count}): count must be 1..={MAX_PROCS}"
+        );
+        self.count = count;
+        self.ncoprimes = 0;
+        for i in 1..=count {
+            if gcd(i, count) == 1 {
+                self.coprimes[self.ncoprimes as usize] = i as u16;
+                self.ncoprimes += 1;
+            }
+        }
+    }
+
+    /// The current P count.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The strides coprime with the count.
+    pub fn coprimes(&self) -> &[u16] {
+        &self.coprimes[..self.ncoprimes as usize]
+    }
+
+    /// A walk chosen by the random number `i` (Go: `randomOrder.start`;
+    /// `stealWork` passes `cheaprand()`).
+    pub fn start(&self, i: u32) -> RandomEnum {
+        RandomEnum {
+            i: 0,
+            count: self.count,
+            pos: i % self.count,
+            inc: self.coprimes[((i / self.count) % self.ncoprimes) as usize] as u32,
+        }
+    }
+}
+
+impl RandomEnum {
+    /// True once all `count` positions have been visited.
+    pub fn done(&self) -> bool {
+        self.i == self.count
+    }
+
+    /// Steps to the next position.
+    pub fn next(&mut self) {
+        self.i += 1;
+        // pos < count <= 256 and inc <= 256, so the sum cannot overflow.
+        self.pos = (self.pos + self.inc) % self.count;
+    }
+
+    /// The current position (an index into `allp`).
+    pub fn position(&self) -> u32 {
+        self.pos
+    }
+
+    /// The stride of this walk.
+    pub fn stride(&self) -> u32 {
+        self.inc
+    }
+}
+
+impl RandomEnum {
+    /// The remaining positions as an [`Iterator`] (for `for p in ...` loops).
+    pub fn positions(self) -> Positions {
+        Positions(self)
+    }
+}
+
+/// Iterator over the positions of a [`RandomEnum`], from [`RandomEnum::positions`].
+#[derive(Clone, Debug)]
+pub struct Positions(RandomEnum);
+
+impl Iterator for Positions {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        if self.0.done() {
+            return None;
+        }
+        let p = self.0.position();
+        self.0.next();
+        Some(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rand::FastRand;
+
+    /// Port of Go's TestStealOrder, first half: for every P count and every
+    /// walk, each position is visited exactly once and the walk then ends.
+    #[test]
+    fn steal_order_visits_every_p_once() {
+        let mut ord = RandomOrder::new();
+        let mut rng = FastRand::new(99);
+        for procs in 1..=MAX_PROCS {
+            ord.reset(procs);
+            if procs >= 3 {
+                assert!(ord.coprimes().len() >= 2, "too few coprimes for {procs}");
+            }
+            // Every stride (argument c*procs + start selects stride c), each
+            // with a pseudo-random start ...
+            let ncop = ord.coprimes().len() as u32;
+            let strides = (0..ncop).map(|c| c * procs + (c * 7919 + 13) % procs);
+            // ... plus a hundred random arguments as stealWork would pass.
+            let randoms = (0..100).map(|_| rng.next_u32());
+            for arg in strides.chain(randoms) {
+                let mut e = ord.start(arg);
+                let mut seen = [false; MAX_PROCS as usize];
+                for _ in 0..procs {
+                    assert!(!e.done(), "procs={procs} arg={arg}: done too early");
+                    let x = e.position() as usize;
+                    assert!(x < procs as usize);
+                    assert!(!seen[x], "procs={procs} inc={}: {x} visited twice", e.stride());
+                    seen[x] = true;
+                    e.next();
+                }
+                assert!(e.done(), "procs={procs} arg={arg}: not done");
+            }
+        }
+    }
+
+    /// Port of Go's TestStealOrder, second half: the arguments
+    /// `0..count*len(coprimes)` give pairwise different (start, stride).
+    #[test]
+    fn steal_order_start_args_give_distinct_walks() {
+        let mut ord = RandomOrder::new();
+        for procs in 2..=MAX_PROCS {
+            ord.reset(procs);
+            let mut seen = vec![false; (procs * (procs + 1)) as usize];
+            for arg in 0..procs * ord.coprimes().len() as u32 {
+                let e = ord.start(arg);
+                let key = (e.position() * (procs + 1) + e.stride()) as usize;
+                assert!(!seen[key], "procs={procs}: pos {} inc {} twice", e.position(), e.stride());
+                seen[key] = true;
+            }
+        }
+    }
+
+    #[test]
+    fn coprimes_are_right() {
+        let mut ord = RandomOrder::new();
+        ord.reset(1);
+        assert_eq!(ord.coprimes(), &[1]);
+        ord.reset(8);
+        assert_eq!(ord.coprimes(), &[1, 3, 5, 7]);
+        ord.reset(12);
+        assert_eq!(ord.coprimes(), &[1, 5, 7, 11]);
+        ord.reset(256);
+        assert_eq!(ord.coprimes().len(), 128);
+        ord.reset(251); // prime
+        assert_eq!(ord.coprimes().len(), 250);
+    }
+
+    #[test]
+    fn iterator_matches_manual_walk() {
+        let mut ord = RandomOrder::new();
+        ord.reset(10);
+        let e = ord.start(1234);
+        let mut manual = e.clone();
+        let from_iter: Vec<u32> = e.positions().collect();
+        assert_eq!(from_iter.len(), 10);
+        for x in from_iter {
+            assert_eq!(x, manual.position());
+            manual.next();
+        }
+        assert!(manual.done());
+    }
+
+    #[test]
+    #[should_panic(expected = "count must be 1..=256")]
+    fn reset_rejects_zero() {
+        RandomOrder::new().reset(0);
+    }
+
+    #[test]
+    #[should_panic(expected = "count must be 1..=256")]
+    fn reset_rejects_too_many() {
+        RandomOrder::new().reset(MAX_PROCS + 1);
+    }
+}

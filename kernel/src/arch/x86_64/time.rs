@@ -1,0 +1,53 @@
+//! Monotonic time from the TSC, calibrated against the PIT at boot.
+//!
+//! The emulated CPU sets no invariant-TSC bit, but under QEMU TCG `rdtsc`
+//! returns a host-derived counter that is monotonic and shared by all vCPUs,
+//! which is what `nanotime` needs. Everything here is emulated time.
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// TSC ticks per millisecond (set once by `calibrate` on the boot core,
+/// before any other core reads it: the AP start-up is the release point).
+static TSC_PER_MS: AtomicU64 = AtomicU64::new(1_000_000);
+/// TSC value at boot: `nanotime()` counts from here.
+static TSC_BASE: AtomicU64 = AtomicU64::new(0);
+/// ns = (tsc * MULT) >> 32
+static MULT: AtomicU64 = AtomicU64::new(1 << 32);
+
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no memory effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Measure the TSC against 10 ms of PIT time. Called once on the boot core.
+pub fn calibrate() {
+    let (tsc, _) = super::pit::measure(10, || 0);
+    let per_ms = (tsc / 10).max(1);
+    TSC_PER_MS.store(per_ms, Ordering::Relaxed);
+    MULT.store(((1_000_000u128 << 32) / per_ms as u128) as u64, Ordering::Relaxed);
+    TSC_BASE.store(rdtsc(), Ordering::Relaxed);
+}
+
+pub fn tsc_per_ms() -> u64 {
+    TSC_PER_MS.load(Ordering::Relaxed)
+}
+
+/// Nanoseconds since boot (emulated time).
+#[inline]
+pub fn nanotime() -> u64 {
+    let d = rdtsc().saturating_sub(TSC_BASE.load(Ordering::Relaxed));
+    ((d as u128 * MULT.load(Ordering::Relaxed) as u128) >> 32) as u64
+}
+
+/// Convert a TSC difference to microseconds.
+pub fn tsc_to_us(d: u64) -> u64 {
+    ((d as u128 * 1000) / TSC_PER_MS.load(Ordering::Relaxed) as u128) as u64
+}
+
+/// Busy-wait for `us` microseconds (bring-up only: INIT/SIPI delays).
+pub fn udelay(us: u64) {
+    let end = rdtsc() + us * TSC_PER_MS.load(Ordering::Relaxed) / 1000;
+    while rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}

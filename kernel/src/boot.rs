@@ -1,0 +1,157 @@
+//! Bring-up: from the bootloader's hand-off to every core running the
+//! scheduler.
+//!
+//! The boot core (m0):
+//! 1. serial console, per-CPU GS base;
+//! 2. frames, page tables, boot parameters (fw_cfg), heap;
+//! 3. GDT/TSS/IDT, masks the legacy PIC;
+//! 4. finds the cores in the ACPI MADT, maps and enables its LAPIC,
+//!    calibrates the TSC and its LAPIC timer against the PIT;
+//! 5. starts the APs one at a time (arch::x86_64::smp), each of which sets up
+//!    its own GDT/TSS/IDT/LAPIC, calibrates its timer and reports online;
+//! 6. prints `smp: <online> of <found> cores online in <N> us`;
+//! 7. starts the runtime: `schedinit`, `main` as goroutine 1, `mstart` on
+//!    every core.
+use crate::arch::x86_64::{apic, exit, fwcfg, gdt, idt, percpu, pic, serial, smp, time};
+use crate::println;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use gmp_core::bootparam::BootParams;
+
+/// Set by the boot core once the runtime is initialised; APs wait for it
+/// (load-acquire) before entering the scheduler. Pairs with the
+/// store-release in `kernel_start`.
+static RUNTIME_READY: AtomicBool = AtomicBool::new(false);
+static ENTRY_TSC: AtomicU64 = AtomicU64::new(0);
+/// Where the bootloader loaded our position-independent image (for
+/// translating backtrace addresses back to ELF addresses).
+pub static KERNEL_IMAGE_OFFSET: AtomicU64 = AtomicU64::new(0);
+static APIC_IDS: spin::Once<alloc::vec::Vec<u32>> = spin::Once::new();
+/// LAPIC register window (virtual), in the MMIO slot.
+static LAPIC_VIRT: AtomicU64 = AtomicU64::new(0);
+
+/// Parameters, validated, available to everyone after boot.
+pub static PARAMS: spin::Once<BootParams> = spin::Once::new();
+
+pub fn params() -> &'static BootParams {
+    PARAMS.get().expect("boot parameters read at boot")
+}
+
+fn bad_params(msg: core::fmt::Arguments) -> ! {
+    println!("boot parameter error: {msg}");
+    println!("known boot parameters (pass them as key=value to the runner, or -fw_cfg name=opt/gmp/KEY,string=VALUE to QEMU):");
+    for (k, help) in gmp_core::bootparam::KNOWN {
+        println!("  {k:<16} {help}");
+    }
+    exit::exit_failure()
+}
+
+/// Read every `opt/gmp/KEY` file, validating against `ncpu` cores.
+fn read_params(ncpu: u32) -> BootParams {
+    let mut p = BootParams::default();
+    let mut err = None;
+    let r = fwcfg::for_each_param(|k, v| {
+        if err.is_none() {
+            if let Err(e) = p.apply(k, v, ncpu) {
+                err = Some(e);
+            }
+        }
+    });
+    match r {
+        Err(fwcfg::FwCfgError::TooMany) => bad_params(format_args!("too many boot parameters")),
+        Err(fwcfg::FwCfgError::TooLong { key, key_len, size }) => bad_params(format_args!(
+            "{}: value of {size} bytes is too long (max {})",
+            core::str::from_utf8(&key[..key_len]).unwrap_or("?"),
+            fwcfg::MAX_VALUE
+        )),
+        Ok(_) => {}
+    }
+    if let Some(e) = err {
+        bad_params(format_args!("{e}"));
+    }
+    p
+}
+
+pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> ! {
+    ENTRY_TSC.store(time::rdtsc(), Ordering::Relaxed);
+    KERNEL_IMAGE_OFFSET.store(info.kernel_image_offset, Ordering::Relaxed);
+    serial::init();
+    let bsp_apic = (core::arch::x86_64::__cpuid(1).ebx >> 24) & 0xff;
+    percpu::init(0, bsp_apic);
+    serial::percpu_ready();
+
+    let phys_offset = info.physical_memory_offset.into_option().expect("bootloader must map physical memory");
+    crate::mem::init(phys_offset);
+    crate::mem::frame::init(&info.memory_regions);
+
+    // First pass: everything but the core count is known; the heap size is
+    // needed before anything allocates.
+    let early = read_params(percpu::MAX_CPUS as u32);
+    crate::mem::heap::init(early.heap_bytes);
+    crate::mem::stack::init();
+
+    gdt::init_this_cpu();
+    idt::init_this_cpu();
+    pic::disable();
+
+    let cpus = smp::discover(info.rsdp_addr.into_option());
+    let mmio = crate::mem::claim_l4_slot();
+    crate::mem::map_mmio(mmio, cpus.lapic_phys);
+    LAPIC_VIRT.store(mmio, Ordering::Relaxed);
+    apic::set_base(mmio);
+    apic::init_this_cpu();
+    time::calibrate();
+    let per_ms = apic::calibrate_timer();
+    percpu::CPUS[0].online.store(true, Ordering::Release);
+
+    let found = cpus.apic_ids.len();
+    APIC_IDS.call_once(|| cpus.apic_ids.clone());
+    let (online, failed) = smp::start_aps(&cpus, ap_main);
+    let us = time::tsc_to_us(time::rdtsc() - ENTRY_TSC.load(Ordering::Relaxed));
+    for n in &failed {
+        println!("smp: core #{n} (apic id {}) is not used", cpus.apic_ids[*n]);
+    }
+    println!("smp: {online} of {found} cores online in {us} us");
+    println!("time: tsc {} kHz; cpu0 lapic timer {} kHz (/16)", time::tsc_per_ms(), per_ms);
+    for cpu in 1..online {
+        println!("time: cpu{cpu} lapic timer {} kHz (/16)", percpu::CPUS[cpu].lapic_ticks_per_ms.load(Ordering::Relaxed));
+    }
+
+    // Second pass: now gomaxprocs can be checked against the real core count.
+    let params = read_params(online as u32);
+    PARAMS.call_once(|| params);
+
+    crate::runtime::proc::schedinit(online);
+    RUNTIME_READY.store(true, Ordering::Release);
+    for cpu in 1..online {
+        apic::send_ipi(apic_id(cpu), apic::WAKE_VECTOR);
+    }
+    crate::runtime::proc::mstart0(main)
+}
+
+/// Where each AP lands after the trampoline, on its own boot stack.
+fn ap_main(cpu: usize) -> ! {
+    let apic_id = APIC_IDS.get().map(|ids| ids[cpu]).unwrap_or(0);
+    percpu::init(cpu, apic_id);
+    gdt::init_this_cpu();
+    idt::init_this_cpu();
+    apic::init_this_cpu();
+    let _ = apic::id();
+    apic::calibrate_timer();
+    percpu::CPUS[cpu].online.store(true, Ordering::Release);
+    while !RUNTIME_READY.load(Ordering::Acquire) {
+        // Not yet: halt until the boot core's wake-up IPI (it sends one to
+        // every core once the runtime is ready), re-checking on each wake.
+        x86_64::instructions::interrupts::disable();
+        if RUNTIME_READY.load(Ordering::Acquire) {
+            break;
+        }
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+    x86_64::instructions::interrupts::enable();
+    crate::runtime::proc::mstart()
+}
+
+/// APIC id of dense CPU `cpu`.
+pub fn apic_id(cpu: usize) -> u32 {
+    percpu::CPUS[cpu].apic_id.load(Ordering::Relaxed)
+}

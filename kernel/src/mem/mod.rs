@@ -1,0 +1,132 @@
+//! Memory: physical frames, the page tables, the kernel heap, and the
+//! reserved virtual ranges for goroutine stacks and MMIO.
+//!
+//! ## Address-space layout
+//!
+//! The bootloader gives us its page tables with the kernel, its boot stack
+//! and all of physical memory mapped (at `phys_offset`). We claim three free
+//! level-4 slots (512 GiB each) for our own regions:
+//!
+//! ```text
+//!   HEAP    [heap_base, heap_base + heap=)      mapped eagerly at boot
+//!   STACKS  goroutine stack slots               mapped lazily, page by page, on first touch
+//!   MMIO    LAPIC window                        mapped uncached at boot
+//! ```
+//! plus one identity-mapped page at 0x8000 for the AP trampoline.
+//!
+//! ## Who maps pages at run time
+//!
+//! After bring-up the only code that maps pages is the page-fault handler
+//! growing a goroutine stack (see `stack`). It runs on its own IST stack with
+//! interrupts off, and nothing else at run time takes the frame or page-table
+//! locks, so it can never find those locks held by the code it interrupted.
+pub mod frame;
+pub mod heap;
+pub mod stack;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+use x86_64::structures::paging::{
+    mapper::MapToError, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size4KiB,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
+static MAPPER: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+
+/// Size of one level-4 slot.
+pub const SLOT_SIZE: u64 = 512 << 30;
+
+/// Virtual address of a physical address in the bootloader's linear map.
+pub fn phys_to_virt(p: u64) -> u64 {
+    p + PHYS_OFFSET.load(Ordering::Relaxed)
+}
+
+/// Take over the active page table. `phys_offset` is where the bootloader
+/// mapped all of physical memory.
+pub fn init(phys_offset: u64) {
+    PHYS_OFFSET.store(phys_offset, Ordering::Relaxed);
+    let (l4_frame, _) = x86_64::registers::control::Cr3::read();
+    let l4 = phys_to_virt(l4_frame.start_address().as_u64()) as *mut PageTable;
+    // SAFETY: CR3 points at the live level-4 table, which the bootloader's
+    // linear map makes accessible at `phys_offset + phys`; from here on all
+    // page-table changes go through MAPPER's lock.
+    let table = unsafe { OffsetPageTable::new(&mut *l4, VirtAddr::new(phys_offset)) };
+    *MAPPER.lock() = Some(table);
+}
+
+/// Claim an unused level-4 slot (never slot 0, which holds low memory and
+/// the trampoline) and return its base address.
+pub fn claim_l4_slot() -> u64 {
+    let mut guard = MAPPER.lock();
+    let m = guard.as_mut().expect("mem::init first");
+    let l4 = m.level_4_table_mut();
+    for i in 1..512 {
+        if l4[i].is_unused() {
+            // Mark it used by allocating its level-3 table now.
+            let frame = frame::alloc_zeroed().expect("no frame for a page table");
+            let f = Flags::PRESENT | Flags::WRITABLE;
+            l4[i].set_frame(frame, f);
+            let base = if i >= 256 { 0xffff_0000_0000_0000 | ((i as u64) << 39) } else { (i as u64) << 39 };
+            return base;
+        }
+    }
+    panic!("no free level-4 slot");
+}
+
+/// Map one 4 KiB page to `frame`.
+pub fn map_page(page: u64, frame: PhysFrame, flags: Flags) -> Result<(), MapToError<Size4KiB>> {
+    let mut guard = MAPPER.lock();
+    let m = guard.as_mut().expect("mem::init first");
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
+    // SAFETY: the callers map fresh frames into regions this module reserved
+    // (heap, stack slots, MMIO, the trampoline page), so no existing Rust
+    // reference can alias the new mapping.
+    unsafe { m.map_to(page, frame, flags, &mut frame::FrameAllocHandle) }.map(|f| f.flush())
+}
+
+/// Is `addr` mapped?
+pub fn is_mapped(addr: u64) -> bool {
+    use x86_64::structures::paging::Translate;
+    let guard = MAPPER.lock();
+    guard.as_ref().map(|m| m.translate_addr(VirtAddr::new(addr)).is_some()).unwrap_or(false)
+}
+
+/// Map `pages` fresh zeroed frames at `virt`.
+pub fn map_fresh(virt: u64, pages: u64, flags: Flags) {
+    for i in 0..pages {
+        let frame = frame::alloc_zeroed().unwrap_or_else(|| frame::out_of_frames("mapping kernel memory"));
+        map_page(virt + i * 4096, frame, flags).expect("map_fresh: page already mapped");
+    }
+}
+
+/// Map a device's physical window uncached at `virt`.
+pub fn map_mmio(virt: u64, phys: u64) {
+    let frame = PhysFrame::containing_address(PhysAddr::new(phys));
+    let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_CACHE | Flags::WRITE_THROUGH | Flags::NO_EXECUTE;
+    map_page(virt, frame, flags).expect("map_mmio");
+}
+
+/// Identity-map one low physical page (the AP trampoline), executable.
+pub fn identity_map_low(phys: u64) {
+    let frame = PhysFrame::containing_address(PhysAddr::new(phys));
+    match map_page(phys, frame, Flags::PRESENT | Flags::WRITABLE) {
+        Ok(()) | Err(MapToError::PageAlreadyMapped(_)) => {}
+        Err(e) => panic!("identity map of {phys:#x} failed: {e:?}"),
+    }
+}
+
+/// Is `addr` mapped? For the fault path: walks the page tables without
+/// taking MAPPER's lock (the faulting code may hold it).
+pub fn is_mapped_unlocked(addr: u64) -> bool {
+    use x86_64::structures::paging::Translate;
+    if PHYS_OFFSET.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let (l4_frame, _) = x86_64::registers::control::Cr3::read();
+    let l4 = phys_to_virt(l4_frame.start_address().as_u64()) as *mut PageTable;
+    // SAFETY: read-only walk of the live tables through the linear map; a
+    // concurrent mapping can only turn "unmapped" into "mapped".
+    let table = unsafe { OffsetPageTable::new(&mut *l4, VirtAddr::new(PHYS_OFFSET.load(Ordering::Relaxed))) };
+    table.translate_addr(VirtAddr::new(addr)).is_some()
+}

@@ -1,0 +1,134 @@
+//! The public runtime API, Go-like. Everything here is re-exported at the
+//! crate root: `kernel::go`, `kernel::gosched`, ...
+pub use super::proc::GomaxprocsError;
+pub use super::time::{nanotime, sleep};
+use core::sync::atomic::Ordering;
+
+/// `go f()`: start a goroutine. It goes into the current P's `runnext`, so
+/// it usually runs next on this core, while an idle core is woken to steal.
+pub fn go<F: FnOnce() + Send + 'static>(f: F) {
+    super::proc::newproc(f);
+}
+
+/// `runtime.Gosched()`: yield; the goroutine goes to the global run queue.
+pub fn gosched() {
+    super::proc::gosched();
+}
+
+/// `runtime.Goexit()`: end the calling goroutine now.
+pub fn goexit() -> ! {
+    super::proc::goexit1()
+}
+
+/// `runtime.GOMAXPROCS(n)`: set the number of Ps (1..=num_cpu()), stopping
+/// the world to do it. Returns the previous value. Out of range is an error.
+pub fn gomaxprocs(n: u32) -> Result<u32, GomaxprocsError> {
+    super::proc::gomaxprocs(n)
+}
+
+/// The current GOMAXPROCS.
+pub fn current_gomaxprocs() -> u32 {
+    super::proc::GOMAXPROCS.load(Ordering::Relaxed)
+}
+
+/// `runtime.NumCPU()`: cores online.
+pub fn num_cpu() -> u32 {
+    super::proc::NCPU.load(Ordering::Relaxed)
+}
+
+/// `runtime.NumGoroutine()`: goroutines that exist (not dead).
+pub fn num_goroutine() -> usize {
+    let mut n = 0;
+    super::proc::for_each_g(|g| {
+        let s = g.status();
+        if s != super::runtime2::G_DEAD && s != super::runtime2::G_IDLE {
+            n += 1;
+        }
+    });
+    n
+}
+
+/// `runtime.LockOSThread()`: wire the calling goroutine to this core (M).
+/// Until unlocked, it runs only here, and this core runs only it.
+pub fn lock_os_thread() {
+    super::proc::lock_os_thread();
+}
+
+/// `runtime.UnlockOSThread()`.
+pub fn unlock_os_thread() {
+    super::proc::unlock_os_thread();
+}
+
+/// The id of the calling goroutine (0 on a scheduler stack).
+pub fn goid() -> u64 {
+    // SAFETY: curg is null or a live G.
+    unsafe { super::proc::getg().as_ref() }.map(|g| g.id()).unwrap_or(0)
+}
+
+/// The core the caller runs on right now (it may move at the next
+/// preemption unless the goroutine is locked to its thread).
+pub fn cpu_id() -> usize {
+    crate::arch::x86_64::percpu::cpu_id()
+}
+
+/// A handle to a parked goroutine, for building blocking primitives
+/// (channels, semaphores) on [`park`]/[`ready`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoroutineHandle(pub(crate) *mut super::runtime2::G);
+// SAFETY: a handle is an address of a never-freed G; using it is governed
+// by the park/ready protocol.
+unsafe impl Send for GoroutineHandle {}
+unsafe impl Sync for GoroutineHandle {}
+
+pub use super::runtime2::WaitReason;
+
+/// `gopark`: block the calling goroutine. `commit(handle, arg)` runs once
+/// the goroutine is marked waiting, on the scheduler stack; it publishes the
+/// handle to whoever will call [`ready`] (and typically releases a lock).
+/// If it returns false, the park is cancelled and the goroutine continues.
+pub fn park(commit: Option<fn(GoroutineHandle, *mut u8) -> bool>, arg: *mut u8, reason: WaitReason) {
+    // The commit function's type differs from gopark's by the handle
+    // newtype; pass it through the arg with a trampoline.
+    struct Ctx {
+        f: fn(GoroutineHandle, *mut u8) -> bool,
+        arg: *mut u8,
+    }
+    fn tramp(gp: *mut super::runtime2::G, ctx: *mut u8) -> bool {
+        // SAFETY: ctx points at the Ctx on the parking goroutine's stack,
+        // which stays valid while it is parked (until ready).
+        let c = unsafe { &*(ctx as *const Ctx) };
+        (c.f)(GoroutineHandle(gp), c.arg)
+    }
+    match commit {
+        Some(f) => {
+            let ctx = Ctx { f, arg };
+            super::proc::gopark(Some(tramp), &ctx as *const Ctx as *mut u8, reason);
+        }
+        None => super::proc::gopark(None, arg, reason),
+    }
+}
+
+/// `goready`: make a parked goroutine runnable (it runs next on this core).
+pub fn ready(g: GoroutineHandle) {
+    super::proc::goready(g.0);
+}
+
+/// The handle of the calling goroutine.
+pub fn current() -> GoroutineHandle {
+    GoroutineHandle(super::proc::getg())
+}
+
+/// The cooperative preemption check for long loops: Go's function-prologue
+/// stack check. If sysmon asked this goroutine to yield (it poisoned
+/// `stackguard0`), yield now; if the stack is really nearly exhausted,
+/// report a stack overflow.
+#[macro_export]
+macro_rules! morestack_check {
+    () => {
+        $crate::runtime::preempt::morestack_check()
+    };
+}
+
+/// A guard that keeps the current goroutine from being preempted (and from
+/// moving to another core) while alive.
+pub use super::lock::PreemptGuard;

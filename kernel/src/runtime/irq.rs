@@ -1,0 +1,104 @@
+//! What the device vectors do: the timer tick (sysmon, schedtrace, the
+//! timer-rate test), the wake-up IPI, the preemption IPI.
+//!
+//! ## Ticks and idle cores
+//!
+//! A core that holds a P runs its LAPIC timer periodically at `hz=` (1000 by
+//! default). Any core's tick may do sysmon's work; the first tick after the
+//! sysmon period claims it with a CAS on `SYSMON_LAST`, so exactly one core
+//! does it per period, whichever cores are awake. A core that parks stops
+//! its periodic timer and, if the P it released has a timer pending, arms a
+//! one-shot for that deadline; with nothing due it halts with no timer at
+//! all (Go's sysmon also stops when every P is idle). `schedtrace=` keeps
+//! the boot core ticking so the trace continues while idle.
+use crate::arch::x86_64::{apic, percpu, time};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+/// Keep every core ticking even when idle (the timer-rate test).
+pub static ALWAYS_TICK: AtomicBool = AtomicBool::new(false);
+/// When sysmon last ran (ns).
+static SYSMON_LAST: AtomicU64 = AtomicU64::new(0);
+/// When schedtrace last printed (ns).
+static TRACE_LAST: AtomicU64 = AtomicU64::new(0);
+/// A test hook run on every wake-up IPI (the IPI ping-pong test).
+pub static WAKE_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+fn hz() -> u32 {
+    crate::boot::PARAMS.get().map(|p| p.hz).unwrap_or(1000)
+}
+
+/// Start this core's periodic tick.
+pub fn start_ticks() {
+    apic::timer_periodic(hz());
+}
+
+/// About to halt in notesleep (interrupts are off).
+pub fn before_halt() {
+    let me = percpu::this();
+    if ALWAYS_TICK.load(Ordering::Relaxed) || (percpu::cpu_id() == 0 && crate::boot::params().schedtrace_ms > 0) {
+        return; // keep ticking
+    }
+    let d = me.wake_deadline.load(Ordering::Relaxed);
+    if d != 0 {
+        let now = time::nanotime();
+        apic::timer_oneshot(d.saturating_sub(now).max(1000));
+    } else {
+        apic::timer_stop();
+    }
+}
+
+/// Woke from halt.
+pub fn after_halt() {
+    start_ticks();
+}
+
+pub fn on_timer() {
+    let me = percpu::this();
+    let tsc = time::rdtsc();
+    if me.ticks.fetch_add(1, Ordering::Relaxed) == 0 {
+        me.first_tick_tsc.store(tsc, Ordering::Relaxed);
+    }
+    me.last_tick_tsc.store(tsc, Ordering::Relaxed);
+    if !crate::runtime::proc::scheduler_started() {
+        return;
+    }
+    let now = time::nanotime();
+    let period = 1_000_000_000 / hz() as u64;
+    let last = SYSMON_LAST.load(Ordering::Relaxed);
+    if now >= last + period && SYSMON_LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        sysmon(now);
+    }
+}
+
+/// One round of sysmon (Go's `sysmon` loop body): retake, schedtrace.
+fn sysmon(now: u64) {
+    super::preempt::retake(now);
+    let st = crate::boot::params().schedtrace_ms as u64;
+    if st > 0 {
+        let last = TRACE_LAST.load(Ordering::Relaxed);
+        if now >= last + st * 1_000_000
+            && TRACE_LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            super::trace::schedtrace(crate::boot::params().scheddetail);
+        }
+    }
+}
+
+pub fn on_wake() {
+    percpu::this().ipis.fetch_add(1, Ordering::Relaxed);
+    let hook = WAKE_HOOK.load(Ordering::Acquire);
+    if !hook.is_null() {
+        // SAFETY: WAKE_HOOK only ever holds an `fn()` (set_wake_hook).
+        let f: fn() = unsafe { core::mem::transmute::<*mut (), fn()>(hook) };
+        f();
+    }
+}
+
+/// Install a function to run on every wake-up IPI (tests).
+pub fn set_wake_hook(f: Option<fn()>) {
+    WAKE_HOOK.store(f.map(|f| f as *mut ()).unwrap_or(core::ptr::null_mut()), Ordering::Release);
+}
+
+pub fn on_preempt() {
+    percpu::this().ipis.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,161 @@
+//! Spin locks and preemption guards for the runtime (Go's `lock`/`unlock`
+//! and `acquirem`/`releasem`).
+//!
+//! [`SpinLock`] disables interrupts while held, so an interrupt handler on
+//! the same core never spins on a lock its own core holds, and the holder
+//! can never be preempted (the preemption IPI is an interrupt). It also
+//! counts in `m.locks`, the counter the preemption code reads.
+//!
+//! [`PreemptGuard`] only counts in `m.locks`: interrupts stay on, but the
+//! preemption handler sees the count and leaves the goroutine alone (it will
+//! try again on a later tick). Runtime code holds one while it uses "the
+//! current P": a goroutine moved to another core between reading `m.p` and
+//! using it would corrupt a queue only the owner may touch.
+//!
+//! Spins are bounded in *time*: a lock that stays held for 10 s of emulated
+//! time is reported as a deadlock instead of hanging silently.
+use crate::arch::x86_64::{percpu, time};
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+pub struct SpinLock<T> {
+    locked: AtomicBool,
+    data: UnsafeCell<T>,
+}
+// SAFETY: the data is only reached through a guard, and only one guard can
+// exist at a time (the `locked` flag's acquire/release).
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+pub struct SpinLockGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+    irq_was_enabled: bool,
+}
+
+impl<T> SpinLock<T> {
+    pub const fn new(v: T) -> Self {
+        SpinLock { locked: AtomicBool::new(false), data: UnsafeCell::new(v) }
+    }
+
+    pub fn lock(&self) -> SpinLockGuard<'_, T> {
+        let irq = x86_64::instructions::interrupts::are_enabled();
+        x86_64::instructions::interrupts::disable();
+        percpu::this().locks.fetch_add(1, Ordering::Relaxed);
+        let mut spins: u32 = 0;
+        let mut since = 0;
+        // Acquire: pairs with the store-release in `Drop for SpinLockGuard`,
+        // so the previous holder's writes to the data are visible.
+        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            while self.locked.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins % 4096 == 0 {
+                    let now = time::nanotime();
+                    if since == 0 {
+                        since = now;
+                    } else if now - since > 10_000_000_000 {
+                        super::fatal::fatal(format_args!("spin lock held for more than 10 s (deadlock)"));
+                    }
+                }
+            }
+        }
+        SpinLockGuard { lock: self, irq_was_enabled: irq }
+    }
+
+    pub fn try_lock(&self) -> Option<SpinLockGuard<'_, T>> {
+        let irq = x86_64::instructions::interrupts::are_enabled();
+        x86_64::instructions::interrupts::disable();
+        // Acquire: as in `lock`.
+        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            percpu::this().locks.fetch_add(1, Ordering::Relaxed);
+            Some(SpinLockGuard { lock: self, irq_was_enabled: irq })
+        } else {
+            if irq {
+                x86_64::instructions::interrupts::enable();
+            }
+            None
+        }
+    }
+
+    /// Is it held by anyone? (Diagnostics only.)
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+
+    /// Access without locking.
+    ///
+    /// # Safety
+    /// Only on the fatal-error path, when the world is about to end and a
+    /// best-effort read is better than a deadlock.
+    pub unsafe fn data_unlocked(&self) -> &T {
+        // SAFETY: the caller accepts a possibly inconsistent read.
+        unsafe { &*self.data.get() }
+    }
+}
+
+impl<T> Deref for SpinLockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves we hold the lock.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+impl<T> DerefMut for SpinLockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves we hold the lock, exclusively.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+impl<T> Drop for SpinLockGuard<'_, T> {
+    fn drop(&mut self) {
+        // Release: pairs with the acquire in `lock`.
+        self.lock.locked.store(false, Ordering::Release);
+        percpu::this().locks.fetch_sub(1, Ordering::Relaxed);
+        if self.irq_was_enabled {
+            x86_64::instructions::interrupts::enable();
+        }
+    }
+}
+
+/// Disables preemption of the current goroutine while alive (Go's
+/// `acquirem`/`releasem`). The goroutine stays on this core, so per-core
+/// state (the current M and P) stays valid.
+pub struct PreemptGuard {
+    _not_send: core::marker::PhantomData<*mut ()>,
+}
+
+impl PreemptGuard {
+    #[inline]
+    pub fn new() -> Self {
+        // Relaxed: only this core reads its own counter (the preemption
+        // handler runs on this core, after the increment in program order).
+        percpu::this().locks.fetch_add(1, Ordering::Relaxed);
+        PreemptGuard { _not_send: core::marker::PhantomData }
+    }
+}
+
+impl Default for PreemptGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PreemptGuard {
+    #[inline]
+    fn drop(&mut self) {
+        let prev = percpu::this().locks.fetch_sub(1, Ordering::Relaxed);
+        debug_assert!(prev > 0);
+        // A preemption request that arrived while we were non-preemptible is
+        // honoured now, at this safe point (Go: releasem restores
+        // stackguard0 = stackPreempt when gp.preempt is set).
+        if prev == 1 {
+            super::preempt::check_preempt_at_safe_point();
+        }
+    }
+}
+
+/// Is preemption currently forbidden on this core? (`m.locks != 0`)
+pub fn preempt_disabled() -> bool {
+    percpu::this().locks.load(Ordering::Relaxed) != 0
+}

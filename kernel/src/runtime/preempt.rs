@@ -1,0 +1,161 @@
+//! Preemption: sysmon's `retake`, `preemptone`, the poisoned `stackguard0`,
+//! and resuming a goroutine.
+//!
+//! ## The preemption protocol
+//!
+//! Go asks a goroutine to stop by poisoning its stack guard: every function
+//! prologue compares `sp` with `g.stackguard0`, and `stackPreempt` is larger
+//! than any stack address, so the next check fails and the goroutine enters
+//! `morestack`, which sees the poison and yields (`gopreempt_m`: the G goes to
+//! the global queue). Rust functions have no such prologue, so here the
+//! check runs at every runtime call that is a safe point and wherever a
+//! program puts [`crate::morestack_check!`] (long loops).
+//!
+//! 1. sysmon (a timer tick, see irq.rs) runs `retake`: a P whose `schedtick`
+//!    has not moved for `forcePreemptNS` has run one G (or one chain of
+//!    runnext hand-offs, which inherit the slice) too long: `preemptone`.
+//! 2. `preemptone(pp)`: `gp.preempt = true`, `gp.stackguard0 =
+//!    STACK_PREEMPT`, `pp.preempt = true`, then `preemptM`: the preemption
+//!    IPI to the core running it.
+//! 3. At the next safe point the G sees `sp < stackguard0` and yields.
+use super::runtime2::{G, P, P_RUNNING};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Bytes above `stack.lo` where the software check trips before the guard
+/// page would (Go's `_StackGuard`, 928 bytes on linux/amd64; our frames are
+/// bigger, so more).
+pub const STACK_GUARD: u64 = 16 * 1024;
+/// The poison: above every valid stack address (Go: `0xfffffade`, which is
+/// above every user-space stack; our stacks live in the upper half, so use
+/// the top of the address space).
+pub const STACK_PREEMPT: u64 = 0xffff_ffff_ffff_fade;
+
+/// sysmon's per-P memory (Go's `sysmontick`).
+pub struct SysmonTick {
+    pub schedtick: AtomicU32,
+    pub schedwhen: AtomicU64,
+    pub syscalltick: AtomicU32,
+    pub syscallwhen: AtomicU64,
+}
+
+impl SysmonTick {
+    pub const fn new() -> Self {
+        SysmonTick {
+            schedtick: AtomicU32::new(0),
+            schedwhen: AtomicU64::new(0),
+            syscalltick: AtomicU32::new(0),
+            syscallwhen: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for SysmonTick {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Go's `preemptone`: ask the G running on pp to stop.
+pub fn preemptone(pp: &P) -> bool {
+    let mp = pp.m.load(Ordering::Acquire);
+    if mp.is_null() {
+        return false;
+    }
+    // SAFETY: Ms are never freed.
+    let m = unsafe { &*mp };
+    let gp = m.curg.load(Ordering::Acquire);
+    if gp.is_null() {
+        return false;
+    }
+    // SAFETY: Gs are never freed.
+    let g = unsafe { &*gp };
+    // Pairs with the loads at the safe point (check_preempt_at_safe_point,
+    // morestack_check) on the G's core.
+    g.preempt.store(true, Ordering::Release);
+    g.stackguard0.store(STACK_PREEMPT, Ordering::Release);
+    pp.preempt.store(true, Ordering::Release);
+    if m.id != crate::arch::x86_64::percpu::cpu_id() {
+        crate::arch::x86_64::apic::send_ipi(m.apic_id, crate::arch::x86_64::apic::PREEMPT_VECTOR);
+    }
+    true
+}
+
+/// Go's `retake` (the preemption half): called from sysmon's tick.
+pub fn retake(now: u64) {
+    let limit = crate::boot::params().forcepreemptns;
+    for pp in super::proc::allp_slice() {
+        if pp.status.load(Ordering::Acquire) != P_RUNNING {
+            continue;
+        }
+        let t = pp.schedtick.load(Ordering::Relaxed);
+        let pd = &pp.sysmontick;
+        if pd.schedtick.load(Ordering::Relaxed) != t {
+            pd.schedtick.store(t, Ordering::Relaxed);
+            pd.schedwhen.store(now, Ordering::Relaxed);
+        } else if pd.schedwhen.load(Ordering::Relaxed) + limit <= now {
+            preemptone(pp);
+        }
+    }
+}
+
+/// If a preemption was requested for the running G and preemption is
+/// allowed here, yield now (Go's `morestack` → `newstack` → `gopreempt_m`).
+#[inline]
+pub fn check_preempt_at_safe_point() {
+    let gp = super::proc::getg();
+    if gp.is_null() {
+        return;
+    }
+    // SAFETY: the running G is live.
+    let g = unsafe { &*gp };
+    if !g.preempt.load(Ordering::Relaxed) || super::lock::preempt_disabled() {
+        return;
+    }
+    super::proc::gopreempt();
+}
+
+/// The cooperative stack check with the shape of Go's prologue:
+/// `sp < stackguard0` → morestack. Returns after a yield (preemption), or
+/// reports a genuine overflow as fatal.
+#[inline]
+pub fn morestack_check() {
+    let gp = super::proc::getg();
+    if gp.is_null() {
+        return;
+    }
+    // SAFETY: the running G is live.
+    let g = unsafe { &*gp };
+    let sp: u64;
+    // SAFETY: reading rsp has no side effects.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    if sp < g.stackguard0.load(Ordering::Relaxed) {
+        morestack(g, sp);
+    }
+}
+
+#[cold]
+fn morestack(g: &G, sp: u64) {
+    if g.stackguard0.load(Ordering::Relaxed) == STACK_PREEMPT {
+        if !super::lock::preempt_disabled() {
+            super::proc::gopreempt();
+        }
+        return;
+    }
+    super::fatal::fatal(format_args!(
+        "stack overflow: goroutine {} sp={sp:#x} is below its stack guard (stack=[{:#x}, {:#x}], {} bytes)",
+        g.id(),
+        g.stack_lo,
+        g.stack_hi,
+        crate::mem::stack::STACK_SIZE
+    ));
+}
+
+/// Resume gp, whose context was saved by `mcall` (or by the asynchronous
+/// preemption path).
+///
+/// # Safety
+/// gp is runnable-now-running on this core (`execute` made it curg).
+pub unsafe fn resume(gp: *mut G) -> ! {
+    // SAFETY: forwarded from the caller.
+    unsafe { crate::arch::x86_64::switch::gogo(gp) }
+}

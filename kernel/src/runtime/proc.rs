@@ -1,0 +1,1531 @@
+//! The scheduler: Go's proc.go on bare metal.
+//!
+//! Read this beside `runtime/proc.go` (and the seed document): the functions
+//! have Go's names and do what Go's do, in the same order.
+//!
+//! ```text
+//!   newproc ──> runqput(next) ──> wakep ──> startm ──IPI──> (idle core) stopm returns
+//!                                                             │
+//!   schedule ──> findRunnable ──> execute ──> gogo ──> goroutine runs
+//!      ^            │ local runq, 1/61 global, global, stealWork (4 passes), park
+//!      └── mcall(park_m | gosched_m | goexit0 | gopreempt_m) <── goroutine stops
+//! ```
+//!
+//! ## Worker parking and unparking (spinning Ms and IPI wake-ups)
+//!
+//! Go's problem, and ours: keep enough cores awake to run the runnable Gs,
+//! but halt the others, without ever sleeping while work is waiting.
+//! Go rejects a centralised scheduler state and rejects waking a core on
+//! every `runqput` (too many IPIs); it keeps a count of *spinning* Ms (Ms
+//! with a P, looking for work) and follows two rules:
+//!
+//! 1. A submitter (`newproc`, `ready`) puts the G in a run queue, then calls
+//!    `wakep`, which starts a spinning M only if none is spinning already
+//!    (`nmspinning` CAS 0→1). If one is spinning, it will find the G, and when
+//!    it does, it calls `resetspinning` → `wakep` to start the next one.
+//! 2. A spinning M that finds nothing and goes to park first decrements
+//!    `nmspinning`, then (after a full barrier) re-checks every run queue. The
+//!    submitter wrote its queue before it read `nmspinning`. This is a Dekker
+//!    pair: either the submitter sees a spinner and relies on it, or the
+//!    parking M sees the work and goes back to spinning. Both orders use
+//!    SeqCst operations, which on x86 are the StoreLoad barrier (`lock`ed
+//!    instructions).
+//!
+//! Only `2 * nmspinning < gomaxprocs - npidle` Ms may spin at once, so a busy
+//! machine does not burn half its cores looking for work.
+//!
+//! What is different on bare metal: an M is a core, and there is no `newm`.
+//! Go can always create a thread for an idle P; we cannot create cores. So an
+//! M registers itself on `midle` *in the same critical section* in which it
+//! gives its P back (`findRunnable` → `stop_idle`): there is never an idle P
+//! that no idle M could be woken for because that M is "about to" park.
+//! A parked core halts in `notesleep` (`sti; hlt`), and `notewakeup` sends
+//! it the wake-up IPI only if it may be halted; see the Note protocol there.
+use super::lock::{PreemptGuard, SpinLock};
+use super::runtime2::*;
+use crate::arch::x86_64::switch::{self, mcall};
+use crate::arch::x86_64::{apic, percpu, time};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::ptr::{null_mut, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use gmp_core::gqueue::{globrunqget_count, GList, GQueue};
+use gmp_core::runq::RunQueue;
+
+pub const MAX_PROCS: usize = percpu::MAX_CPUS;
+/// Go's `stealTries`.
+const STEAL_TRIES: u32 = 4;
+/// g0 stack size of every M.
+const G0_STACK_SIZE: usize = 64 * 1024;
+/// gFree thresholds (Go: 64 and 32).
+const GFREE_MAX: u32 = 64;
+const GFREE_BATCH: u32 = 32;
+/// goids handed to a P at a time (Go's `_GoidCacheBatch`).
+const GOID_CACHE_BATCH: u64 = 16;
+
+pub static SCHED: Sched = Sched {
+    goidgen: AtomicU64::new(0),
+    lock: SpinLock::new(SchedLocked {
+        midle: 0,
+        nmidlelocked: 0,
+        pidle: None,
+        runq: GQueue::new(),
+        gfree: GList::new(),
+        stopwait: 0,
+        nmsys: 0,
+    }),
+    npidle: AtomicU32::new(0),
+    nmspinning: AtomicU32::new(0),
+    needspinning: AtomicU32::new(0),
+    runqsize: AtomicU32::new(0),
+    idlepmask: AtomicU64::new(0),
+    gcwaiting: AtomicBool::new(false),
+    stopnote: Note { key: AtomicU32::new(0), halted: AtomicU32::new(0) },
+    nmidle: AtomicU32::new(0),
+    ngcreated: AtomicU64::new(0),
+};
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NULL_P: AtomicPtr<P> = AtomicPtr::new(null_mut());
+#[allow(clippy::declare_interior_mutable_const)]
+const NULL_M: AtomicPtr<M> = AtomicPtr::new(null_mut());
+/// Every P ever created, by id (Go's `allp`; entries >= gomaxprocs are dead).
+pub static ALLP: [AtomicPtr<P>; MAX_PROCS] = [NULL_P; MAX_PROCS];
+/// Every M, by id = CPU index (Go's `allm`).
+pub static ALLM: [AtomicPtr<M>; MAX_PROCS] = [NULL_M; MAX_PROCS];
+pub static GOMAXPROCS: AtomicU32 = AtomicU32::new(1);
+pub static NCPU: AtomicU32 = AtomicU32::new(1);
+/// Set once goroutine 1 runs (Go's `mainStarted`): only then does newproc wakep.
+static MAIN_STARTED: AtomicBool = AtomicBool::new(false);
+/// `schedrandom=1`: randomise runnext and batch order, as under Go's race detector.
+pub static SCHEDRANDOM: AtomicBool = AtomicBool::new(false);
+
+/// Every G ever allocated (Go's `allgs`). Gs are never freed, only reused.
+struct GPtr(NonNull<G>);
+// SAFETY: just an address; dereferenced under the rules in runtime2.
+unsafe impl Send for GPtr {}
+static ALLGS: SpinLock<Vec<GPtr>> = SpinLock::new(Vec::new());
+
+/// Serialises stop-the-world users (Go's `worldsema`).
+static WORLDSEMA: AtomicBool = AtomicBool::new(false);
+
+// ---------------------------------------------------------------------------
+// Small accessors
+
+/// This core's M.
+#[inline]
+pub fn getm() -> &'static M {
+    // SAFETY: gs:[24] is set to this core's leaked (never freed) M in
+    // `mstart` before any scheduler code runs on the core.
+    unsafe { &*(percpu::this().m.load(Ordering::Relaxed) as *const M) }
+}
+
+/// The running goroutine (null on g0).
+#[inline]
+pub fn getg() -> *mut G {
+    percpu::curg_raw() as *mut G
+}
+
+fn p_of(mp: &M) -> &'static P {
+    let p = mp.p.load(Ordering::Relaxed);
+    if p.is_null() {
+        super::fatal::throw("no P attached to this M");
+    }
+    // SAFETY: Ps are leaked at creation and never freed.
+    unsafe { &*p }
+}
+
+fn allp(i: u32) -> &'static P {
+    // SAFETY: as in `p_of`; callers index below gomaxprocs, all created.
+    unsafe { &*ALLP[i as usize].load(Ordering::Acquire) }
+}
+
+fn m_by_id(id: usize) -> &'static M {
+    // SAFETY: Ms are created for every online core in schedinit, leaked.
+    unsafe { &*ALLM[id].load(Ordering::Acquire) }
+}
+
+/// Go's `casgstatus`: a status transition that must find `old`.
+pub fn casgstatus(gp: &G, old: u32, new: u32) {
+    // AcqRel: the status is how other cores learn a G's state (e.g. ready()
+    // on a waiting G); pairs with the same CAS on the other side.
+    if let Err(cur) = gp.atomicstatus.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire) {
+        super::fatal::fatal(format_args!(
+            "casgstatus: goroutine {} bad transition {} -> {} (it is {})",
+            gp.id(),
+            gstatus_name(old),
+            gstatus_name(new),
+            gstatus_name(cur)
+        ));
+    }
+}
+
+fn rand32(mp: &M) -> u32 {
+    // SAFETY: fastrand is owned by this M, and we run on it.
+    unsafe { mp.fastrand.get_mut().next_u32() }
+}
+
+// ---------------------------------------------------------------------------
+// Bootstrap
+
+/// Go's `schedinit`: create the Ms (one per online core) and the Ps.
+pub fn schedinit(ncpu: usize) {
+    NCPU.store(ncpu as u32, Ordering::Relaxed);
+    let params = crate::boot::params();
+    SCHEDRANDOM.store(params.schedrandom, Ordering::Relaxed);
+    for id in 0..ncpu {
+        let stack = Box::leak(alloc::vec![0u8; G0_STACK_SIZE].into_boxed_slice());
+        let top = (stack.as_ptr() as u64 + G0_STACK_SIZE as u64) & !0xf;
+        let m = Box::leak(Box::new(M {
+            g0_stack_top: top,
+            id,
+            apic_id: crate::boot::apic_id(id),
+            curg: AtomicPtr::new(null_mut()),
+            p: AtomicPtr::new(null_mut()),
+            nextp: AtomicPtr::new(null_mut()),
+            oldp: AtomicPtr::new(null_mut()),
+            spinning: AtomicBool::new(false),
+            lockedg: AtomicPtr::new(null_mut()),
+            park: Note { key: AtomicU32::new(0), halted: AtomicU32::new(0) },
+            waitunlockf: OwnerCell::new(None),
+            waitlock: OwnerCell::new(null_mut()),
+            fastrand: OwnerCell::new(gmp_core::rand::FastRand::new(gmp_core::rand::mix64(
+                time::rdtsc() ^ ((id as u64 + 1) << 32),
+            ))),
+            steal_order: OwnerCell::new(gmp_core::order::RandomOrder::new()),
+            steal_order_count: OwnerCell::new(0),
+            steals: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
+        }));
+        ALLM[id].store(m, Ordering::Release);
+        percpu::CPUS[id].m.store(m as *mut M as *mut u8, Ordering::Release);
+    }
+    let procs = params.gomaxprocs.unwrap_or(ncpu as u32).min(ncpu as u32).max(1);
+    let mut sched = SCHED.lock.lock();
+    let runnable = procresize(&mut sched, procs);
+    debug_assert!(runnable.is_empty());
+}
+
+fn new_p(id: u32) -> &'static P {
+    Box::leak(Box::new(P {
+        id,
+        status: AtomicU32::new(P_GCSTOP),
+        link: core::cell::Cell::new(None),
+        schedtick: AtomicU32::new(0),
+        syscalltick: AtomicU32::new(0),
+        m: AtomicPtr::new(null_mut()),
+        runq: RunQueue::new(),
+        gfree: OwnerCell::new(GList::new()),
+        goidcache: OwnerCell::new(0),
+        goidcacheend: OwnerCell::new(0),
+        preempt: AtomicBool::new(false),
+        timers: super::time::PTimers::new(),
+        sysmontick: super::preempt::SysmonTick::new(),
+    }))
+}
+
+/// The boot core: create goroutine 1 running `main`, then become m0.
+pub fn mstart0(main: fn()) -> ! {
+    // Wait (bounded) until the APs have parked, so that the first wakep
+    // finds them on midle.
+    let want = NCPU.load(Ordering::Relaxed) - 1;
+    let deadline = time::nanotime() + 2_000_000_000;
+    while SCHED.nmidle.load(Ordering::Acquire) < want && time::nanotime() < deadline {
+        core::hint::spin_loop();
+    }
+    let m0 = getm();
+    let _ = m0;
+    newproc_main(main);
+    mstart()
+}
+
+fn newproc_main(main: fn()) {
+    let _pg = PreemptGuard::new();
+    let mp = getm();
+    let pp = p_of(mp);
+    let gp = newproc1(
+        move || {
+            MAIN_STARTED.store(true, Ordering::Release);
+            main();
+            super::trace::at_exit();
+            crate::arch::x86_64::exit::exit_success();
+        },
+        pp,
+        0,
+    );
+    runqput(pp, gp, true);
+}
+
+/// Every core: switch to this M's g0 stack and enter the scheduler.
+pub fn mstart() -> ! {
+    let mp = getm();
+    extern "C" fn mstart1(_: *mut u8) {
+        let mp = getm();
+        super::irq::start_ticks();
+        x86_64::instructions::interrupts::enable();
+        if mp.p.load(Ordering::Relaxed).is_null() {
+            // No P for us yet: park until startm hands us one.
+            let mut sched = SCHED.lock.lock();
+            mput(&mut sched, mp);
+            drop(sched);
+            mpark(mp);
+        }
+        schedule()
+    }
+    // SAFETY: g0_stack_top is the top of this M's own g0 stack, unused
+    // until now; mstart1 never returns.
+    unsafe { switch::call_on_stack(null_mut(), mstart1, mp.g0_stack_top) };
+    unreachable!()
+}
+
+// ---------------------------------------------------------------------------
+// Note: parking a core (Go's notesleep/notewakeup on a futex)
+//
+// The sleeper announces it may halt (`halted = 1`) and only then checks
+// `key`; the waker sets `key` and only then checks `halted`. Both are SeqCst,
+// so at least one side sees the other's store: either the sleeper sees the
+// key and does not halt, or the waker sees `halted` and sends the IPI. The
+// sleeper checks with interrupts off and halts with `sti; hlt`, which takes
+// a pending interrupt only once `hlt` has begun: an IPI that arrives between
+// the check and the halt ends the halt instead of being lost.
+
+/// Sleep until woken (true) or until this core's `wake_deadline` passes
+/// (false).
+fn notesleep(n: &Note) -> bool {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        n.halted.store(1, Ordering::SeqCst);
+        if n.key.load(Ordering::SeqCst) != 0 {
+            n.halted.store(0, Ordering::Relaxed);
+            x86_64::instructions::interrupts::enable();
+            return true;
+        }
+        let d = percpu::this().wake_deadline.load(Ordering::Relaxed);
+        if d != 0 && time::nanotime() >= d {
+            n.halted.store(0, Ordering::Relaxed);
+            x86_64::instructions::interrupts::enable();
+            return false;
+        }
+        super::irq::before_halt();
+        x86_64::instructions::interrupts::enable_and_hlt();
+        n.halted.store(0, Ordering::Relaxed);
+        super::irq::after_halt();
+    }
+}
+
+fn noteclear(n: &Note) {
+    n.key.store(0, Ordering::SeqCst);
+}
+
+fn notewakeup(n: &Note, apic_id: u32) {
+    n.key.store(1, Ordering::SeqCst);
+    if n.halted.load(Ordering::SeqCst) != 0 && apic_id != u32::MAX {
+        apic::send_ipi(apic_id, apic::WAKE_VECTOR);
+    }
+}
+
+/// Park this M until someone `startm`s it; then take the P it was given.
+/// If this core's `wake_deadline` (a timer of the P it released) passes
+/// first, take an idle P itself and return to run the timer.
+fn mpark(mp: &M) {
+    mp.parks.fetch_add(1, Ordering::Relaxed);
+    loop {
+        if notesleep(&mp.park) {
+            break;
+        }
+        super::time::clear_idle_deadline();
+        let mut s = SCHED.lock.lock();
+        if munlink(&mut s, mp) {
+            if let Some(pp) = pidleget(&mut s) {
+                drop(s);
+                acquirep(mp, pp);
+                return;
+            }
+            // Every P is busy: their Ms will run the timers.
+            mput(&mut s, mp);
+        }
+        // else: startm took us off midle and is waking us; the note is set.
+    }
+    super::time::clear_idle_deadline();
+    noteclear(&mp.park);
+    let pp = mp.nextp.swap(null_mut(), Ordering::Acquire);
+    if pp.is_null() {
+        super::fatal::throw("mpark: woken without a P");
+    }
+    // SAFETY: Ps are never freed.
+    acquirep(mp, unsafe { &*pp });
+}
+
+/// Has goroutine 1 started?
+pub fn scheduler_started() -> bool {
+    MAIN_STARTED.load(Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------
+// M and P lists (sched.lock held)
+
+/// Put `mp` on the idle M list (Go's `mput`), then `checkdead`.
+fn mput(s: &mut SchedLocked, mp: &M) {
+    s.midle |= 1 << mp.id;
+    SCHED.nmidle.fetch_add(1, Ordering::Relaxed);
+    checkdead(s);
+}
+
+/// Take an idle M (Go's `mget`).
+fn mget(s: &mut SchedLocked) -> Option<&'static M> {
+    if s.midle == 0 {
+        return None;
+    }
+    let id = s.midle.trailing_zeros() as usize;
+    s.midle &= !(1 << id);
+    SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
+    Some(m_by_id(id))
+}
+
+/// Take `mp` off the idle list if it is still there.
+fn munlink(s: &mut SchedLocked, mp: &M) -> bool {
+    if s.midle & (1 << mp.id) != 0 {
+        s.midle &= !(1 << mp.id);
+        SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
+        true
+    } else {
+        false
+    }
+}
+
+/// Put `pp` on the idle P list (Go's `pidleput`). Its run queue must be empty.
+fn pidleput(s: &mut SchedLocked, pp: &'static P) {
+    if !pp.runq.stealer().is_empty() {
+        super::fatal::throw("pidleput: P has non-empty run queue");
+    }
+    pp.status.store(P_IDLE, Ordering::Release);
+    pp.link.set(s.pidle);
+    s.pidle = Some(NonNull::from(pp));
+    // SeqCst: read by stealWork without the lock; part of the
+    // submit/check protocol with nmspinning.
+    SCHED.idlepmask.fetch_or(1 << pp.id, Ordering::SeqCst);
+    SCHED.npidle.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Take an idle P (Go's `pidleget`).
+fn pidleget(s: &mut SchedLocked) -> Option<&'static P> {
+    let pp = s.pidle?;
+    // SAFETY: Ps are never freed.
+    let pp: &'static P = unsafe { &*pp.as_ptr() };
+    s.pidle = pp.link.get();
+    SCHED.idlepmask.fetch_and(!(1 << pp.id), Ordering::SeqCst);
+    SCHED.npidle.fetch_sub(1, Ordering::SeqCst);
+    Some(pp)
+}
+
+/// Go 1.21's `pidlegetSpinning`: as pidleget, but remember that a spinning
+/// M was wanted and none could start.
+fn pidleget_spinning(s: &mut SchedLocked) -> Option<&'static P> {
+    let pp = pidleget(s);
+    if pp.is_none() {
+        SCHED.needspinning.store(1, Ordering::SeqCst);
+    }
+    pp
+}
+
+fn acquirep(mp: &M, pp: &'static P) {
+    if !pp.m.load(Ordering::Relaxed).is_null() {
+        super::fatal::fatal(format_args!("acquirep: P{} already has an M", pp.id));
+    }
+    pp.m.store(mp as *const M as *mut M, Ordering::Relaxed);
+    pp.status.store(P_RUNNING, Ordering::Release);
+    // Release: pairs with the acquire load in p_of() users on this core
+    // (same core: program order) and the diagnostics in schedtrace.
+    mp.p.store(pp as *const P as *mut P, Ordering::Release);
+}
+
+fn releasep(mp: &M) -> &'static P {
+    let pp = p_of(mp);
+    pp.m.store(null_mut(), Ordering::Relaxed);
+    mp.p.store(null_mut(), Ordering::Release);
+    pp
+}
+
+// ---------------------------------------------------------------------------
+// Creating goroutines
+
+/// The entry of every goroutine: read the closure from the top of the stack
+/// (newproc1 put it there) and run it. Returning "returns" into goexit.
+extern "C" fn goentry<F: FnOnce()>(ctxt: *mut F) {
+    // SAFETY: newproc1 wrote an F at ctxt and nothing else reads it.
+    let f = unsafe { core::ptr::read(ctxt) };
+    f();
+}
+
+/// Go's `malg`: a new G with a reserved stack.
+fn malg() -> NonNull<G> {
+    let st = crate::mem::stack::alloc();
+    let gp = NonNull::from(Box::leak(Box::new(G::new(st.lo, st.hi))));
+    ALLGS.lock().push(GPtr(gp));
+    gp
+}
+
+/// Go's `newproc1`: a runnable G that will run `f`.
+pub fn newproc1<F: FnOnce() + Send + 'static>(f: F, pp: &'static P, parent: u64) -> NonNull<G> {
+    if core::mem::size_of::<F>() > 2048 {
+        // Keep big closures off the (lazily mapped) stack top.
+        let b = Box::new(f);
+        return newproc1_inner(move || (b)(), pp, parent);
+    }
+    newproc1_inner(f, pp, parent)
+}
+
+fn newproc1_inner<F: FnOnce() + Send + 'static>(f: F, pp: &'static P, parent: u64) -> NonNull<G> {
+    let gp = gfget(pp).unwrap_or_else(malg);
+    // SAFETY: the G is fresh or dead and on no list: we own it.
+    let g = unsafe { gp.as_ref() };
+    let align = core::mem::align_of::<F>().max(16) as u64;
+    let fptr = (g.stack_hi - core::mem::size_of::<F>() as u64) & !(align - 1);
+    let sp = (fptr & !15) - 8;
+    // SAFETY: [sp, hi) lies inside this G's stack range (mapped on first
+    // touch by the page-fault handler); the G is not running.
+    unsafe {
+        core::ptr::write(fptr as *mut F, f);
+        core::ptr::write(sp as *mut u64, switch::goexit as *const () as u64);
+    }
+    // SAFETY: we own the G (see above), so its owner cells are ours.
+    let gm = gp.as_ptr();
+    unsafe {
+        (*gm).sched.sp = sp;
+        (*gm).sched.pc = goentry::<F> as *const () as u64;
+        (*gm).sched.ctxt = fptr;
+        (*gm).sched.bp = 0;
+        (*gm).sched.g = gm as u64;
+        g.parent_goid.set(parent);
+        g.startpc.set(goentry::<F> as *const () as u64);
+        g.startfn.set(core::any::type_name::<F>());
+        g.waitreason.set(WaitReason::Zero);
+        g.lockcount.set(0);
+    }
+    g.stackguard0.store(g.stack_lo + super::preempt::STACK_GUARD, Ordering::Relaxed);
+    g.preempt.store(false, Ordering::Relaxed);
+    g.lockedm.store(null_mut(), Ordering::Relaxed);
+    g.param.store(null_mut(), Ordering::Relaxed);
+    // goid from this P's cache, refilled 16 at a time.
+    // SAFETY: the goid cache is owned by the M holding pp, i.e. us.
+    let goid = unsafe {
+        if pp.goidcache.get() == pp.goidcacheend.get() {
+            let end = SCHED.goidgen.fetch_add(GOID_CACHE_BATCH, Ordering::Relaxed) + GOID_CACHE_BATCH;
+            pp.goidcache.set(end - GOID_CACHE_BATCH + 1);
+            pp.goidcacheend.set(end + 1);
+        }
+        let id = pp.goidcache.get();
+        pp.goidcache.set(id + 1);
+        id
+    };
+    g.goid.store(goid, Ordering::Relaxed);
+    let old = g.status();
+    casgstatus(g, old, G_RUNNABLE);
+    SCHED.ngcreated.fetch_add(1, Ordering::Relaxed);
+    gp
+}
+
+/// Go's `newproc`: start `f` as a new goroutine on the current P's
+/// `runnext`, and wake an idle core if none is spinning.
+pub fn newproc<F: FnOnce() + Send + 'static>(f: F) {
+    let _pg = PreemptGuard::new();
+    let mp = getm();
+    let pp = p_of(mp);
+    // SAFETY: curg is null or a live G.
+    let parent = unsafe { getg().as_ref() }.map(|g| g.id()).unwrap_or(0);
+    let gp = newproc1(f, pp, parent);
+    runqput(pp, gp, true);
+    if MAIN_STARTED.load(Ordering::Relaxed) {
+        wakep();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Free Gs (Go's gfput/gfget)
+
+fn gfput(pp: &'static P, gp: NonNull<G>) {
+    // SAFETY: the gfree list is owned by the M holding pp (us); gp is dead
+    // and on no list.
+    let list = unsafe { pp.gfree.get_mut() };
+    unsafe { list.push(gp) };
+    if list.len() >= GFREE_MAX {
+        let mut s = SCHED.lock.lock();
+        while list.len() > GFREE_BATCH {
+            let g = list.pop().unwrap();
+            // SAFETY: g came off our list; it goes on exactly one list.
+            unsafe { s.gfree.push(g) };
+        }
+    }
+}
+
+fn gfget(pp: &'static P) -> Option<NonNull<G>> {
+    // SAFETY: as in gfput.
+    let list = unsafe { pp.gfree.get_mut() };
+    if list.is_empty() && !SCHED.lock.try_lock().map(|s| s.gfree.is_empty()).unwrap_or(true) {
+        let mut s = SCHED.lock.lock();
+        while list.len() < GFREE_BATCH {
+            let Some(g) = s.gfree.pop() else { break };
+            // SAFETY: moved from one list to the other under the lock.
+            unsafe { list.push(g) };
+        }
+    }
+    list.pop()
+}
+
+// ---------------------------------------------------------------------------
+// Run queues
+
+/// Go's `runqput` (+ `runqputslow` on overflow).
+pub fn runqput(pp: &'static P, gp: NonNull<G>, next: bool) {
+    let mp = getm();
+    let r = rand32(mp);
+    // SAFETY: we are the M holding pp, with preemption disabled (callers),
+    // so this is the only Local for pp's queue.
+    let local = unsafe { pp.runq.local() };
+    if let Some(batch) = local.put(gp, next, SCHEDRANDOM.load(Ordering::Relaxed), r) {
+        let n = batch.len() as u32;
+        let mut s = SCHED.lock.lock();
+        for g in batch {
+            // SAFETY: the batch's Gs were just removed from our ring.
+            unsafe { s.runq.push_back(g) };
+        }
+        SCHED.runqsize.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+/// Put a G on the global queue (Go's `globrunqput`), lock held.
+fn globrunqput(s: &mut SchedLocked, gp: NonNull<G>) {
+    // SAFETY: the caller owns gp and hands it to the queue.
+    unsafe { s.runq.push_back(gp) };
+    // SeqCst: read without the lock by findRunnable; a submitter's store
+    // must be visible to a parking M's re-check (see the protocol comment).
+    SCHED.runqsize.fetch_add(1, Ordering::SeqCst);
+}
+
+fn globrunqputhead(s: &mut SchedLocked, gp: NonNull<G>) {
+    // SAFETY: as in globrunqput.
+    unsafe { s.runq.push_front(gp) };
+    SCHED.runqsize.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Go's `globrunqget`: take a batch from the global queue, run the first,
+/// and move the rest to pp's local queue. Lock held.
+fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<G>> {
+    let size = s.runq.len();
+    if size == 0 {
+        return None;
+    }
+    let n = globrunqget_count(size, GOMAXPROCS.load(Ordering::Relaxed), max);
+    if n == 0 {
+        return None;
+    }
+    let gp = s.runq.pop_front()?;
+    let mut moved = 1;
+    let mut rest = n - 1;
+    // SAFETY: we hold pp (we are its M).
+    let local = unsafe { pp.runq.local() };
+    let mut it = core::iter::from_fn(|| {
+        if rest == 0 {
+            return None;
+        }
+        rest -= 1;
+        s.runq.pop_front()
+    });
+    let mp = getm();
+    let randomize = SCHEDRANDOM.load(Ordering::Relaxed);
+    // SAFETY: fastrand owned by this M.
+    let fr = if randomize { Some(unsafe { mp.fastrand.get_mut() }) } else { None };
+    moved += local.put_batch(&mut it, fr);
+    // Anything that did not fit goes back (cannot happen: n <= 128 and the
+    // local queue is asked only when it is empty or nearly so).
+    let mut leftovers = GQueue::new();
+    for g in it {
+        // SAFETY: popped from the global queue, put on a temporary one.
+        unsafe { leftovers.push_back(g) };
+    }
+    let nleft = leftovers.len();
+    while let Some(g) = leftovers.pop_front() {
+        // SAFETY: back to the global queue.
+        unsafe { s.runq.push_front(g) };
+    }
+    SCHED.runqsize.fetch_sub(moved, Ordering::SeqCst);
+    let _ = nleft;
+    Some(gp)
+}
+
+// ---------------------------------------------------------------------------
+// Waking Ms
+
+/// Go's `wakep`: make sure some M is spinning if there is an idle P.
+pub fn wakep() {
+    // Be conservative about spinning threads: only start one if none is.
+    // SeqCst: the submitter's half of the protocol (its run queue store
+    // precedes this load).
+    if SCHED.nmspinning.load(Ordering::SeqCst) != 0
+        || SCHED.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
+    {
+        return;
+    }
+    let _pg = PreemptGuard::new();
+    let pp = {
+        let mut s = SCHED.lock.lock();
+        match pidleget_spinning(&mut s) {
+            Some(pp) => pp,
+            None => {
+                SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+        }
+    };
+    startm(Some(pp), true);
+}
+
+/// Go's `startm`: run `pp` (or an idle P) on an idle M.
+fn startm(pp: Option<&'static P>, spinning: bool) {
+    let mut s = SCHED.lock.lock();
+    let pp = match pp.or_else(|| pidleget(&mut s)) {
+        Some(pp) => pp,
+        None => {
+            if spinning {
+                SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        }
+    };
+    let Some(nmp) = mget(&mut s) else {
+        // No idle core (all run Gs, or sit in syscalls): Go would create an
+        // M here. We cannot make cores, so the P goes back to the idle list;
+        // any local work moves to the global queue where every M looks.
+        // SAFETY: the P was handed to us (idle or given), so we own its queue.
+        let local = unsafe { pp.runq.local() };
+        local.drain(|g| globrunqput(&mut s, g));
+        pidleput(&mut s, pp);
+        if spinning {
+            SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        return;
+    };
+    drop(s);
+    nmp.spinning.store(spinning, Ordering::Relaxed);
+    // Release: pairs with the acquire swap in mpark().
+    nmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
+    nmp.wakeups.fetch_add(1, Ordering::Relaxed);
+    notewakeup(&nmp.park, nmp.apic_id);
+}
+
+/// Go's `handoffp`: the current M gives up `pp` (syscall, locked G parked).
+fn handoffp(pp: &'static P) {
+    if !pp.runq.stealer().is_empty() || SCHED.runqsize.load(Ordering::SeqCst) != 0 {
+        startm(Some(pp), false);
+        return;
+    }
+    if pp.timers.len() > 0 {
+        startm(Some(pp), false);
+        return;
+    }
+    if SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) == 0
+        && SCHED.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    {
+        SCHED.needspinning.store(0, Ordering::SeqCst);
+        startm(Some(pp), true);
+        return;
+    }
+    let mut s = SCHED.lock.lock();
+    if SCHED.gcwaiting.load(Ordering::SeqCst) {
+        pp.status.store(P_GCSTOP, Ordering::Release);
+        s.stopwait -= 1;
+        if s.stopwait == 0 {
+            notewakeup(&SCHED.stopnote, u32::MAX);
+        }
+        return;
+    }
+    if s.runq.len() != 0 {
+        drop(s);
+        startm(Some(pp), false);
+        return;
+    }
+    pidleput(&mut s, pp);
+}
+
+fn become_spinning(mp: &M) {
+    mp.spinning.store(true, Ordering::Relaxed);
+    SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
+    SCHED.needspinning.store(0, Ordering::SeqCst);
+}
+
+/// Go's `resetspinning`: we found work; stop spinning and, since there may
+/// be more, make sure another M spins.
+fn resetspinning(mp: &M) {
+    mp.spinning.store(false, Ordering::Relaxed);
+    let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    if prev == 0 {
+        super::fatal::throw("findrunnable: negative nmspinning");
+    }
+    wakep();
+}
+
+// ---------------------------------------------------------------------------
+// The scheduler loop
+
+/// Go's `schedule`: find a runnable G and run it. Never returns.
+pub extern "C" fn schedule() -> ! {
+    let mp = getm();
+    if percpu::this().locks.load(Ordering::Relaxed) != 0 {
+        super::fatal::throw("schedule: holding locks");
+    }
+    x86_64::instructions::interrupts::enable();
+    let lg = mp.lockedg.load(Ordering::Relaxed);
+    if !lg.is_null() {
+        stoplockedm(mp);
+        // SAFETY: Gs are never freed; startlockedm handed it to us runnable.
+        execute(mp, unsafe { NonNull::new_unchecked(lg) }, false);
+    }
+    loop {
+        let (gp, inherit) = find_runnable(mp);
+        if mp.spinning.load(Ordering::Relaxed) {
+            resetspinning(mp);
+        }
+        // SAFETY: Gs are never freed.
+        let g = unsafe { gp.as_ref() };
+        let lm = g.lockedm.load(Ordering::Relaxed);
+        if !lm.is_null() && lm != mp as *const M as *mut M {
+            // Hands off our P to the locked G's M, then blocks for a new P.
+            startlockedm(gp);
+            continue;
+        }
+        execute(mp, gp, inherit);
+    }
+}
+
+/// Go's `execute`: run gp on this M. `inherit`: gp came from runnext and
+/// shares the current time slice (schedtick is not incremented).
+fn execute(mp: &M, gp: NonNull<G>, inherit: bool) -> ! {
+    // SAFETY: Gs are never freed.
+    let g = unsafe { gp.as_ref() };
+    let pp = p_of(mp);
+    // The invariant at the switch boundary: a G runs on one core at a time.
+    // Acquire: pairs with the release store in dropg() on the core that ran
+    // it last, so its saved state is visible here.
+    if g.on_cpu.swap(true, Ordering::Acquire) {
+        super::fatal::fatal(format_args!(
+            "execute: goroutine {} is already running on cpu{} (a G must never run on two cores)",
+            g.id(),
+            g.lastcpu.load(Ordering::Relaxed)
+        ));
+    }
+    mp.curg.store(gp.as_ptr(), Ordering::Relaxed);
+    percpu::this().curg.store(gp.as_ptr() as *mut u8, Ordering::Relaxed);
+    casgstatus(g, G_RUNNABLE, G_RUNNING);
+    g.preempt.store(false, Ordering::Relaxed);
+    g.stackguard0.store(g.stack_lo + super::preempt::STACK_GUARD, Ordering::Relaxed);
+    if !inherit {
+        pp.schedtick.fetch_add(1, Ordering::Relaxed);
+    }
+    g.lastcpu.store(mp.id as u32, Ordering::Relaxed);
+    g.nexec.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: gp was runnable, so its gobuf holds a saved (or fresh)
+    // context; it is now this core's curg.
+    unsafe { super::preempt::resume(gp.as_ptr()) }
+}
+
+/// Go's `dropg`: the current G stops being this M's curg. Its state was
+/// saved by mcall (or the preemption path) before we got here.
+fn dropg(mp: &M, gp: &G) {
+    mp.curg.store(null_mut(), Ordering::Relaxed);
+    percpu::this().curg.store(null_mut(), Ordering::Relaxed);
+    // Release: pairs with the acquire swap in execute() on whichever core
+    // runs gp next.
+    gp.on_cpu.store(false, Ordering::Release);
+}
+
+/// Go's `findRunnable`: block until there is a G to run. Returns it and
+/// whether it inherits the time slice.
+fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
+    'top: loop {
+        let pp = p_of(mp);
+        if SCHED.gcwaiting.load(Ordering::SeqCst) {
+            gcstopm(mp);
+            continue 'top;
+        }
+        // Timers that are due (may ready Gs onto our queue).
+        super::time::check_timers(pp);
+
+        // Fairness: every 61st schedule, look at the global queue first, so
+        // two Gs that keep respawning each other cannot starve it.
+        if pp.schedtick.load(Ordering::Relaxed) % 61 == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+            let mut s = SCHED.lock.lock();
+            if let Some(gp) = globrunqget(&mut s, pp, 1) {
+                return (gp, false);
+            }
+        }
+
+        // Local run queue.
+        // SAFETY: we are pp's M.
+        if let Some(x) = unsafe { pp.runq.local() }.get() {
+            return x;
+        }
+
+        // Global run queue.
+        if SCHED.runqsize.load(Ordering::Relaxed) != 0 {
+            let mut s = SCHED.lock.lock();
+            if let Some(gp) = globrunqget(&mut s, pp, 0) {
+                return (gp, false);
+            }
+        }
+
+        // Steal from other Ps, if not too many Ms are spinning already.
+        let procs = GOMAXPROCS.load(Ordering::Relaxed);
+        if mp.spinning.load(Ordering::Relaxed)
+            || 2 * SCHED.nmspinning.load(Ordering::SeqCst) < procs - SCHED.npidle.load(Ordering::SeqCst)
+        {
+            if !mp.spinning.load(Ordering::Relaxed) {
+                become_spinning(mp);
+            }
+            match steal_work(mp, pp) {
+                StealResult::Found(gp, inherit) => return (gp, inherit),
+                StealResult::NewWork => continue 'top,
+                StealResult::Nothing => {}
+            }
+        }
+
+        // Nothing found. Give up the P and park, atomically registering on
+        // midle (see the module comment).
+        let mut s = SCHED.lock.lock();
+        if SCHED.gcwaiting.load(Ordering::SeqCst) {
+            drop(s);
+            continue 'top;
+        }
+        if let Some(gp) = globrunqget(&mut s, pp, 0) {
+            return (gp, false);
+        }
+        if !mp.spinning.load(Ordering::Relaxed) && SCHED.needspinning.load(Ordering::SeqCst) == 1 {
+            become_spinning(mp);
+            drop(s);
+            continue 'top;
+        }
+        // Local work may have been added by an interrupt-free path on this
+        // core only; still, never pidleput a P with work.
+        if !pp.runq.stealer().is_empty() {
+            drop(s);
+            continue 'top;
+        }
+        let pp = releasep(mp);
+        let deadline = pp.timers.next_when();
+        pidleput(&mut s, pp);
+        mput(&mut s, mp);
+        drop(s);
+        super::time::set_idle_deadline(deadline);
+
+        if mp.spinning.load(Ordering::Relaxed) {
+            mp.spinning.store(false, Ordering::Relaxed);
+            // SeqCst: the parking half of the protocol: decrement, then
+            // re-check every queue.
+            let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            if prev == 0 {
+                super::fatal::throw("findrunnable: negative nmspinning");
+            }
+            if check_runqs_no_p() || super::time::any_timer_due() {
+                let mut s = SCHED.lock.lock();
+                if s.pidle.is_some() && munlink(&mut s, mp) {
+                    let pp = pidleget(&mut s).unwrap();
+                    acquirep(mp, pp);
+                    drop(s);
+                    super::time::clear_idle_deadline();
+                    become_spinning(mp);
+                    continue 'top;
+                }
+                // Someone already woke us (startm): the note is set and
+                // nextp is ours; fall through to collect it.
+            }
+        }
+        // Halt; with a one-shot LAPIC timer for the released P's earliest
+        // timer, like Go's netpoll(delay) in the idle M.
+        mpark(mp);
+    }
+}
+
+enum StealResult {
+    Found(NonNull<G>, bool),
+    NewWork,
+    Nothing,
+}
+
+/// Go's `stealWork`: four passes over all Ps in a random order.
+fn steal_work(mp: &M, pp: &'static P) -> StealResult {
+    let procs = GOMAXPROCS.load(Ordering::Relaxed);
+    // SAFETY: the steal order is owned by this M.
+    let order = unsafe { mp.steal_order.get_mut() };
+    // SAFETY: as above.
+    if unsafe { mp.steal_order_count.get() } != procs {
+        order.reset(procs);
+        // SAFETY: as above.
+        unsafe { mp.steal_order_count.set(procs) };
+    }
+    for i in 0..STEAL_TRIES {
+        let steal_timers_or_runnext = i == STEAL_TRIES - 1;
+        let mut e = order.start(rand32(mp));
+        while !e.done() {
+            if SCHED.gcwaiting.load(Ordering::Relaxed) {
+                return StealResult::NewWork;
+            }
+            let p2 = allp(e.position());
+            e.next();
+            if core::ptr::eq(p2, pp) {
+                continue;
+            }
+            if steal_timers_or_runnext && p2.timers.len() > 0 {
+                // Run the victim's expired timers; if that readied a G onto
+                // our queue, go run it.
+                if super::time::steal_timers(p2, pp) {
+                    // SAFETY: we are pp's M.
+                    if let Some((gp, inherit)) = unsafe { pp.runq.local() }.get() {
+                        return StealResult::Found(gp, inherit);
+                    }
+                }
+            }
+            if SCHED.idlepmask.load(Ordering::Relaxed) & (1 << p2.id) != 0 {
+                continue;
+            }
+            // SAFETY: we are pp's M; p2's queue is stolen through Steal only.
+            let dst = unsafe { pp.runq.local() };
+            let wait = || {
+                if p2.status.load(Ordering::Relaxed) == P_RUNNING {
+                    // Go usleep(3)s here so the victim can run its runnext.
+                    time::udelay(3);
+                }
+            };
+            if let Some(gp) = p2.runq.stealer().steal_into(&dst, steal_timers_or_runnext, wait) {
+                mp.steals.fetch_add(1, Ordering::Relaxed);
+                return StealResult::Found(gp, false);
+            }
+        }
+    }
+    StealResult::Nothing
+}
+
+/// Go's `checkRunqsNoP`: after dropping its P, is there work anywhere?
+fn check_runqs_no_p() -> bool {
+    if SCHED.runqsize.load(Ordering::SeqCst) != 0 {
+        return true;
+    }
+    let procs = GOMAXPROCS.load(Ordering::Relaxed);
+    let idle = SCHED.idlepmask.load(Ordering::SeqCst);
+    (0..procs).any(|i| idle & (1 << i) == 0 && !allp(i).runq.stealer().is_empty())
+}
+
+// ---------------------------------------------------------------------------
+// Stopping Ms: stop-the-world, locked Gs
+
+/// Go's `stopm`: park this M (which holds no P) until given one.
+fn stopm(mp: &M) {
+    let mut s = SCHED.lock.lock();
+    mput(&mut s, mp);
+    drop(s);
+    mpark(mp);
+}
+
+/// Go's `gcstopm`: a stop-the-world is pending; stop our P and park.
+fn gcstopm(mp: &M) {
+    if mp.spinning.load(Ordering::Relaxed) {
+        mp.spinning.store(false, Ordering::Relaxed);
+        SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    }
+    let pp = releasep(mp);
+    let mut s = SCHED.lock.lock();
+    pp.status.store(P_GCSTOP, Ordering::Release);
+    s.stopwait -= 1;
+    if s.stopwait == 0 {
+        notewakeup(&SCHED.stopnote, u32::MAX);
+    }
+    drop(s);
+    stopm(mp);
+}
+
+/// Go's `stoplockedm`: our locked G cannot run now; give the P away and
+/// sleep until `startlockedm` hands us one with the G runnable.
+fn stoplockedm(mp: &M) {
+    if !mp.p.load(Ordering::Relaxed).is_null() {
+        let pp = releasep(mp);
+        handoffp(pp);
+    }
+    {
+        let mut s = SCHED.lock.lock();
+        s.nmidlelocked += 1;
+        checkdead(&mut s);
+    }
+    mpark(mp);
+}
+
+/// Go's `startlockedm`: gp is locked to another M: give it our P and wake
+/// that M, then park ourselves.
+fn startlockedm(gp: NonNull<G>) {
+    let mp = getm();
+    // SAFETY: Gs are never freed; lockedm is an M (never freed).
+    let lmp = unsafe { &*gp.as_ref().lockedm.load(Ordering::Relaxed) };
+    {
+        let mut s = SCHED.lock.lock();
+        s.nmidlelocked -= 1;
+    }
+    let pp = releasep(mp);
+    lmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
+    notewakeup(&lmp.park, lmp.apic_id);
+    stopm(mp);
+}
+
+/// Go's `checkdead`: with every M idle, is any goroutine able to run ever
+/// again? Called with sched.lock held whenever an M goes idle.
+fn checkdead(s: &mut SchedLocked) {
+    let mcount = NCPU.load(Ordering::Relaxed);
+    let idle = SCHED.nmidle.load(Ordering::Relaxed) + s.nmidlelocked + s.nmsys;
+    if idle < mcount {
+        return;
+    }
+    if idle > mcount {
+        super::fatal::fatal(format_args!(
+            "checkdead: inconsistent counts: {} idle Ms + {} locked + {} in syscalls > {} Ms",
+            SCHED.nmidle.load(Ordering::Relaxed),
+            s.nmidlelocked,
+            s.nmsys,
+            mcount
+        ));
+    }
+    if MAIN_STARTED.load(Ordering::Relaxed) == false {
+        return;
+    }
+    if s.runq.len() != 0 {
+        super::fatal::throw("checkdead: all Ms idle but the global run queue is not empty");
+    }
+    // A pending timer will wake an idle M: not dead (Go: "Maybe jump time
+    // forward for playground", then "There are no goroutines running, so we
+    // can look at the P's timers").
+    if super::time::any_timer_pending() {
+        return;
+    }
+    if s.nmsys > 0 {
+        return;
+    }
+    super::fatal::deadlock();
+}
+
+// ---------------------------------------------------------------------------
+// Goroutine transitions (on g0, through mcall)
+
+/// Go's `goexit1`: the running goroutine's function returned.
+pub extern "C" fn goexit1() -> ! {
+    check_no_locks("goexit");
+    // SAFETY: on a goroutine stack; no locks held (checked).
+    unsafe { mcall(goexit0) };
+    unreachable!()
+}
+
+extern "C" fn goexit0(gp: *mut G) -> ! {
+    let mp = getm();
+    // SAFETY: gp is the G that just called mcall: live, ours.
+    let g = unsafe { &*gp };
+    casgstatus(g, G_RUNNING, G_DEAD);
+    if !g.lockedm.load(Ordering::Relaxed).is_null() {
+        g.lockedm.store(null_mut(), Ordering::Relaxed);
+        mp.lockedg.store(null_mut(), Ordering::Relaxed);
+    }
+    dropg(mp, g);
+    // SAFETY: gp is non-null.
+    gfput(p_of(mp), unsafe { NonNull::new_unchecked(gp) });
+    schedule()
+}
+
+fn check_no_locks(what: &str) {
+    let n = percpu::this().locks.load(Ordering::Relaxed);
+    if n != 0 {
+        super::fatal::fatal(format_args!("{what}: called while holding {n} runtime lock(s) or preempt guard(s)"));
+    }
+}
+
+/// Go's `Gosched`: yield the processor; the G goes to the global queue.
+pub fn gosched() {
+    check_no_locks("gosched");
+    // SAFETY: on a goroutine stack with no locks (checked above).
+    unsafe { mcall(gosched_m) };
+}
+
+extern "C" fn gosched_m(gp: *mut G) -> ! {
+    goschedimpl(gp, false)
+}
+
+/// Shared by Gosched and preemption (Go's `goschedImpl`).
+pub fn goschedimpl(gp: *mut G, preempted: bool) -> ! {
+    let mp = getm();
+    // SAFETY: gp is the G that called mcall (or was interrupted): live.
+    let g = unsafe { &*gp };
+    casgstatus(g, G_RUNNING, G_RUNNABLE);
+    dropg(mp, g);
+    if preempted {
+        // SAFETY: owner cell of a G we own (it is between queues).
+        unsafe { g.waitreason.set(WaitReason::Preempted) };
+    }
+    {
+        let mut s = SCHED.lock.lock();
+        // SAFETY: gp is non-null.
+        globrunqput(&mut s, unsafe { NonNull::new_unchecked(gp) });
+    }
+    if MAIN_STARTED.load(Ordering::Relaxed) {
+        wakep();
+    }
+    schedule()
+}
+
+/// Go's `gopark`: block the current goroutine. `unlockf(gp, arg)` runs on
+/// g0 after the G is marked waiting; if it returns false, the park is
+/// cancelled and the G continues at once.
+pub fn gopark(unlockf: Option<fn(*mut G, *mut u8) -> bool>, arg: *mut u8, reason: WaitReason) {
+    check_no_locks("gopark");
+    let mp = getm();
+    let gp = getg();
+    // SAFETY: the running G and this M own these cells; no preemption can
+    // move us between here and mcall, because... it could: so the values are
+    // read back on g0 from the M that runs park_m, which is the M we are on
+    // when mcall runs. Preemption between these stores and mcall would move
+    // the G to another M and leave them on this one; so disable it.
+    let pg = PreemptGuard::new();
+    unsafe {
+        mp.waitunlockf.set(unlockf);
+        mp.waitlock.set(arg);
+        (*gp).waitreason.set(reason);
+    }
+    core::mem::forget(pg);
+    // Drop the guard's count by hand on g0 (park_m), after the switch.
+    // SAFETY: on a goroutine stack.
+    unsafe { mcall(park_m) };
+}
+
+extern "C" fn park_m(gp: *mut G) -> ! {
+    // The PreemptGuard forgotten in gopark.
+    percpu::this().locks.fetch_sub(1, Ordering::Relaxed);
+    let mp = getm();
+    // SAFETY: gp is the G that called mcall.
+    let g = unsafe { &*gp };
+    casgstatus(g, G_RUNNING, G_WAITING);
+    dropg(mp, g);
+    // SAFETY: owned by this M.
+    let f = unsafe { mp.waitunlockf.get() };
+    if let Some(f) = f {
+        // SAFETY: as above.
+        let arg = unsafe { mp.waitlock.get() };
+        unsafe {
+            mp.waitunlockf.set(None);
+            mp.waitlock.set(null_mut());
+        }
+        if !f(gp, arg) {
+            casgstatus(g, G_WAITING, G_RUNNABLE);
+            // SAFETY: gp non-null.
+            execute(mp, unsafe { NonNull::new_unchecked(gp) }, true);
+        }
+    }
+    schedule()
+}
+
+/// Go's `ready`/`goready`: make a waiting G runnable, in our P's runnext.
+pub fn goready(gp: *mut G) {
+    let _pg = PreemptGuard::new();
+    // SAFETY: the caller passes a G it took from a wait structure.
+    let g = unsafe { &*gp };
+    casgstatus(g, G_WAITING, G_RUNNABLE);
+    let mp = getm();
+    // SAFETY: non-null.
+    runqput(p_of(mp), unsafe { NonNull::new_unchecked(gp) }, true);
+    wakep();
+}
+
+/// `ready` from g0 (timers, in findRunnable): same, without the guard.
+pub fn ready_from_g0(pp: &'static P, gp: *mut G) {
+    // SAFETY: as in goready.
+    let g = unsafe { &*gp };
+    casgstatus(g, G_WAITING, G_RUNNABLE);
+    // SAFETY: non-null.
+    runqput(pp, unsafe { NonNull::new_unchecked(gp) }, true);
+    wakep();
+}
+
+// ---------------------------------------------------------------------------
+// LockOSThread
+
+pub fn lock_os_thread() {
+    let _pg = PreemptGuard::new();
+    let gp = getg();
+    if gp.is_null() {
+        return;
+    }
+    let mp = getm();
+    // SAFETY: the running G owns its lockcount.
+    let g = unsafe { &*gp };
+    unsafe { g.lockcount.set(g.lockcount.get() + 1) };
+    g.lockedm.store(mp as *const M as *mut M, Ordering::Relaxed);
+    mp.lockedg.store(gp, Ordering::Relaxed);
+}
+
+pub fn unlock_os_thread() {
+    let _pg = PreemptGuard::new();
+    let gp = getg();
+    if gp.is_null() {
+        return;
+    }
+    let mp = getm();
+    // SAFETY: as in lock_os_thread.
+    let g = unsafe { &*gp };
+    let n = unsafe { g.lockcount.get() };
+    if n == 0 {
+        return;
+    }
+    unsafe { g.lockcount.set(n - 1) };
+    if n == 1 {
+        g.lockedm.store(null_mut(), Ordering::Relaxed);
+        mp.lockedg.store(null_mut(), Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stop the world and GOMAXPROCS
+
+fn preemptall() {
+    for i in 0..GOMAXPROCS.load(Ordering::Relaxed) {
+        let pp = allp(i);
+        if pp.status.load(Ordering::Relaxed) == P_RUNNING {
+            super::preempt::preemptone(pp);
+        }
+    }
+}
+
+/// Go's `stopTheWorld`: every P stops (P_GCSTOP) except ours. Called with a
+/// PreemptGuard held, on a goroutine.
+fn stop_the_world() {
+    let mp = getm();
+    let mut s = SCHED.lock.lock();
+    noteclear(&SCHED.stopnote);
+    s.stopwait = GOMAXPROCS.load(Ordering::Relaxed);
+    SCHED.gcwaiting.store(true, Ordering::SeqCst);
+    preemptall();
+    let pp = p_of(mp);
+    pp.status.store(P_GCSTOP, Ordering::Release);
+    s.stopwait -= 1;
+    for i in 0..GOMAXPROCS.load(Ordering::Relaxed) {
+        let p = allp(i);
+        if p.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            s.stopwait -= 1;
+        }
+    }
+    while let Some(p) = pidleget(&mut s) {
+        p.status.store(P_GCSTOP, Ordering::Release);
+        s.stopwait -= 1;
+    }
+    let wait = s.stopwait > 0;
+    drop(s);
+    if wait {
+        // Spin with pause, re-preempting every 100 us, until the last M
+        // stops its P (it sets stopnote). Bounded by the lock's own
+        // 10 s deadlock report below.
+        let start = time::nanotime();
+        let mut last = start;
+        while SCHED.stopnote.key.load(Ordering::SeqCst) == 0 {
+            core::hint::spin_loop();
+            let now = time::nanotime();
+            if now - last > 100_000 {
+                preemptall();
+                last = now;
+            }
+            if now - start > 20_000_000_000 {
+                super::fatal::throw("stopTheWorld: Ps did not stop within 20 s");
+            }
+        }
+        noteclear(&SCHED.stopnote);
+    }
+    let s = SCHED.lock.lock();
+    if s.stopwait != 0 {
+        super::fatal::throw("stopTheWorld: not stopped");
+    }
+}
+
+/// Go's `startTheWorld` with `procresize(newprocs)`.
+fn start_the_world(newprocs: u32) {
+    let runnable = {
+        let mut s = SCHED.lock.lock();
+        let r = procresize(&mut s, newprocs);
+        SCHED.gcwaiting.store(false, Ordering::SeqCst);
+        r
+    };
+    for (pp, nmp) in runnable {
+        match nmp {
+            Some(nmp) => {
+                nmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
+                notewakeup(&nmp.park, nmp.apic_id);
+            }
+            None => startm(Some(pp), false),
+        }
+    }
+    wakep();
+}
+
+/// Go's `procresize`: make `nprocs` Ps, destroying extra ones (their Gs and
+/// free lists move to the global lists). Returns the Ps that have local
+/// work, each with an idle M to run it (or None). Lock held, world stopped.
+fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, Option<&'static M>)> {
+    let old = GOMAXPROCS.load(Ordering::Relaxed);
+    let old = if ALLP[0].load(Ordering::Relaxed).is_null() { 0 } else { old };
+    for i in 0..nprocs {
+        if ALLP[i as usize].load(Ordering::Relaxed).is_null() {
+            ALLP[i as usize].store(new_p(i) as *const P as *mut P, Ordering::Release);
+        }
+    }
+    let mp = getm();
+    // Our own P survives if its id is small enough; else we take P0.
+    let cur = mp.p.load(Ordering::Relaxed);
+    // SAFETY: Ps are never freed.
+    if !cur.is_null() && unsafe { (*cur).id } < nprocs {
+        // SAFETY: as above.
+        unsafe { (*cur).status.store(P_RUNNING, Ordering::Release) };
+    } else {
+        if !cur.is_null() {
+            // SAFETY: as above.
+            let c = unsafe { &*cur };
+            c.m.store(null_mut(), Ordering::Relaxed);
+            mp.p.store(null_mut(), Ordering::Relaxed);
+        }
+        let p0 = allp(0);
+        p0.m.store(null_mut(), Ordering::Relaxed);
+        p0.status.store(P_IDLE, Ordering::Relaxed);
+        acquirep(mp, p0);
+    }
+    let mine = p_of(mp);
+    // Destroy the Ps beyond nprocs.
+    for i in nprocs..old {
+        let pp = allp(i);
+        destroy_p(s, pp, mine);
+    }
+    GOMAXPROCS.store(nprocs, Ordering::SeqCst);
+    // The idle mask and list are rebuilt from scratch.
+    s.pidle = None;
+    SCHED.idlepmask.store(0, Ordering::SeqCst);
+    SCHED.npidle.store(0, Ordering::SeqCst);
+    let mut runnable = Vec::new();
+    for i in (0..nprocs).rev() {
+        let pp = allp(i);
+        if core::ptr::eq(pp, mine) {
+            continue;
+        }
+        pp.m.store(null_mut(), Ordering::Relaxed);
+        if pp.runq.stealer().is_empty() && pp.timers.len() == 0 {
+            pidleput(s, pp);
+        } else {
+            pp.status.store(P_IDLE, Ordering::Release);
+            let m = mget(s);
+            runnable.push((pp, m));
+        }
+    }
+    runnable
+}
+
+/// Go's `(*p).destroy`: move everything off a P that stops existing.
+fn destroy_p(s: &mut SchedLocked, pp: &'static P, to: &'static P) {
+    // SAFETY: the world is stopped; nobody holds pp.
+    let local = unsafe { pp.runq.local() };
+    let mut tmp: Vec<NonNull<G>> = Vec::new();
+    local.drain(|g| tmp.push(g));
+    // Keep their order at the head of the global queue.
+    for g in tmp.into_iter().rev() {
+        globrunqputhead(s, g);
+    }
+    // SAFETY: as above.
+    let gfree = unsafe { pp.gfree.get_mut() };
+    while let Some(g) = gfree.pop() {
+        // SAFETY: from one list to another.
+        unsafe { s.gfree.push(g) };
+    }
+    super::time::move_timers(pp, to);
+    pp.status.store(P_DEAD, Ordering::Release);
+}
+
+/// The error of [`gomaxprocs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GomaxprocsError {
+    pub requested: u32,
+    pub ncpu: u32,
+}
+
+impl core::fmt::Display for GomaxprocsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "GOMAXPROCS({}) is out of range: must be 1..={} (the number of cores)", self.requested, self.ncpu)
+    }
+}
+
+/// `runtime.GOMAXPROCS(n)`: stop the world, resize, start the world.
+/// Returns the previous setting.
+pub fn gomaxprocs(n: u32) -> Result<u32, GomaxprocsError> {
+    let ncpu = NCPU.load(Ordering::Relaxed);
+    if n < 1 || n > ncpu {
+        return Err(GomaxprocsError { requested: n, ncpu });
+    }
+    // worldsema: one stop-the-world at a time. Yield while another runs it
+    // (our M must reach the scheduler for that STW to finish).
+    while WORLDSEMA.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        gosched();
+    }
+    let prev = {
+        let _pg = PreemptGuard::new();
+        let prev = GOMAXPROCS.load(Ordering::Relaxed);
+        stop_the_world();
+        start_the_world(n);
+        prev
+    };
+    // Release: pairs with the acquire CAS above.
+    WORLDSEMA.store(false, Ordering::Release);
+    Ok(prev)
+}
+
+// ---------------------------------------------------------------------------
+// Introspection
+
+/// Call `f` on every G (for tracebacks and schedtrace).
+pub fn for_each_g(mut f: impl FnMut(&G)) {
+    let gs = ALLGS.lock();
+    for g in gs.iter() {
+        // SAFETY: Gs are never freed.
+        f(unsafe { g.0.as_ref() });
+    }
+}
+
+/// As `for_each_g`, without the lock (fatal paths only).
+pub fn for_each_g_unlocked(mut f: impl FnMut(&G)) {
+    // SAFETY: best effort while dying.
+    let gs = unsafe { ALLGS.data_unlocked() };
+    for g in gs.iter() {
+        // SAFETY: Gs are never freed.
+        f(unsafe { g.0.as_ref() });
+    }
+}
+
+pub fn allp_slice() -> impl Iterator<Item = &'static P> {
+    (0..GOMAXPROCS.load(Ordering::Relaxed)).map(allp)
+}
+
+pub fn allm_slice() -> impl Iterator<Item = &'static M> {
+    (0..NCPU.load(Ordering::Relaxed) as usize).map(m_by_id)
+}
+
+pub fn global_runq_len() -> u32 {
+    SCHED.runqsize.load(Ordering::Relaxed)
+}
+
+pub fn midle_count() -> u32 {
+    SCHED.nmidle.load(Ordering::Relaxed)
+}
+
+/// Go's `gopreempt_m`, entered from a safe point: the G goes to the global
+/// queue and the scheduler runs.
+pub fn gopreempt() {
+    check_no_locks("gopreempt");
+    // SAFETY: on a goroutine stack with no locks.
+    unsafe { mcall(gopreempt_m) };
+}
+
+extern "C" fn gopreempt_m(gp: *mut G) -> ! {
+    goschedimpl(gp, true)
+}

@@ -1,0 +1,250 @@
+//! Timers, Go style: a 4-ary heap per P (gmp_core::timerheap), run by the
+//! scheduler in `findRunnable`, stolen on `stealWork`'s last pass, and an
+//! idle core that sleeps until its P's earliest timer with the LAPIC timer
+//! in one-shot mode (Go's `netpoll(delay)` in the idle M).
+use super::lock::SpinLock;
+use super::runtime2::{WaitReason, G, P};
+use crate::arch::x86_64::{percpu, time};
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, Ordering};
+use gmp_core::timerheap::TimerHeap;
+
+/// Timers one P can hold (10 000 sleepers on one P must fit).
+pub const TIMERS_PER_P: usize = 16 * 1024;
+
+/// What a timer does when it fires.
+#[derive(Clone, Copy)]
+pub enum TimerKind {
+    /// Make this (sleeping) G runnable.
+    Ready(*mut G),
+    /// Call f(arg) on the scheduler stack. Must not block.
+    Func(fn(usize), usize),
+}
+
+#[derive(Clone, Copy)]
+pub struct Timer {
+    pub kind: TimerKind,
+    /// Unique id, for `del_timer`.
+    pub seq: u64,
+}
+
+struct Heap(Box<TimerHeap<Timer, TIMERS_PER_P>>);
+// SAFETY: the raw G pointers inside are handles to never-freed Gs, moved
+// between cores only under the P's timer lock.
+unsafe impl Send for Heap {}
+
+/// A P's timers (Go: `pp.timers`, `pp.timersLock`, `pp.numTimers`).
+pub struct PTimers {
+    heap: SpinLock<Option<Heap>>,
+    /// Earliest deadline, or u64::MAX: lets other cores look without the
+    /// lock. Written under the lock after every change.
+    next: AtomicU64,
+    count: AtomicU64,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(1);
+
+fn new_heap() -> Heap {
+    let layout = core::alloc::Layout::new::<TimerHeap<Timer, TIMERS_PER_P>>();
+    // SAFETY: the layout is non-zero; the memory is initialised in place
+    // by `init_in_place` before the Box is made (no big stack temporary).
+    unsafe {
+        let p = alloc::alloc::alloc(layout) as *mut TimerHeap<Timer, TIMERS_PER_P>;
+        TimerHeap::init_in_place(p);
+        Heap(Box::from_raw(p))
+    }
+}
+
+impl PTimers {
+    pub fn new() -> Self {
+        PTimers { heap: SpinLock::new(Some(new_heap())), next: AtomicU64::new(u64::MAX), count: AtomicU64::new(0) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire) as usize
+    }
+
+    pub fn next_when(&self) -> u64 {
+        self.next.load(Ordering::Acquire)
+    }
+
+    fn update(&self, h: &TimerHeap<Timer, TIMERS_PER_P>) {
+        // Release: pairs with the acquire loads in next_when()/len().
+        self.next.store(h.peek().map(|(w, _)| w).unwrap_or(u64::MAX), Ordering::Release);
+        self.count.store(h.len() as u64, Ordering::Release);
+    }
+
+    /// Go's `addtimer`.
+    pub fn add(&self, when: u64, kind: TimerKind) -> u64 {
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let mut g = self.heap.lock();
+        let h = &mut g.as_mut().unwrap().0;
+        if h.push(when, Timer { kind, seq }).is_err() {
+            drop(g);
+            super::fatal::fatal(format_args!("too many timers on one P (limit {TIMERS_PER_P})"));
+        }
+        self.update(h);
+        seq
+    }
+
+    /// Go's `deltimer`: remove timer `seq` if it has not fired.
+    pub fn del(&self, seq: u64) -> bool {
+        let mut g = self.heap.lock();
+        let h = &mut g.as_mut().unwrap().0;
+        let r = h.remove_where(|_, t| t.seq == seq).is_some();
+        self.update(h);
+        r
+    }
+
+    /// Pop up to `out.len()` expired timers.
+    fn pop_expired(&self, now: u64, out: &mut [(u64, Timer)]) -> usize {
+        if self.next_when() > now {
+            return 0;
+        }
+        let mut g = self.heap.lock();
+        let h = &mut g.as_mut().unwrap().0;
+        let mut n = 0;
+        while n < out.len() {
+            match h.pop_expired(now) {
+                Some(t) => {
+                    out[n] = t;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        self.update(h);
+        n
+    }
+}
+
+impl Default for PTimers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Nanoseconds of emulated time since boot (Go's `nanotime`).
+pub fn nanotime() -> u64 {
+    time::nanotime()
+}
+
+/// Fire the timers of `from` that are due; Gs become runnable on `to`.
+/// Returns how many fired.
+fn run_timers(from: &P, to: &'static P) -> usize {
+    let now = nanotime();
+    let mut total = 0;
+    loop {
+        let mut buf = [(0u64, Timer { kind: TimerKind::Func(|_| {}, 0), seq: 0 }); 32];
+        let n = from.timers.pop_expired(now, &mut buf);
+        for (_, t) in &buf[..n] {
+            match t.kind {
+                TimerKind::Ready(gp) => super::proc::ready_from_g0(to, gp),
+                TimerKind::Func(f, arg) => f(arg),
+            }
+        }
+        total += n;
+        if n < buf.len() {
+            return total;
+        }
+    }
+}
+
+/// Go's `checkTimers`, for the P we hold (called on g0 by findRunnable).
+pub fn check_timers(pp: &'static P) {
+    if pp.timers.next_when() <= nanotime() {
+        run_timers(pp, pp);
+    }
+}
+
+/// stealWork's last pass: run p2's expired timers, readying onto pp.
+pub fn steal_timers(p2: &P, pp: &'static P) -> bool {
+    p2.timers.next_when() <= nanotime() && run_timers(p2, pp) > 0
+}
+
+pub fn any_timer_due() -> bool {
+    let now = nanotime();
+    super::proc::allp_slice().any(|p| p.timers.next_when() <= now)
+}
+
+pub fn any_timer_pending() -> bool {
+    super::proc::allp_slice().any(|p| p.timers.len() > 0)
+}
+
+/// Move every timer of a P being destroyed to `to`.
+pub fn move_timers(from: &P, to: &P) {
+    let mut buf = [(0u64, Timer { kind: TimerKind::Func(|_| {}, 0), seq: 0 }); 32];
+    loop {
+        let n = from.timers.pop_expired(u64::MAX, &mut buf);
+        if n == 0 {
+            return;
+        }
+        let mut g = to.timers.heap.lock();
+        let h = &mut g.as_mut().unwrap().0;
+        for (w, t) in &buf[..n] {
+            if h.push(*w, *t).is_err() {
+                drop(g);
+                super::fatal::fatal(format_args!("too many timers on one P (limit {TIMERS_PER_P})"));
+            }
+        }
+        to.timers.update(h);
+    }
+}
+
+/// Before parking, remember the earliest timer of the P we release: the
+/// core then halts with a one-shot LAPIC timer for it (irq::before_halt).
+pub fn set_idle_deadline(when: u64) {
+    percpu::this().wake_deadline.store(if when == u64::MAX { 0 } else { when.max(1) }, Ordering::Relaxed);
+}
+
+pub fn clear_idle_deadline() {
+    percpu::this().wake_deadline.store(0, Ordering::Relaxed);
+}
+
+// ---------------------------------------------------------------------------
+// sleep
+
+fn sleep_unlockf(gp: *mut G, when: *mut u8) -> bool {
+    // On g0 of the M that parked gp, which holds a P: put the timer there.
+    // Adding it only now (after gp is marked waiting) means the timer can
+    // never fire on a G that is still running (Go: resetForSleep).
+    let mp = super::proc::getm();
+    let pp = mp.p.load(Ordering::Relaxed);
+    // SAFETY: an M in park_m holds its P; Ps are never freed.
+    unsafe { &*pp }.timers.add(when as u64, TimerKind::Ready(gp));
+    true
+}
+
+/// `time.Sleep(d)`: block the goroutine for at least `ns` nanoseconds of
+/// emulated time.
+pub fn sleep(ns: u64) {
+    if ns == 0 {
+        return;
+    }
+    let when = nanotime().saturating_add(ns);
+    super::proc::gopark(Some(sleep_unlockf), when as *mut u8, WaitReason::Sleep);
+}
+
+/// Run `f(arg)` on the scheduler stack of some core after `ns` ns (Go's
+/// `time.AfterFunc` without a goroutine: f must not block). Returns an id
+/// for [`stop_timer`].
+pub fn after_func(ns: u64, f: fn(usize), arg: usize) -> (u32, u64) {
+    let _pg = super::lock::PreemptGuard::new();
+    let mp = super::proc::getm();
+    let pp = mp.p.load(Ordering::Relaxed);
+    // SAFETY: a running G's M holds a P (never freed).
+    let pp = unsafe { &*pp };
+    let seq = pp.timers.add(nanotime().saturating_add(ns), TimerKind::Func(f, arg));
+    (pp.id, seq)
+}
+
+/// Cancel a timer from `after_func` if it has not fired. Timers move
+/// between Ps only when a P is destroyed; then the cancel searches them all.
+pub fn stop_timer(id: (u32, u64)) -> bool {
+    for p in super::proc::allp_slice() {
+        if p.timers.del(id.1) {
+            return true;
+        }
+    }
+    false
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The newcomer's entry point.
+#
+#   ./run-qemu.sh [RUNNER ARGS]    build the demo kernel and boot it in QEMU (cargo run -- ARGS);
+#                                  e.g. ./run-qemu.sh --smp 2 gomaxprocs=2 schedtrace=1000
+#   ./run-qemu.sh test [FILTER]    the whole suite: host unit tests + QEMU scenario tests
+#                                  (cargo test --workspace), then the loom model tests of kernel/core
+#   ./run-qemu.sh --help           the runner's options
+#
+# First it checks the set-up (quietly once everything is there): the pinned Rust toolchain,
+# qemu-system-x86_64 and the OVMF firmware.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+say() { printf 'run-qemu.sh: %s\n' "$*" >&2; }
+
+# --- set-up --------------------------------------------------------------------------------
+
+if ! command -v rustup >/dev/null 2>&1; then
+    say "rustup is not installed. Install it with:"
+    say "  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain none"
+    say "then open a new shell (or: source \"\$HOME/.cargo/env\") and run this script again."
+    exit 1
+fi
+
+# The toolchain pinned in rust-toolchain.toml, with its components and the kernel target.
+# (Auto-install is off on some machines: RUSTUP_AUTO_INSTALL=0.)
+toolchain=$(sed -n 's/^[[:space:]]*channel[[:space:]]*=[[:space:]]*"\(.*\)".*/\1/p' rust-toolchain.toml)
+toolchain_ready() {
+    [ -n "$toolchain" ] &&
+        rustup run "$toolchain" rustc --version >/dev/null 2>&1 &&
+        rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx 'x86_64-unknown-none' &&
+        rustup component list --installed --toolchain "$toolchain" 2>/dev/null | grep -q '^rust-src' &&
+        rustup component list --installed --toolchain "$toolchain" 2>/dev/null | grep -q '^llvm-tools'
+}
+if ! toolchain_ready; then
+    say "installing the Rust toolchain pinned in rust-toolchain.toml (${toolchain:-?})"
+    rustup toolchain install
+fi
+
+have_ovmf() { [ -d /usr/share/OVMF ] || [ -d /usr/share/ovmf ]; }
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! have_ovmf; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing QEMU and OVMF"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-x86 ovmf
+    else
+        say "QEMU (qemu-system-x86_64) and/or the OVMF firmware are missing. Install them with:"
+        say "  sudo apt-get update && sudo apt-get install -y qemu-system-x86 ovmf"
+        exit 1
+    fi
+fi
+
+# --- test ----------------------------------------------------------------------------------
+
+if [ "${1:-}" = "test" ]; then
+    shift
+    filter="${1:-}"
+    step="cargo test --workspace"
+    trap 'say "FAILED: $step"' ERR
+    # Host unit tests (runner, kernel/core) and the QEMU scenario tests in tests/.
+    cargo test --workspace ${filter:+"$filter"}
+    # The loom model tests of the lock-free parts of kernel/core. --cfg loom changes every
+    # crate's flags, so they get their own target dir and do not invalidate the normal build.
+    # With a FILTER, they run only if the filter mentions loom.
+    if [ -z "$filter" ] || [[ "$filter" == *loom* ]]; then
+        step="loom model tests of kernel/core"
+        RUSTFLAGS="--cfg loom" cargo test -p gmp-core --release --lib --target-dir target/loom -- "${filter:-loom}"
+    fi
+    trap - ERR
+    say "ALL TESTS PASSED${filter:+ (filter: $filter)}"
+    exit 0
+fi
+
+# --- run -----------------------------------------------------------------------------------
+
+for arg in "$@"; do
+    case $arg in -h | --help) exec cargo run -q -- --help ;; esac
+done
+
+# The runner's own --release picks the kernel's build profile; the runner itself is built in dev.
+status=0
+cargo run -- "$@" || status=$?
+case $status in
+    0) say "kernel PASSED (exit 0)" ;;
+    1) say "kernel FAILED (exit 1): see the serial output above" ;;
+    2) say "kernel did not exit through isa-debug-exit (exit 2): triple fault or QEMU error" ;;
+    124) say "TIMEOUT (exit 124)" ;;
+    64) say "bad arguments (exit 64): ./run-qemu.sh --help" ;;
+    *) say "error (exit $status)" ;;
+esac
+exit $status
