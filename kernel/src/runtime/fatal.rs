@@ -177,7 +177,7 @@ pub fn stack_overflow(addr: u64, lo: u64, rip: u64) -> ! {
     let g = current_g();
     let hi = g.map(|g| g.stack_hi).unwrap_or(0);
     eprintln!("runtime: goroutine stack exceeds {}-byte limit", crate::mem::stack::STACK_SIZE);
-    eprintln!("runtime: sp={addr:#x} stack=[{lo:#x}, {hi:#x}] rip={rip:#x}: write to the guard page below the stack");
+    eprintln!("runtime: page fault at {addr:#x} in the guard page below stack=[{lo:#x}, {hi:#x}] (rip={rip:#x})");
     eprintln!("fatal error: stack overflow");
     eprintln!("");
     goroutine_header(g);

@@ -78,6 +78,21 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Release a lock whose guard was `mem::forget`-ten, from the commit
+    /// function of [`crate::park`] (Go's `parkunlock`): the lock is held
+    /// across the switch to the scheduler stack and released there, after
+    /// the goroutine is marked waiting, so a waker cannot miss it. Restores
+    /// interrupts (the scheduler runs with them on).
+    ///
+    /// # Safety
+    /// The lock must be held by this core through a forgotten guard.
+    pub unsafe fn unlock_forgotten(&self) {
+        // Release: as in the guard's Drop.
+        self.locked.store(false, Ordering::Release);
+        percpu::this().locks.fetch_sub(1, Ordering::Relaxed);
+        x86_64::instructions::interrupts::enable();
+    }
+
     /// Is it held by anyone? (Diagnostics only.)
     pub fn is_locked(&self) -> bool {
         self.locked.load(Ordering::Relaxed)

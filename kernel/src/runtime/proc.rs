@@ -1177,24 +1177,29 @@ pub fn goschedimpl(gp: *mut G, preempted: bool) -> ! {
 /// Go's `gopark`: block the current goroutine. `unlockf(gp, arg)` runs on
 /// g0 after the G is marked waiting; if it returns false, the park is
 /// cancelled and the G continues at once.
+///
+/// The caller may hold spin locks (with forgotten guards) if `unlockf`
+/// releases them: that is how a channel's lock is held until the G is
+/// safely waiting. `schedule` checks that none is left.
 pub fn gopark(unlockf: Option<fn(*mut G, *mut u8) -> bool>, arg: *mut u8, reason: WaitReason) {
-    check_no_locks("gopark");
+    if unlockf.is_none() {
+        check_no_locks("gopark");
+    }
+    // The unlock function is handed to park_m through this M. A preemption
+    // between these stores and mcall would move the G to another core and
+    // leave them behind, so preemption is off from here until park_m (which
+    // drops this guard's count by hand, on the same core).
+    let pg = PreemptGuard::new();
     let mp = getm();
     let gp = getg();
-    // SAFETY: the running G and this M own these cells; no preemption can
-    // move us between here and mcall, because... it could: so the values are
-    // read back on g0 from the M that runs park_m, which is the M we are on
-    // when mcall runs. Preemption between these stores and mcall would move
-    // the G to another M and leave them on this one; so disable it.
-    let pg = PreemptGuard::new();
+    // SAFETY: this M and the running G own these cells.
     unsafe {
         mp.waitunlockf.set(unlockf);
         mp.waitlock.set(arg);
         (*gp).waitreason.set(reason);
     }
     core::mem::forget(pg);
-    // Drop the guard's count by hand on g0 (park_m), after the switch.
-    // SAFETY: on a goroutine stack.
+    // SAFETY: on a goroutine stack; locks still held are released by unlockf.
     unsafe { mcall(park_m) };
 }
 
@@ -1528,4 +1533,17 @@ pub fn gopreempt() {
 
 extern "C" fn gopreempt_m(gp: *mut G) -> ! {
     goschedimpl(gp, true)
+}
+
+/// The id of the P the caller runs on. Only meaningful while preemption
+/// is disabled (hold a PreemptGuard), e.g. to index per-P caches.
+pub fn current_p_id() -> u32 {
+    p_of(getm()).id
+}
+
+/// (stack.lo, goid) of the running goroutine (tests).
+pub fn current_stack_lo() -> (u64, u64) {
+    // SAFETY: called on a goroutine; curg is live.
+    let g = unsafe { &*getg() };
+    (g.stack_lo, g.id())
 }

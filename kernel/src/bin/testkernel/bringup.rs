@@ -1,0 +1,156 @@
+//! Scenarios of the boot issue: cores, IPIs, timers, faults, panics.
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::arch::x86_64::{apic, percpu, time};
+use kernel::println;
+
+pub const TESTS: &[crate::Test] = &[
+    ("smp_online", smp_online),
+    ("ipi_pingpong", ipi_pingpong),
+    ("timer_rate", timer_rate),
+    ("guard_page", guard_page),
+    ("panic", panic),
+];
+
+fn smp_online() {
+    let n = kernel::num_cpu() as usize;
+    for cpu in 0..n {
+        assert!(percpu::CPUS[cpu].online.load(Ordering::Acquire), "cpu{cpu} not online");
+    }
+    println!("smp_online: {n} cores online");
+}
+
+// ---- IPI ping-pong ---------------------------------------------------------
+//
+// Every ordered pair (i, j): core i sends a "ping" IPI to core j, and j
+// answers with a "pong" IPI to i. All of it runs in the wake-up IPI handler:
+// the driver tells core i to ping everybody by setting CMD[i] and sending it
+// an IPI. Pending pings/pongs are bitmasks (one bit per sender), so a round
+// waits until every message of the previous one was counted.
+
+const MAXC: usize = 16;
+static CMD: [AtomicU64; MAXC] = [const { AtomicU64::new(0) }; MAXC];
+static PING_PENDING: [AtomicU64; MAXC] = [const { AtomicU64::new(0) }; MAXC];
+static PONG_PENDING: [AtomicU64; MAXC] = [const { AtomicU64::new(0) }; MAXC];
+static PINGS: [[AtomicU64; MAXC]; MAXC] = [const { [const { AtomicU64::new(0) }; MAXC] }; MAXC];
+static PONGS: [[AtomicU64; MAXC]; MAXC] = [const { [const { AtomicU64::new(0) }; MAXC] }; MAXC];
+
+fn apic_of(cpu: usize) -> u32 {
+    percpu::CPUS[cpu].apic_id.load(Ordering::Relaxed)
+}
+
+fn ipi_hook() {
+    let me = percpu::cpu_id();
+    let n = kernel::num_cpu() as usize;
+    if CMD[me].swap(0, Ordering::AcqRel) != 0 {
+        for j in (0..n).filter(|&j| j != me) {
+            PING_PENDING[j].fetch_or(1 << me, Ordering::AcqRel);
+            apic::send_ipi(apic_of(j), apic::WAKE_VECTOR);
+        }
+    }
+    let pings = PING_PENDING[me].swap(0, Ordering::AcqRel);
+    for i in 0..n {
+        if pings & (1 << i) != 0 {
+            PINGS[me][i].fetch_add(1, Ordering::Relaxed);
+            PONG_PENDING[i].fetch_or(1 << me, Ordering::AcqRel);
+            apic::send_ipi(apic_of(i), apic::WAKE_VECTOR);
+        }
+    }
+    let pongs = PONG_PENDING[me].swap(0, Ordering::AcqRel);
+    for j in 0..n {
+        if pongs & (1 << j) != 0 {
+            PONGS[me][j].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn total(a: &[[AtomicU64; MAXC]; MAXC], n: usize) -> u64 {
+    (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| a[i][j].load(Ordering::Relaxed)).sum()
+}
+
+fn ipi_pingpong() {
+    let n = (kernel::num_cpu() as usize).min(MAXC);
+    kernel::runtime::irq::set_wake_hook(Some(ipi_hook));
+    const ROUNDS: u64 = 20;
+    let pairs = (n * (n - 1)) as u64;
+    for round in 1..=ROUNDS {
+        for (i, cmd) in CMD.iter().enumerate().take(n) {
+            cmd.store(1, Ordering::Release);
+            apic::send_ipi(apic_of(i), apic::WAKE_VECTOR);
+        }
+        let deadline = time::nanotime() + 5_000_000_000;
+        while total(&PONGS, n) < round * pairs && time::nanotime() < deadline {
+            kernel::gosched();
+        }
+        if total(&PONGS, n) < round * pairs {
+            break;
+        }
+    }
+    kernel::runtime::irq::set_wake_hook(None);
+    let pings = total(&PINGS, n);
+    let pongs = total(&PONGS, n);
+    let expected = 2 * ROUNDS * pairs;
+    let lost = expected - (pings + pongs).min(expected);
+    // Per pair, exactly ROUNDS of each.
+    for i in 0..n {
+        for j in 0..n {
+            if i != j {
+                let p = PINGS[j][i].load(Ordering::Relaxed);
+                let q = PONGS[i][j].load(Ordering::Relaxed);
+                assert!(p == ROUNDS && q == ROUNDS, "pair cpu{i}->cpu{j}: {p} pings, {q} pongs, want {ROUNDS} each");
+            }
+        }
+    }
+    println!("ipi: pairs={pairs} messages={} lost={lost}", pings + pongs);
+    assert_eq!(lost, 0);
+}
+
+// ---- timer rate --------------------------------------------------------------
+
+fn timer_rate() {
+    let hz = kernel::boot::params().hz as u64;
+    let n = kernel::num_cpu() as usize;
+    kernel::runtime::irq::ALWAYS_TICK.store(true, Ordering::SeqCst);
+    // Idle cores stopped their timers when they halted: wake each once so
+    // it restarts its periodic tick (after_halt).
+    for cpu in 0..n {
+        apic::send_ipi(apic_of(cpu), apic::WAKE_VECTOR);
+    }
+    kernel::sleep(100_000_000);
+    let t0: alloc::vec::Vec<(u64, u64)> = (0..n)
+        .map(|c| (percpu::CPUS[c].ticks.load(Ordering::Relaxed), percpu::CPUS[c].last_tick_tsc.load(Ordering::Relaxed)))
+        .collect();
+    kernel::sleep(1_000_000_000);
+    let mut bad = 0;
+    for (c, &(k0, s0)) in t0.iter().enumerate() {
+        let k1 = percpu::CPUS[c].ticks.load(Ordering::Relaxed);
+        let s1 = percpu::CPUS[c].last_tick_tsc.load(Ordering::Relaxed);
+        let ticks = k1 - k0;
+        let us = time::tsc_to_us(s1 - s0);
+        println!("timer: cpu={c} hz={hz} ticks={ticks} elapsed_us={us}");
+        let rate = if us == 0 { 0 } else { ticks * 1_000_000 / us };
+        if ticks == 0 || rate * 10 < hz * 9 || rate * 10 > hz * 11 {
+            println!("timer: cpu{c} rate {rate}/s is not within 10% of {hz}/s");
+            bad += 1;
+        }
+    }
+    kernel::runtime::irq::ALWAYS_TICK.store(false, Ordering::SeqCst);
+    assert_eq!(bad, 0, "timer rate out of range on {bad} core(s)");
+}
+
+// ---- faults ------------------------------------------------------------------
+
+fn guard_page() {
+    let (lo, id) = kernel::runtime::proc::current_stack_lo();
+    println!("guard_page: goroutine {id} writes below its stack at {:#x}", lo - 8);
+    // SAFETY: deliberately not: this write hits the unmapped guard page and
+    // must end in a clean fatal report.
+    unsafe { core::ptr::write_volatile((lo - 8) as *mut u64, 0xdead) };
+    unreachable!("the guard page write returned");
+}
+
+fn panic() {
+    kernel::go(|| panic!("boom from a goroutine"));
+    loop {
+        kernel::gosched();
+    }
+}

@@ -1,0 +1,273 @@
+//! Scenarios of the scheduler issue: ports of Go's proc_test.go tests, and
+//! stress scenarios that count every goroutine.
+use crate::latch::Latch;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use kernel::println;
+
+pub const TESTS: &[crate::Test] = &[
+    ("parallelism", parallelism),
+    ("parallelism2", parallelism2),
+    ("yield_progress", yield_progress),
+    ("spawn_storm", spawn_storm),
+    ("spawn_tree", spawn_tree),
+    ("lock_os_thread", lock_os_thread),
+    ("gomaxprocs_churn", gomaxprocs_churn),
+    ("gomaxprocs_invalid", gomaxprocs_invalid),
+    ("deadlock", deadlock),
+];
+
+fn leak<T>(v: T) -> &'static T {
+    Box::leak(Box::new(v))
+}
+
+/// Spin (no safe point) until `cond`, or panic after `secs` of emulated time.
+fn spin_until(what: &str, secs: u64, cond: impl Fn() -> bool) {
+    let deadline = kernel::nanotime() + secs * 1_000_000_000;
+    while !cond() {
+        core::hint::spin_loop();
+        if kernel::nanotime() > deadline {
+            panic!("{what}: not reached within {secs} s");
+        }
+    }
+}
+
+// ---- TestGoroutineParallelism ----------------------------------------------
+//
+// P goroutines pass a ticket around by spinning on an atomic: goroutine p
+// waits for the value P*i + p. They can only finish if all P of them run at
+// the same time, on P different cores. No safe point in the spin: a
+// scheduler that did not wake idle cores would leave one spinning forever
+// (caught by the 10 s bound).
+
+fn parallelism_tries(tries: u32) {
+    let procs = kernel::current_gomaxprocs() as u64;
+    for _ in 0..tries {
+        let x = leak(AtomicU64::new(0));
+        let done = leak(Latch::new(procs));
+        for p in 0..procs {
+            kernel::go(move || {
+                for i in 0..3u64 {
+                    let expected = procs * i + p;
+                    spin_until("parallelism ticket", 10, || x.load(Ordering::Acquire) == expected);
+                    x.store(expected + 1, Ordering::Release);
+                }
+                done.done();
+            });
+        }
+        done.wait();
+        assert_eq!(x.load(Ordering::Acquire), 3 * procs);
+    }
+    println!("parallelism: {tries} tries with {procs} goroutines spinning on {procs} Ps: ok");
+}
+
+fn parallelism() {
+    parallelism_tries(10);
+}
+
+/// Version 2: first let every other core go idle (halt), so that starting
+/// the goroutines depends on wakep's IPIs reaching halted cores.
+fn parallelism2() {
+    for _ in 0..5 {
+        kernel::sleep(20_000_000);
+        let idle = kernel::runtime::proc::midle_count();
+        println!("parallelism2: {idle} idle Ms before spawning");
+        parallelism_tries(1);
+    }
+}
+
+// ---- TestYieldProgress -------------------------------------------------------
+
+fn yield_progress() {
+    let stop = leak(AtomicBool::new(false));
+    let done = leak(Latch::new(1));
+    kernel::go(move || {
+        while !stop.load(Ordering::Acquire) {
+            kernel::gosched();
+        }
+        done.done();
+    });
+    kernel::sleep(10_000_000);
+    stop.store(true, Ordering::Release);
+    done.wait();
+    println!("yield_progress: ok");
+}
+
+// ---- spawn storm ---------------------------------------------------------------
+
+fn spawn_storm() {
+    const N: usize = 100_000;
+    let ran: &'static [AtomicU8] = Box::leak((0..N).map(|_| AtomicU8::new(0)).collect::<Vec<_>>().into_boxed_slice());
+    let done = leak(Latch::new(N as u64));
+    let cpus: &'static [AtomicU64; 64] = leak([const { AtomicU64::new(0) }; 64]);
+    let t0 = kernel::nanotime();
+    for (i, slot) in ran.iter().enumerate() {
+        let _ = i;
+        kernel::go(move || {
+            slot.fetch_add(1, Ordering::Relaxed);
+            cpus[kernel::cpu_id()].fetch_add(1, Ordering::Relaxed);
+            done.done();
+        });
+    }
+    done.wait();
+    let dt = kernel::nanotime() - t0;
+    let mut twice = 0;
+    let mut never = 0;
+    for s in ran {
+        match s.load(Ordering::Relaxed) {
+            0 => never += 1,
+            1 => {}
+            _ => twice += 1,
+        }
+    }
+    let per_cpu: Vec<u64> = (0..kernel::num_cpu() as usize).map(|c| cpus[c].load(Ordering::Relaxed)).collect();
+    println!("spawn_storm: {N} goroutines, never ran={never}, ran twice={twice}, per cpu {per_cpu:?}, {} ms", dt / 1_000_000);
+    assert!(never == 0 && twice == 0, "every goroutine must run exactly once");
+    println!("spawn_storm: goroutines alive after: {}", kernel::num_goroutine());
+}
+
+// ---- nested spawn tree ---------------------------------------------------------
+
+fn tree(depth: u32, sum: &'static AtomicU64, nodes: &'static AtomicU64) {
+    nodes.fetch_add(1, Ordering::Relaxed);
+    sum.fetch_add(depth as u64, Ordering::Relaxed);
+    if depth == 0 {
+        return;
+    }
+    let done = leak(Latch::new(2));
+    for _ in 0..2 {
+        kernel::go(move || {
+            tree(depth - 1, sum, nodes);
+            done.done();
+        });
+    }
+    done.wait();
+}
+
+fn spawn_tree() {
+    const DEPTH: u32 = 11;
+    let sum = leak(AtomicU64::new(0));
+    let nodes = leak(AtomicU64::new(0));
+    tree(DEPTH, sum, nodes);
+    let want_nodes = (1u64 << (DEPTH + 1)) - 1;
+    // sum over levels d of d * 2^(DEPTH-d)
+    let want_sum: u64 = (0..=DEPTH).map(|d| d as u64 * (1u64 << (DEPTH - d))).sum();
+    println!("spawn_tree: depth {DEPTH}: {} nodes, sum {}", nodes.load(Ordering::Relaxed), sum.load(Ordering::Relaxed));
+    assert_eq!(nodes.load(Ordering::Relaxed), want_nodes);
+    assert_eq!(sum.load(Ordering::Relaxed), want_sum);
+}
+
+// ---- LockOSThread --------------------------------------------------------------
+
+fn lock_os_thread() {
+    let stop = leak(AtomicBool::new(false));
+    let others = leak(AtomicU64::new(0));
+    let done = leak(Latch::new(1));
+    let workers = leak(Latch::new(4));
+    for _ in 0..4 {
+        kernel::go(move || {
+            while !stop.load(Ordering::Acquire) {
+                others.fetch_add(1, Ordering::Relaxed);
+                kernel::gosched();
+            }
+            workers.done();
+        });
+    }
+    kernel::go(move || {
+        kernel::lock_os_thread();
+        let home = kernel::cpu_id();
+        for i in 0..200 {
+            if i % 2 == 0 {
+                kernel::gosched();
+            } else {
+                kernel::sleep(200_000);
+            }
+            assert_eq!(kernel::cpu_id(), home, "locked goroutine moved from cpu{home}");
+        }
+        kernel::unlock_os_thread();
+        println!("lock_os_thread: 200 yields and sleeps, always on cpu{home}");
+        done.done();
+    });
+    done.wait();
+    stop.store(true, Ordering::Release);
+    workers.wait();
+    println!("lock_os_thread: other goroutines made {} steps meanwhile", others.load(Ordering::Relaxed));
+    assert!(others.load(Ordering::Relaxed) > 0);
+}
+
+// ---- GOMAXPROCS churn ------------------------------------------------------------
+
+fn gomaxprocs_churn() {
+    let ncpu = kernel::num_cpu();
+    let stop = leak(AtomicBool::new(false));
+    let spawned = leak(AtomicU64::new(0));
+    let finished = leak(AtomicU64::new(0));
+    let sleepers = leak(AtomicU64::new(0));
+    let spawner_done = leak(Latch::new(1));
+    kernel::go(move || {
+        while !stop.load(Ordering::Acquire) {
+            spawned.fetch_add(1, Ordering::Relaxed);
+            let sleep = spawned.load(Ordering::Relaxed) % 16 == 0;
+            kernel::go(move || {
+                if sleep {
+                    kernel::sleep(100_000);
+                    sleepers.fetch_add(1, Ordering::Relaxed);
+                }
+                finished.fetch_add(1, Ordering::Relaxed);
+            });
+            if spawned.load(Ordering::Relaxed) % 8 == 0 {
+                kernel::gosched();
+            }
+        }
+        spawner_done.done();
+    });
+    const CHANGES: u32 = 1000;
+    let mut seen = [0u32; 65];
+    for i in 0..CHANGES {
+        let n = 1 + (i * 7 + i / 3) % ncpu;
+        let prev = kernel::gomaxprocs(n).expect("valid GOMAXPROCS");
+        assert!((1..=ncpu).contains(&prev));
+        assert_eq!(kernel::current_gomaxprocs(), n);
+        seen[n as usize] += 1;
+        if i % 50 == 0 {
+            kernel::gosched();
+        }
+    }
+    stop.store(true, Ordering::Release);
+    spawner_done.wait();
+    let want = spawned.load(Ordering::Relaxed);
+    let deadline = kernel::nanotime() + 30_000_000_000;
+    while finished.load(Ordering::Relaxed) != want {
+        assert!(kernel::nanotime() < deadline, "lost goroutines: {} of {want} finished", finished.load(Ordering::Relaxed));
+        kernel::sleep(1_000_000);
+    }
+    kernel::gomaxprocs(ncpu).unwrap();
+    println!(
+        "gomaxprocs_churn: {CHANGES} changes ({:?}), {want} goroutines spawned and finished ({} slept), none lost",
+        &seen[1..=ncpu as usize],
+        sleepers.load(Ordering::Relaxed)
+    );
+}
+
+fn gomaxprocs_invalid() {
+    let ncpu = kernel::num_cpu();
+    let e = kernel::gomaxprocs(0).unwrap_err();
+    println!("gomaxprocs_invalid: {e}");
+    let e = kernel::gomaxprocs(ncpu + 1).unwrap_err();
+    println!("gomaxprocs_invalid: {e}");
+    assert_eq!(kernel::current_gomaxprocs(), ncpu);
+}
+
+// ---- deadlock --------------------------------------------------------------------
+
+fn deadlock() {
+    let counter = leak(AtomicU32::new(0));
+    kernel::go(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        kernel::park(None, core::ptr::null_mut(), kernel::WaitReason::ChanSend);
+    });
+    println!("deadlock: main goroutine blocks forever");
+    kernel::park(None, core::ptr::null_mut(), kernel::WaitReason::ChanReceive);
+    unreachable!("parked forever");
+}
