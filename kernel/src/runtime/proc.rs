@@ -332,7 +332,13 @@ fn mpark(mp: &M) {
     mp.parks.fetch_add(1, Ordering::Relaxed);
     loop {
         if notesleep(&mp.park) {
-            break;
+            if !mp.nextp.load(Ordering::Acquire).is_null() {
+                break;
+            }
+            // A wake-up meant for a wait that is over (ready_locked racing
+            // with a stop-the-world): still on midle, sleep again.
+            noteclear(&mp.park);
+            continue;
         }
         super::time::clear_idle_deadline();
         let mut s = SCHED.lock.lock();
@@ -777,8 +783,9 @@ pub extern "C" fn schedule() -> ! {
     x86_64::instructions::interrupts::enable();
     let lg = mp.lockedg.load(Ordering::Relaxed);
     if !lg.is_null() {
-        stoplockedm(mp);
-        // SAFETY: Gs are never freed; startlockedm handed it to us runnable.
+        // This core runs only its locked goroutine: wait for it.
+        locked_wait(mp, lg);
+        // SAFETY: Gs are never freed; locked_wait returns once it is runnable.
         execute(mp, unsafe { NonNull::new_unchecked(lg) }, false);
     }
     loop {
@@ -790,9 +797,8 @@ pub extern "C" fn schedule() -> ! {
         let g = unsafe { gp.as_ref() };
         let lm = g.lockedm.load(Ordering::Relaxed);
         if !lm.is_null() && lm != mp as *const M as *mut M {
-            // Hands off our P to the locked G's M, then blocks for a new P.
-            startlockedm(gp);
-            continue;
+            // Locked Gs are never queued (see locked_wait).
+            super::fatal::fatal(format_args!("schedule: goroutine {} is locked to M{} but was queued", g.id(), unsafe { (*lm).id }));
         }
         execute(mp, gp, inherit);
     }
@@ -1042,35 +1048,62 @@ fn gcstopm(mp: &M) {
     stopm(mp);
 }
 
-/// Go's `stoplockedm`: our locked G cannot run now; give the P away and
-/// sleep until `startlockedm` hands us one with the G runnable.
-fn stoplockedm(mp: &M) {
-    if !mp.p.load(Ordering::Relaxed).is_null() {
-        let pp = releasep(mp);
-        handoffp(pp);
+/// Our locked goroutine cannot run now (Go's `stoplockedm`).
+///
+/// ## LockOSThread on bare metal
+///
+/// Go hands the P of a blocked locked thread to another M and parks the
+/// thread. Here an M is a core and the rule is stronger: while a goroutine
+/// is locked, its core (and the P it holds) runs only that goroutine. So the
+/// locked M keeps its P and waits: other Gs queued on the P move to the
+/// global queue (and `wakep` finds them a core), the P's timers keep firing
+/// here (the locked G's own `sleep` lives there), and whoever readies the
+/// locked G does not queue it but wakes this M (`ready_locked`). GOMAXPROCS
+/// is effectively one less while a goroutine is locked, as it would be
+/// with a thread pinned to a CPU.
+fn locked_wait(mp: &M, lg: *mut G) {
+    // SAFETY: Gs are never freed.
+    let g = unsafe { &*lg };
+    loop {
+        if SCHED.gcwaiting.load(Ordering::SeqCst) {
+            gcstopm(mp);
+            continue;
+        }
+        let pp = p_of(mp);
+        super::time::check_timers(pp);
+        if g.status() == G_RUNNABLE {
+            return;
+        }
+        if !pp.runq.stealer().is_empty() {
+            // SAFETY: we are pp's M.
+            let local = unsafe { pp.runq.local() };
+            let mut s = SCHED.lock.lock();
+            local.drain(|x| globrunqput(&mut s, x));
+            drop(s);
+            wakep();
+        }
+        {
+            let mut s = SCHED.lock.lock();
+            s.nmidlelocked += 1;
+            checkdead(&mut s);
+        }
+        super::time::set_idle_deadline(pp.timers.next_when());
+        // SeqCst pairs with ready_locked: it stores the status, then wakes
+        // us; we publish that we sleep (inside notesleep) and re-check.
+        if g.status() != G_RUNNABLE {
+            notesleep(&mp.park);
+        }
+        noteclear(&mp.park);
+        super::time::clear_idle_deadline();
+        SCHED.lock.lock().nmidlelocked -= 1;
     }
-    {
-        let mut s = SCHED.lock.lock();
-        s.nmidlelocked += 1;
-        checkdead(&mut s);
-    }
-    mpark(mp);
 }
 
-/// Go's `startlockedm`: gp is locked to another M: give it our P and wake
-/// that M, then park ourselves.
-fn startlockedm(gp: NonNull<G>) {
-    let mp = getm();
-    // SAFETY: Gs are never freed; lockedm is an M (never freed).
-    let lmp = unsafe { &*gp.as_ref().lockedm.load(Ordering::Relaxed) };
-    {
-        let mut s = SCHED.lock.lock();
-        s.nmidlelocked -= 1;
-    }
-    let pp = releasep(mp);
-    lmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
+/// `ready` for a goroutine locked to an M: make it runnable and wake its M,
+/// which runs nothing else (see `locked_wait`). It is never queued.
+fn ready_locked(g: &G, lmp: &M) {
+    casgstatus(g, G_WAITING, G_RUNNABLE);
     notewakeup(&lmp.park, lmp.apic_id);
-    stopm(mp);
 }
 
 /// Go's `checkdead`: with every M idle, is any goroutine able to run ever
@@ -1093,14 +1126,19 @@ fn checkdead(s: &mut SchedLocked) {
     if MAIN_STARTED.load(Ordering::Relaxed) == false {
         return;
     }
-    if s.runq.len() != 0 {
-        super::fatal::throw("checkdead: all Ms idle but the global run queue is not empty");
-    }
     // A pending timer will wake an idle M: not dead (Go: "Maybe jump time
     // forward for playground", then "There are no goroutines running, so we
     // can look at the P's timers").
     if super::time::any_timer_pending() {
         return;
+    }
+    if s.runq.len() != 0 {
+        if s.nmidlelocked > 0 {
+            // Runnable Gs, but every core is locked to a goroutine that
+            // waits for them: nothing can ever run.
+            super::fatal::deadlock();
+        }
+        super::fatal::throw("checkdead: all Ms idle but the global run queue is not empty");
     }
     if s.nmsys > 0 {
         return;
@@ -1162,6 +1200,11 @@ pub fn goschedimpl(gp: *mut G, preempted: bool) -> ! {
     if preempted {
         // SAFETY: owner cell of a G we own (it is between queues).
         unsafe { g.waitreason.set(WaitReason::Preempted) };
+    }
+    if g.lockedm.load(Ordering::Relaxed) == mp as *const M as *mut M {
+        // A locked G yields to nothing but the scheduler's own checks
+        // (timers, stop-the-world); schedule() runs it again.
+        schedule()
     }
     {
         let mut s = SCHED.lock.lock();
@@ -1234,6 +1277,11 @@ pub fn goready(gp: *mut G) {
     let _pg = PreemptGuard::new();
     // SAFETY: the caller passes a G it took from a wait structure.
     let g = unsafe { &*gp };
+    let lm = g.lockedm.load(Ordering::Relaxed);
+    if !lm.is_null() {
+        // SAFETY: Ms are never freed.
+        return ready_locked(g, unsafe { &*lm });
+    }
     casgstatus(g, G_WAITING, G_RUNNABLE);
     let mp = getm();
     // SAFETY: non-null.
@@ -1245,6 +1293,11 @@ pub fn goready(gp: *mut G) {
 pub fn ready_from_g0(pp: &'static P, gp: *mut G) {
     // SAFETY: as in goready.
     let g = unsafe { &*gp };
+    let lm = g.lockedm.load(Ordering::Relaxed);
+    if !lm.is_null() {
+        // SAFETY: Ms are never freed.
+        return ready_locked(g, unsafe { &*lm });
+    }
     casgstatus(g, G_WAITING, G_RUNNABLE);
     // SAFETY: non-null.
     runqput(pp, unsafe { NonNull::new_unchecked(gp) }, true);

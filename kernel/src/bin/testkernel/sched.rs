@@ -160,14 +160,25 @@ fn spawn_tree() {
 
 // ---- LockOSThread --------------------------------------------------------------
 
+/// While a goroutine is locked, its core runs nothing else: the workers
+/// check they never run on the locked core, and (with more than one core)
+/// still make progress elsewhere.
 fn lock_os_thread() {
+    const NONE: u64 = u64::MAX;
     let stop = leak(AtomicBool::new(false));
     let others = leak(AtomicU64::new(0));
+    let locked_cpu = leak(AtomicU64::new(NONE));
+    let violations = leak(AtomicU64::new(0));
     let done = leak(Latch::new(1));
     let workers = leak(Latch::new(4));
     for _ in 0..4 {
         kernel::go(move || {
             while !stop.load(Ordering::Acquire) {
+                let _pg = kernel::PreemptGuard::new();
+                if locked_cpu.load(Ordering::Acquire) == kernel::cpu_id() as u64 {
+                    violations.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(_pg);
                 others.fetch_add(1, Ordering::Relaxed);
                 kernel::gosched();
             }
@@ -177,6 +188,7 @@ fn lock_os_thread() {
     kernel::go(move || {
         kernel::lock_os_thread();
         let home = kernel::cpu_id();
+        locked_cpu.store(home as u64, Ordering::Release);
         for i in 0..200 {
             if i % 2 == 0 {
                 kernel::gosched();
@@ -185,6 +197,7 @@ fn lock_os_thread() {
             }
             assert_eq!(kernel::cpu_id(), home, "locked goroutine moved from cpu{home}");
         }
+        locked_cpu.store(NONE, Ordering::Release);
         kernel::unlock_os_thread();
         println!("lock_os_thread: 200 yields and sleeps, always on cpu{home}");
         done.done();
@@ -192,8 +205,15 @@ fn lock_os_thread() {
     done.wait();
     stop.store(true, Ordering::Release);
     workers.wait();
-    println!("lock_os_thread: other goroutines made {} steps meanwhile", others.load(Ordering::Relaxed));
-    assert!(others.load(Ordering::Relaxed) > 0);
+    println!(
+        "lock_os_thread: other goroutines made {} steps, {} of them on the locked core",
+        others.load(Ordering::Relaxed),
+        violations.load(Ordering::Relaxed)
+    );
+    assert_eq!(violations.load(Ordering::Relaxed), 0, "a goroutine ran on the core of a locked goroutine");
+    if kernel::num_cpu() > 1 {
+        assert!(others.load(Ordering::Relaxed) > 0, "other goroutines must progress on the other cores");
+    }
 }
 
 // ---- GOMAXPROCS churn ------------------------------------------------------------
