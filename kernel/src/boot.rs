@@ -91,6 +91,7 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
 
     gdt::init_this_cpu();
     idt::init_this_cpu();
+    crate::arch::x86_64::enable_sse();
     pic::disable();
 
     let cpus = smp::discover(info.rsdp_addr.into_option());
@@ -134,6 +135,7 @@ fn ap_main(cpu: usize) -> ! {
     percpu::init(cpu, apic_id);
     gdt::init_this_cpu();
     idt::init_this_cpu();
+    crate::arch::x86_64::enable_sse();
     apic::init_this_cpu();
     let _ = apic::id();
     apic::calibrate_timer();

@@ -236,9 +236,23 @@ pub fn expect_contains(o: &Outcome, needle: &str) {
     }
 }
 
-/// All serial lines that start with `prefix` (after leading whitespace), trimmed.
+/// A serial line without the kernel's `[cpuN] ` prefix.
+pub fn strip_cpu(line: &str) -> &str {
+    let t = line.trim_start();
+    if let Some(rest) = t.strip_prefix("[cpu") {
+        if let Some(i) = rest.find("] ") {
+            if rest[..i].bytes().all(|b| b.is_ascii_digit()) {
+                return &rest[i + 2..];
+            }
+        }
+    }
+    t
+}
+
+/// All serial lines that start with `prefix` (after the `[cpuN] ` prefix
+/// every kernel line has, and leading whitespace), trimmed.
 pub fn lines_with<'o>(o: &'o Outcome, prefix: &str) -> Vec<&'o str> {
-    o.serial.lines().map(str::trim).filter(|l| l.starts_with(prefix)).collect()
+    o.serial.lines().map(|l| strip_cpu(l).trim()).filter(|l| l.starts_with(prefix)).collect()
 }
 
 /// The first serial line that starts with `prefix` (after leading whitespace), trimmed.

@@ -24,6 +24,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("heap", "kernel heap size in bytes, optional K/M/G suffix, 1M..=1G (default 32M)"),
     ("forcepreemptns", "time slice before sysmon preempts a G, ns, 100000..=10000000000 (default 10000000)"),
     ("hz", "timer/sysmon tick rate in Hz, 10..=10000 (default 1000)"),
+    ("asyncpreemptoff", "1 = no asynchronous preemption, only cooperative safe points (Go's GODEBUG knob; default 0)"),
 ];
 
 const KIB: u64 = 1 << 10;
@@ -134,6 +135,8 @@ pub struct BootParams {
     pub forcepreemptns: u64,
     /// `hz`: timer/sysmon tick rate.
     pub hz: u32,
+    /// `asyncpreemptoff`: disable asynchronous preemption.
+    pub asyncpreemptoff: bool,
 }
 
 impl Default for BootParams {
@@ -321,6 +324,7 @@ impl BootParams {
         heap_bytes: 32 * MIB as usize,
         forcepreemptns: 10_000_000,
         hz: 1000,
+        asyncpreemptoff: false,
     };
 
     /// The number of Ps to create: `gomaxprocs` if given, else `ncpu`.
@@ -387,6 +391,7 @@ impl BootParams {
                 self.forcepreemptns = ranged(FORCEPREEMPT_MIN_NS, FORCEPREEMPT_MAX_NS, Unit::Nanos)?;
             }
             "hz" => self.hz = ranged(HZ_MIN as u64, HZ_MAX as u64, Unit::Hertz)? as u32,
+            "asyncpreemptoff" => self.asyncpreemptoff = flag()?,
             _ => return Err(err(ErrorKind::UnknownKey)),
         }
         Ok(())
@@ -458,7 +463,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 9);
+        assert_eq!(KNOWN.len(), 10);
     }
 
     #[test]
@@ -468,7 +473,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);

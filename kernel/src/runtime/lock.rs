@@ -41,7 +41,7 @@ impl<T> SpinLock<T> {
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
         let irq = x86_64::instructions::interrupts::are_enabled();
         x86_64::instructions::interrupts::disable();
-        percpu::this().locks.fetch_add(1, Ordering::Relaxed);
+        percpu::locks_inc();
         let mut spins: u32 = 0;
         let mut since = 0;
         // Acquire: pairs with the store-release in `Drop for SpinLockGuard`,
@@ -68,7 +68,7 @@ impl<T> SpinLock<T> {
         x86_64::instructions::interrupts::disable();
         // Acquire: as in `lock`.
         if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            percpu::this().locks.fetch_add(1, Ordering::Relaxed);
+            percpu::locks_inc();
             Some(SpinLockGuard { lock: self, irq_was_enabled: irq })
         } else {
             if irq {
@@ -89,7 +89,7 @@ impl<T> SpinLock<T> {
     pub unsafe fn unlock_forgotten(&self) {
         // Release: as in the guard's Drop.
         self.locked.store(false, Ordering::Release);
-        percpu::this().locks.fetch_sub(1, Ordering::Relaxed);
+        percpu::locks_dec();
         x86_64::instructions::interrupts::enable();
     }
 
@@ -126,7 +126,7 @@ impl<T> Drop for SpinLockGuard<'_, T> {
     fn drop(&mut self) {
         // Release: pairs with the acquire in `lock`.
         self.lock.locked.store(false, Ordering::Release);
-        percpu::this().locks.fetch_sub(1, Ordering::Relaxed);
+        percpu::locks_dec();
         if self.irq_was_enabled {
             x86_64::instructions::interrupts::enable();
         }
@@ -143,9 +143,9 @@ pub struct PreemptGuard {
 impl PreemptGuard {
     #[inline]
     pub fn new() -> Self {
-        // Relaxed: only this core reads its own counter (the preemption
-        // handler runs on this core, after the increment in program order).
-        percpu::this().locks.fetch_add(1, Ordering::Relaxed);
+        // Only this core reads its own counter (the preemption handler runs
+        // on this core, after the increment in program order).
+        percpu::locks_inc();
         PreemptGuard { _not_send: core::marker::PhantomData }
     }
 }
@@ -159,12 +159,11 @@ impl Default for PreemptGuard {
 impl Drop for PreemptGuard {
     #[inline]
     fn drop(&mut self) {
-        let prev = percpu::this().locks.fetch_sub(1, Ordering::Relaxed);
-        debug_assert!(prev > 0);
+        let now = percpu::locks_dec();
         // A preemption request that arrived while we were non-preemptible is
         // honoured now, at this safe point (Go: releasem restores
         // stackguard0 = stackPreempt when gp.preempt is set).
-        if prev == 1 {
+        if now == 0 {
             super::preempt::check_preempt_at_safe_point();
         }
     }

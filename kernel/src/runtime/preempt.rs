@@ -18,7 +18,29 @@
 //!    STACK_PREEMPT`, `pp.preempt = true`, then `preemptM`: the preemption
 //!    IPI to the core running it.
 //! 3. At the next safe point the G sees `sp < stackguard0` and yields.
+//! 4. Asynchronously, for loops with no safe point (Go's signal-based
+//!    preemption): the preemption IPI, or any tick on that core, enters
+//!    `irq_dispatch` on the IRQ IST stack. If the interrupted code is at an
+//!    *async-safe point*, the full register file (general registers, rflags,
+//!    and the FPU/SSE state with FXSAVE) is copied onto the goroutine's own
+//!    stack, its gobuf is pointed at `async_resume`, and the core switches
+//!    to g0 and runs `gopreempt_m`. `execute` later resumes it through
+//!    `gogo` → `async_resume` → `iretq`, on any core.
+//!
+//! An async-safe point means all of:
+//! - a goroutine is this core's curg, it is `_Grunning`, and its preemption
+//!   was requested (`gp.preempt`);
+//! - the interrupted `rsp` lies inside that goroutine's stack (so not g0,
+//!   not the scheduler, not another interrupt or fault handler);
+//! - `m.locks == 0`: no runtime spin lock is held (those also keep
+//!   interrupts off, so the IPI waits) and no `PreemptGuard` is alive;
+//! - `asyncpreemptoff=1` was not given.
+//! The context switch code itself (`mcall`, `gogo`) runs with interrupts off.
+//! If the point is not safe, nothing happens: sysmon asks again on a later
+//! tick, and a `PreemptGuard` honours a pending request when it is dropped.
 use super::runtime2::{G, P, P_RUNNING};
+use crate::arch::x86_64::apic;
+use crate::arch::x86_64::switch::{async_resume, call_on_stack, fxsave, AsyncCtx, IrqFrame, ASYNC_CTX_SIZE};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Bytes above `stack.lo` where the software check trips before the guard
@@ -111,6 +133,7 @@ pub fn check_preempt_at_safe_point() {
     if !g.preempt.load(Ordering::Relaxed) || super::lock::preempt_disabled() {
         return;
     }
+    COOP_PREEMPTS.fetch_add(1, Ordering::Relaxed);
     super::proc::gopreempt();
 }
 
@@ -137,6 +160,7 @@ pub fn morestack_check() {
 fn morestack(g: &G, sp: u64) {
     if g.stackguard0.load(Ordering::Relaxed) == STACK_PREEMPT {
         if !super::lock::preempt_disabled() {
+            COOP_PREEMPTS.fetch_add(1, Ordering::Relaxed);
             super::proc::gopreempt();
         }
         return;
@@ -148,6 +172,77 @@ fn morestack(g: &G, sp: u64) {
         g.stack_hi,
         crate::mem::stack::STACK_SIZE
     ));
+}
+
+/// Asynchronous preemptions taken, and requests found unsafe (statistics).
+pub static ASYNC_PREEMPTS: AtomicU64 = AtomicU64::new(0);
+pub static ASYNC_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Cooperative preemptions (a safe point saw the request).
+pub static COOP_PREEMPTS: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the interrupt stubs for the timer and the preemption vector,
+/// on the IRQ IST stack, with interrupts off.
+pub extern "C" fn irq_dispatch(frame: *mut IrqFrame, vector: u32) {
+    match vector as u8 {
+        apic::TIMER_VECTOR => super::irq::on_timer(),
+        apic::PREEMPT_VECTOR => super::irq::on_preempt(),
+        _ => {}
+    }
+    apic::eoi();
+    // SAFETY: the stub passes a pointer to the frame it built on this stack.
+    let f = unsafe { &*frame };
+    let gp = super::proc::getg();
+    if gp.is_null() {
+        return;
+    }
+    // SAFETY: curg is a live G.
+    let g = unsafe { &*gp };
+    if !g.preempt.load(Ordering::Acquire) || g.status() != super::runtime2::G_RUNNING {
+        return;
+    }
+    let safe = !crate::boot::params().asyncpreemptoff
+        && f.rsp > g.stack_lo
+        && f.rsp <= g.stack_hi
+        && !super::lock::preempt_disabled();
+    if !safe {
+        ASYNC_REFUSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: the conditions above make this an async-safe point.
+    unsafe { async_preempt(f, gp) }
+}
+
+/// Save the interrupted goroutine's full state on its own stack and switch
+/// to g0 to reschedule.
+///
+/// # Safety
+/// Called only from `irq_dispatch` at an async-safe point; `f` is the
+/// interrupted context of `gp`.
+unsafe fn async_preempt(f: &IrqFrame, gp: *mut G) -> ! {
+    ASYNC_PREEMPTS.fetch_add(1, Ordering::Relaxed);
+    let base = (f.rsp - ASYNC_CTX_SIZE) & !63;
+    let ctx = base as *mut AsyncCtx;
+    // SAFETY: [base, f.rsp) is the free part of gp's stack right below its
+    // stack pointer (no red zone in this kernel); pages not yet mapped are
+    // mapped by the page-fault handler, the guard page reports an overflow.
+    // gp is not running anywhere else (it is curg here), and the FPU/SSE
+    // registers still hold its state (kernel code is soft-float).
+    unsafe {
+        core::ptr::addr_of_mut!((*ctx).frame).write(*f);
+        fxsave(core::ptr::addr_of_mut!((*ctx).fx) as *mut u8);
+        (*gp).sched.sp = base;
+        (*gp).sched.pc = async_resume as *const () as u64;
+        (*gp).sched.bp = f.rbp;
+    }
+    extern "C" fn on_g0(gp: *mut u8) {
+        super::proc::goschedimpl(gp as *mut G, true)
+    }
+    let top = super::proc::getm().g0_stack_top;
+    // SAFETY: g0's stack is unused while a goroutine runs (mcall always
+    // starts it afresh at the top), and on_g0 never returns; the IST stack
+    // we leave is reset by the next interrupt.
+    unsafe { call_on_stack(gp as *mut u8, on_g0, top) };
+    unreachable!()
 }
 
 /// Resume gp, whose context was saved by `mcall` (or by the asynchronous

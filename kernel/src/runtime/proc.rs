@@ -499,7 +499,8 @@ fn newproc1_inner<F: FnOnce() + Send + 'static>(f: F, pp: &'static P, parent: u6
     let gm = gp.as_ptr();
     unsafe {
         (*gm).sched.sp = sp;
-        (*gm).sched.pc = goentry::<F> as *const () as u64;
+        (*gm).sched.pc = switch::gostart as *const () as u64;
+        (*gm).sched.ret = goentry::<F> as *const () as u64;
         (*gm).sched.ctxt = fptr;
         (*gm).sched.bp = 0;
         (*gm).sched.g = gm as u64;
@@ -1248,7 +1249,7 @@ pub fn gopark(unlockf: Option<fn(*mut G, *mut u8) -> bool>, arg: *mut u8, reason
 
 extern "C" fn park_m(gp: *mut G) -> ! {
     // The PreemptGuard forgotten in gopark.
-    percpu::this().locks.fetch_sub(1, Ordering::Relaxed);
+    percpu::locks_dec();
     let mp = getm();
     // SAFETY: gp is the G that called mcall.
     let g = unsafe { &*gp };

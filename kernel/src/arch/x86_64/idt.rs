@@ -78,18 +78,8 @@ fn report(desc: &str, vector: u8, code: Option<u64>, frame: &InterruptStackFrame
     crate::runtime::fatal::exception(desc, vector, code, frame.instruction_pointer.as_u64(), frame.stack_pointer.as_u64(), cr2)
 }
 
-extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
-    crate::runtime::irq::on_timer();
-    apic::eoi();
-}
-
 extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
     crate::runtime::irq::on_wake();
-    apic::eoi();
-}
-
-extern "x86-interrupt" fn preempt(_frame: InterruptStackFrame) {
-    crate::runtime::irq::on_preempt();
     apic::eoi();
 }
 
@@ -132,9 +122,13 @@ fn build() -> InterruptDescriptorTable {
         for v in 32..=255u8 {
             idt[v].set_handler_fn(unexpected).set_stack_index(gdt::IRQ_IST);
         }
-        idt[apic::TIMER_VECTOR].set_handler_fn(timer).set_stack_index(gdt::IRQ_IST);
+        idt[apic::TIMER_VECTOR]
+            .set_handler_addr(x86_64::VirtAddr::new(super::switch::irq_stub_timer as *const () as u64))
+            .set_stack_index(gdt::IRQ_IST);
         idt[apic::WAKE_VECTOR].set_handler_fn(wake).set_stack_index(gdt::IRQ_IST);
-        idt[apic::PREEMPT_VECTOR].set_handler_fn(preempt).set_stack_index(gdt::IRQ_IST);
+        idt[apic::PREEMPT_VECTOR]
+            .set_handler_addr(x86_64::VirtAddr::new(super::switch::irq_stub_preempt as *const () as u64))
+            .set_stack_index(gdt::IRQ_IST);
         idt[apic::SPURIOUS_VECTOR].set_handler_fn(spurious).set_stack_index(gdt::IRQ_IST);
     }
     idt

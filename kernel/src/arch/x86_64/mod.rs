@@ -23,3 +23,20 @@ pub fn halt_forever() -> ! {
         x86_64::instructions::hlt();
     }
 }
+
+/// Let goroutines use SSE: CR0.EM off, CR0.MP on, CR4.OSFXSR and
+/// CR4.OSXMMEXCPT on. The kernel itself is built soft-float and never
+/// touches these registers; asynchronous preemption saves and restores them
+/// for the goroutines that do (FXSAVE/FXRSTOR).
+pub fn enable_sse() {
+    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+    // SAFETY: enabling SSE support is architecturally defined and affects
+    // only the availability of SSE instructions.
+    unsafe {
+        Cr0::update(|f| {
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR);
+            f.insert(Cr0Flags::MONITOR_COPROCESSOR);
+        });
+        Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
+    }
+}

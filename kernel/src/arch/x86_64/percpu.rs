@@ -29,6 +29,13 @@ pub struct PerCpu {
     pub curg: AtomicPtr<u8>,
     /// `gs:[24]`: this core's M (runtime::proc::M).
     pub m: AtomicPtr<u8>,
+    /// `gs:[32]`: Go's `m.locks`: spin locks held plus `PreemptGuard`s
+    /// alive on this core. Asynchronous preemption is refused while it is
+    /// non-zero. Changed only by this core, with single `inc`/`dec`
+    /// instructions on `gs:[32]` (see `locks_inc`), so that a goroutine
+    /// preempted and moved between reading "its" core and updating the
+    /// count cannot update another core's count.
+    pub locks: AtomicU32,
     /// Set once this core finished bring-up. Store-release by the core itself
     /// in `ap_main`/`bsp`; load-acquire by the boot core waiting in smp.
     pub online: AtomicBool,
@@ -44,9 +51,6 @@ pub struct PerCpu {
     pub irq_depth: AtomicU32,
     /// Wake-up IPIs received (statistics).
     pub ipis: AtomicU64,
-    /// Go's `m.locks`: spin locks held plus `PreemptGuard`s alive on this
-    /// core. Asynchronous preemption is refused while it is non-zero.
-    pub locks: AtomicU32,
     /// An idle core's wake-up deadline (ns), or 0: the earliest timer of
     /// the P it released. Programmed one-shot before `hlt`.
     pub wake_deadline: AtomicU64,
@@ -60,6 +64,7 @@ impl PerCpu {
             apic_id: AtomicU32::new(0),
             curg: AtomicPtr::new(core::ptr::null_mut()),
             m: AtomicPtr::new(core::ptr::null_mut()),
+            locks: AtomicU32::new(0),
             online: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
             first_tick_tsc: AtomicU64::new(0),
@@ -67,7 +72,6 @@ impl PerCpu {
             lapic_ticks_per_ms: AtomicU64::new(0),
             irq_depth: AtomicU32::new(0),
             ipis: AtomicU64::new(0),
-            locks: AtomicU32::new(0),
             wake_deadline: AtomicU64::new(0),
         }
     }
@@ -79,6 +83,27 @@ const _: () = assert!(core::mem::offset_of!(PerCpu, cpu_id) == 8);
 pub const CURG_OFFSET: usize = 16;
 const _: () = assert!(core::mem::offset_of!(PerCpu, curg) == CURG_OFFSET);
 const _: () = assert!(core::mem::offset_of!(PerCpu, m) == 24);
+pub const LOCKS_OFFSET: usize = 32;
+const _: () = assert!(core::mem::offset_of!(PerCpu, locks) == LOCKS_OFFSET);
+
+/// `m.locks += 1` on the executing core, as one instruction.
+#[inline(always)]
+pub fn locks_inc() {
+    // SAFETY: gs:[32] is this core's `locks` (see `init`); a single
+    // instruction cannot be split by an interrupt or a preemption.
+    unsafe { core::arch::asm!("inc dword ptr gs:[32]", options(nostack)) };
+}
+
+/// `m.locks -= 1` on the executing core; returns the new value.
+#[inline(always)]
+pub fn locks_dec() -> u32 {
+    let v: u32;
+    // SAFETY: as in `locks_inc`. The read-back is of the same core's count,
+    // which only this core changes; an interrupt between the two
+    // instructions leaves it balanced.
+    unsafe { core::arch::asm!("dec dword ptr gs:[32]", "mov {:e}, gs:[32]", out(reg) v, options(nostack)) };
+    v
+}
 
 #[allow(clippy::declare_interior_mutable_const)]
 const NEW: PerCpu = PerCpu::new();

@@ -9,7 +9,8 @@
 //! the kernel's CR3, a stack, the Rust entry point and its argument.
 //!
 //! The trampoline goes straight from real mode to long mode: load a tiny GDT,
-//! set CR4.PAE, load CR3, set EFER.LME|NXE, set CR0.PE|PG|WP in one write,
+//! set CR4.PAE, load CR3, set EFER.LME|NXE, set CR0.PE|PG|WP (and clear the
+//! cache-disable bits INIT leaves set) in one write,
 //! far-jump into the 64-bit code segment, load the stack and call
 //! [`ap_entry`] through an absolute address. Going through 32-bit protected
 //! mode is not needed.
@@ -61,6 +62,7 @@ ap_trampoline_start:
     orl $((1 << 8) | (1 << 11)), %eax
     wrmsr
     movl %cr0, %eax
+    andl $0x9fffffff, %eax
     orl $0x80010001, %eax
     movl %eax, %cr0
     ljmpl $0x08, $(TBASE + (ap_long_mode - ap_trampoline_start))

@@ -30,7 +30,8 @@ pub struct Gobuf {
     pub g: u64,
     /// Closure context: the entry argument of a fresh goroutine.
     pub ctxt: u64,
-    /// Return value slot (unused by the voluntary path; kept as in Go).
+    /// Go keeps a return value here; we keep the entry function of a fresh
+    /// goroutine, which `gostart` jumps to.
     pub ret: u64,
     pub bp: u64,
 }
@@ -40,6 +41,7 @@ const GOBUF_SP: usize = SCHED + offset_of!(Gobuf, sp);
 const GOBUF_PC: usize = SCHED + offset_of!(Gobuf, pc);
 const GOBUF_CTXT: usize = SCHED + offset_of!(Gobuf, ctxt);
 const GOBUF_BP: usize = SCHED + offset_of!(Gobuf, bp);
+const GOBUF_RET: usize = SCHED + offset_of!(Gobuf, ret);
 const M_G0_TOP: usize = offset_of!(M, g0_stack_top);
 const PERCPU_CURG: usize = super::percpu::CURG_OFFSET;
 const PERCPU_M: usize = 24;
@@ -56,6 +58,10 @@ const _: () = assert!(offset_of!(Gobuf, sp) == 0 && offset_of!(Gobuf, pc) == 8 &
 #[unsafe(naked)]
 pub unsafe extern "C" fn mcall(f: extern "C" fn(*mut G) -> !) {
     core::arch::naked_asm!(
+        // Interrupts off until the g0 function turns them back on: an
+        // asynchronous preemption in the middle of saving the gobuf would
+        // save a half-written one (see runtime::preempt).
+        "cli",
         "push rbp",
         "push rbx",
         "push r12",
@@ -81,6 +87,9 @@ pub unsafe extern "C" fn mcall(f: extern "C" fn(*mut G) -> !) {
         "pop r12",
         "pop rbx",
         "pop rbp",
+        // Resumed by gogo (which runs with interrupts off): the goroutine
+        // runs with them on.
+        "sti",
         "ret",
         curg = const PERCPU_CURG,
         m = const PERCPU_M,
@@ -100,16 +109,120 @@ pub unsafe extern "C" fn mcall(f: extern "C" fn(*mut G) -> !) {
 #[unsafe(naked)]
 pub unsafe extern "C" fn gogo(gp: *mut G) -> ! {
     core::arch::naked_asm!(
+        // From here until the goroutine's own code runs, the stack pointer
+        // and the gobuf disagree: no interrupt may look (the resume paths
+        // turn interrupts back on: mcall's `sti; ret`, gostart's `sti`,
+        // async_resume's `iretq`).
+        "cli",
         "mov rsp, [rdi + {sp}]",
         "mov rbp, [rdi + {bp}]",
         "mov rax, [rdi + {pc}]",
+        "mov rsi, [rdi + {ret}]",
         "mov rdi, [rdi + {ctxt}]",
         "jmp rax",
         sp = const GOBUF_SP,
         bp = const GOBUF_BP,
         pc = const GOBUF_PC,
+        ret = const GOBUF_RET,
         ctxt = const GOBUF_CTXT,
     )
+}
+
+/// The first instruction of every fresh goroutine: interrupts on, then the
+/// entry function (in rsi, from `gobuf.ret`) with its closure (rdi).
+#[unsafe(naked)]
+pub unsafe extern "C" fn gostart() -> ! {
+    core::arch::naked_asm!("sti", "jmp rsi")
+}
+
+/// The registers an interrupt stub pushes, then the CPU's interrupt frame:
+/// the layout of the IRQ IST stack inside `irq_dispatch`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct IrqFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+const _: () = assert!(core::mem::size_of::<IrqFrame>() == 20 * 8);
+
+/// The full state of an asynchronously preempted goroutine, saved on its
+/// own stack below the interrupted `rsp` (the kernel has no red zone):
+/// FXSAVE area (x87/MMX/SSE and MXCSR), then the IrqFrame.
+#[repr(C, align(64))]
+pub struct AsyncCtx {
+    pub fx: [u8; 512],
+    pub frame: IrqFrame,
+}
+pub const ASYNC_CTX_SIZE: u64 = core::mem::size_of::<AsyncCtx>() as u64;
+
+macro_rules! irq_stub {
+    ($name:ident, $vector:expr) => {
+        /// Interrupt entry (on the IRQ IST stack): save the general
+        /// registers, call `irq_dispatch(frame, vector)`, restore, `iretq`.
+        /// `irq_dispatch` may instead switch to another goroutine and never
+        /// come back (asynchronous preemption).
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn $name() {
+            core::arch::naked_asm!(
+                "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+                "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+                "mov rdi, rsp",
+                "mov esi, {vector}",
+                "cld",
+                "call {dispatch}",
+                "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+                "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+                "iretq",
+                vector = const $vector,
+                dispatch = sym crate::runtime::preempt::irq_dispatch,
+            )
+        }
+    };
+}
+irq_stub!(irq_stub_timer, 0x30);
+irq_stub!(irq_stub_preempt, 0x32);
+const _: () = assert!(super::apic::TIMER_VECTOR == 0x30 && super::apic::PREEMPT_VECTOR == 0x32);
+
+/// Resume an asynchronously preempted goroutine: `gogo` set rsp to its
+/// AsyncCtx; restore the FPU/SSE state and every register, and `iretq`
+/// back to the interrupted instruction (restoring rflags, IF included).
+#[unsafe(naked)]
+pub unsafe extern "C" fn async_resume() -> ! {
+    core::arch::naked_asm!(
+        "fxrstor64 [rsp]",
+        "add rsp, 512",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "iretq",
+    )
+}
+const _: () = assert!(core::mem::offset_of!(AsyncCtx, frame) == 512);
+
+/// Save the FPU/SSE state at `area` (64-byte aligned, 512 bytes).
+///
+/// # Safety
+/// `area` must be writable for 512 bytes and 16-byte aligned.
+pub unsafe fn fxsave(area: *mut u8) {
+    // SAFETY: forwarded from the caller.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area, options(nostack)) };
 }
 
 /// Run `f(arg)` on the stack whose top is `stack_top`, then come back.
