@@ -27,9 +27,11 @@ pub mod arch;
 pub mod boot;
 pub mod mem;
 pub mod runtime;
+pub mod sync;
 
 pub use bootloader_api;
 pub use runtime::api::*;
+pub use sync::{after, Chan, Mutex, MutexGuard, Once, RawMutex, Semaphore, TryRecvError, WaitGroup};
 
 /// The bootloader configuration every kernel binary uses: all of physical
 /// memory mapped (the frame allocator and page tables need it) and a 256 KiB
