@@ -132,3 +132,24 @@ macro_rules! morestack_check {
 /// A guard that keeps the current goroutine from being preempted (and from
 /// moving to another core) while alive.
 pub use super::lock::PreemptGuard;
+
+/// Go's `entersyscall`: the calling goroutine starts a long section that
+/// keeps its core busy without scheduling (polled I/O, say). Its P is
+/// released; if the section outlasts a sysmon tick, sysmon hands the P to an
+/// idle core so other goroutines keep running. Call no runtime function
+/// that needs a P (go, gosched, sleep, channels) until `exitsyscall`.
+pub fn entersyscall() {
+    super::proc::entersyscall();
+}
+
+/// Go's `entersyscallblock`: as `entersyscall`, for a section known to
+/// block, so the P is handed off at once.
+pub fn entersyscallblock() {
+    super::proc::entersyscallblock();
+}
+
+/// Go's `exitsyscall`: the section is over; get a P back (the old one if
+/// sysmon did not take it) or wait in the global queue.
+pub fn exitsyscall() {
+    super::proc::exitsyscall();
+}

@@ -106,7 +106,12 @@ pub fn preemptone(pp: &P) -> bool {
 pub fn retake(now: u64) {
     let limit = crate::boot::params().forcepreemptns;
     for pp in super::proc::allp_slice() {
-        if pp.status.load(Ordering::Acquire) != P_RUNNING {
+        let st = pp.status.load(Ordering::Acquire);
+        if st == super::runtime2::P_SYSCALL {
+            super::proc::retake_syscall(pp, now);
+            continue;
+        }
+        if st != P_RUNNING {
             continue;
         }
         let t = pp.schedtick.load(Ordering::Relaxed);

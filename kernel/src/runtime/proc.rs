@@ -918,7 +918,12 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
             continue 'top;
         }
         let pp = releasep(mp);
-        let deadline = pp.timers.next_when();
+        // Sleep no later than the earliest timer of *any* P (Go's
+        // checkTimersNoP/pollUntil). Every M that parks arms for it, so the
+        // earliest timer always has a parked M waiting for it or a running
+        // M that will look at it: timers are added only by running Ms, and
+        // each of those arms for the (new) earliest when it parks.
+        let deadline = super::time::earliest_timer();
         pidleput(&mut s, pp);
         mput(&mut s, mp);
         drop(s);
@@ -1111,16 +1116,16 @@ fn ready_locked(g: &G, lmp: &M) {
 /// again? Called with sched.lock held whenever an M goes idle.
 fn checkdead(s: &mut SchedLocked) {
     let mcount = NCPU.load(Ordering::Relaxed);
-    let idle = SCHED.nmidle.load(Ordering::Relaxed) + s.nmidlelocked + s.nmsys;
+    // An M in a syscall (nmsys) is running: it will come back with work.
+    let idle = SCHED.nmidle.load(Ordering::Relaxed) + s.nmidlelocked;
     if idle < mcount {
         return;
     }
     if idle > mcount {
         super::fatal::fatal(format_args!(
-            "checkdead: inconsistent counts: {} idle Ms + {} locked + {} in syscalls > {} Ms",
+            "checkdead: inconsistent counts: {} idle Ms + {} locked > {} Ms",
             SCHED.nmidle.load(Ordering::Relaxed),
             s.nmidlelocked,
-            s.nmsys,
             mcount
         ));
     }
@@ -1601,3 +1606,138 @@ pub fn current_stack_lo() -> (u64, u64) {
     let g = unsafe { &*getg() };
     (g.stack_lo, g.id())
 }
+
+// ---------------------------------------------------------------------------
+// System calls: entersyscall / exitsyscall / handoff
+//
+// A "system call" here is a long non-preemptible section that keeps its core
+// busy without running Go code (polled device I/O, a firmware call). As in
+// Go, the goroutine keeps its M but lets its P go: the P is left in
+// `_Psyscall`; if the section is short, `exitsyscall` simply takes it back
+// (`exitsyscallfast`); if it lasts past one sysmon tick, sysmon's `retake`
+// moves the P to `_Pidle` and `handoffp`s it to a parked core, so the other
+// goroutines keep running. On exit the goroutine takes its old P back if it
+// can, any idle P otherwise, or goes to the global queue while its M parks.
+
+/// Go's `entersyscall`.
+pub fn entersyscall() {
+    let _pg = PreemptGuard::new();
+    let mp = getm();
+    let gp = getg();
+    // SAFETY: the running G.
+    let g = unsafe { &*gp };
+    casgstatus(g, G_RUNNING, G_SYSCALL);
+    let pp = p_of(mp);
+    pp.syscalltick.fetch_add(1, Ordering::Relaxed);
+    pp.sysmontick.syscallwhen.store(time::nanotime(), Ordering::Relaxed);
+    mp.oldp.store(pp as *const P as *mut P, Ordering::Relaxed);
+    pp.m.store(null_mut(), Ordering::Relaxed);
+    mp.p.store(null_mut(), Ordering::Release);
+    // Release: pairs with the CAS in retake/stop_the_world that takes it.
+    pp.status.store(P_SYSCALL, Ordering::Release);
+    SCHED.lock.lock().nmsys += 1;
+    if SCHED.gcwaiting.load(Ordering::SeqCst) {
+        // A stop-the-world is waiting for our P: give it now.
+        if pp.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            let mut s = SCHED.lock.lock();
+            s.stopwait -= 1;
+            if s.stopwait == 0 {
+                notewakeup(&SCHED.stopnote, u32::MAX);
+            }
+        }
+    }
+}
+
+/// Go's `entersyscallblock`: the section is known to block, so hand the P
+/// off at once instead of waiting for sysmon.
+pub fn entersyscallblock() {
+    entersyscall();
+    let _pg = PreemptGuard::new();
+    let mp = getm();
+    let pp = mp.oldp.load(Ordering::Relaxed);
+    // SAFETY: Ps are never freed.
+    let pp = unsafe { &*pp };
+    if pp.status.compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        handoffp(pp);
+    }
+}
+
+/// Go's `exitsyscall`: get a P back, or queue the goroutine and park.
+pub fn exitsyscall() {
+    let pg = PreemptGuard::new();
+    let mp = getm();
+    let gp = getg();
+    // SAFETY: the running G.
+    let g = unsafe { &*gp };
+    SCHED.lock.lock().nmsys -= 1;
+    let oldp = mp.oldp.swap(null_mut(), Ordering::Relaxed);
+    // exitsyscallfast: our old P, if sysmon did not take it.
+    // SAFETY: Ps are never freed.
+    if let Some(pp) = unsafe { oldp.as_ref() } {
+        if pp.status.compare_exchange(P_SYSCALL, P_RUNNING, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            pp.m.store(mp as *const M as *mut M, Ordering::Relaxed);
+            mp.p.store(pp as *const P as *mut P, Ordering::Release);
+            pp.syscalltick.fetch_add(1, Ordering::Relaxed);
+            casgstatus(g, G_SYSCALL, G_RUNNING);
+            return;
+        }
+    }
+    // Any idle P.
+    let pp = {
+        let mut s = SCHED.lock.lock();
+        if SCHED.gcwaiting.load(Ordering::SeqCst) { None } else { pidleget(&mut s) }
+    };
+    if let Some(pp) = pp {
+        acquirep(mp, pp);
+        casgstatus(g, G_SYSCALL, G_RUNNING);
+        return;
+    }
+    // None: queue ourselves and park this M (Go's exitsyscall0).
+    drop(pg);
+    // SAFETY: on a goroutine stack; no locks held.
+    unsafe { mcall(exitsyscall0) };
+}
+
+extern "C" fn exitsyscall0(gp: *mut G) -> ! {
+    let mp = getm();
+    // SAFETY: gp is the G that called mcall.
+    let g = unsafe { &*gp };
+    casgstatus(g, G_SYSCALL, G_RUNNABLE);
+    dropg(mp, g);
+    {
+        let mut s = SCHED.lock.lock();
+        // SAFETY: non-null.
+        globrunqput(&mut s, unsafe { NonNull::new_unchecked(gp) });
+    }
+    wakep();
+    stopm(mp);
+    schedule()
+}
+
+/// sysmon's half of the syscall protocol (Go's `retake`, `_Psyscall` case):
+/// retake a P that has been in a syscall for a whole sysmon period.
+pub fn retake_syscall(pp: &'static P, now: u64) {
+    let t = pp.syscalltick.load(Ordering::Relaxed);
+    let pd = &pp.sysmontick;
+    if pd.syscalltick.load(Ordering::Relaxed) != t {
+        pd.syscalltick.store(t, Ordering::Relaxed);
+        pd.syscallwhen.store(now, Ordering::Relaxed);
+        return;
+    }
+    // Go: keep the P if it has no work, others are spinning or idle, and
+    // the syscall is younger than 10 ms (a cheap exit beats a hand-off).
+    if pp.runq.stealer().is_empty()
+        && SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) > 0
+        && pd.syscallwhen.load(Ordering::Relaxed) + 10_000_000 > now
+    {
+        return;
+    }
+    if pp.status.compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        pp.syscalltick.fetch_add(1, Ordering::Relaxed);
+        SYSCALL_HANDOFFS.fetch_add(1, Ordering::Relaxed);
+        handoffp(pp);
+    }
+}
+
+/// Ps taken from syscalls by sysmon (statistics).
+pub static SYSCALL_HANDOFFS: AtomicU64 = AtomicU64::new(0);

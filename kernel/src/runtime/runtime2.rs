@@ -312,7 +312,7 @@ pub struct SchedLocked {
     pub gfree: GList<G>,
     /// Stop-the-world: Ps still to stop.
     pub stopwait: u32,
-    /// Ms currently in a syscall without a P.
+    /// Ms currently in a syscall (they count as running for checkdead).
     pub nmsys: u32,
 }
 // SAFETY: only accessed under sched.lock.

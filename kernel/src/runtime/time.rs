@@ -40,7 +40,17 @@ pub struct PTimers {
     /// lock. Written under the lock after every change.
     next: AtomicU64,
     count: AtomicU64,
+    /// Deadline of the last timer fired from this heap: timers must fire
+    /// in deadline order per P (checked, see TIMER_ORDER_VIOLATIONS).
+    last_fired: AtomicU64,
 }
+
+/// Timers that fired before an earlier-deadline timer of the same P (a
+/// heap bug if ever non-zero; the many-sleepers test asserts it is 0).
+pub static TIMER_ORDER_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+/// Timers fired and added (statistics).
+pub static TIMERS_FIRED: AtomicU64 = AtomicU64::new(0);
+pub static TIMERS_ADDED: AtomicU64 = AtomicU64::new(0);
 
 static SEQ: AtomicU64 = AtomicU64::new(1);
 
@@ -57,7 +67,12 @@ fn new_heap() -> Heap {
 
 impl PTimers {
     pub fn new() -> Self {
-        PTimers { heap: SpinLock::new(Some(new_heap())), next: AtomicU64::new(u64::MAX), count: AtomicU64::new(0) }
+        PTimers {
+            heap: SpinLock::new(Some(new_heap())),
+            next: AtomicU64::new(u64::MAX),
+            count: AtomicU64::new(0),
+            last_fired: AtomicU64::new(0),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -77,6 +92,7 @@ impl PTimers {
     /// Go's `addtimer`.
     pub fn add(&self, when: u64, kind: TimerKind) -> u64 {
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        TIMERS_ADDED.fetch_add(1, Ordering::Relaxed);
         let mut g = self.heap.lock();
         let h = &mut g.as_mut().unwrap().0;
         if h.push(when, Timer { kind, seq }).is_err() {
@@ -107,6 +123,11 @@ impl PTimers {
         while n < out.len() {
             match h.pop_expired(now) {
                 Some(t) => {
+                    // Under the lock, so the check sees the true firing order.
+                    if t.0 < self.last_fired.load(Ordering::Relaxed) {
+                        TIMER_ORDER_VIOLATIONS.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.last_fired.store(t.0, Ordering::Relaxed);
                     out[n] = t;
                     n += 1;
                 }
@@ -137,6 +158,7 @@ fn run_timers(from: &P, to: &'static P) -> usize {
     loop {
         let mut buf = [(0u64, Timer { kind: TimerKind::Func(|_| {}, 0), seq: 0 }); 32];
         let n = from.timers.pop_expired(now, &mut buf);
+        TIMERS_FIRED.fetch_add(n as u64, Ordering::Relaxed);
         for (_, t) in &buf[..n] {
             match t.kind {
                 TimerKind::Ready(gp) => super::proc::ready_from_g0(to, gp),
@@ -167,6 +189,11 @@ pub fn any_timer_due() -> bool {
     super::proc::allp_slice().any(|p| p.timers.next_when() <= now)
 }
 
+/// The earliest deadline over every P's timers, or u64::MAX.
+pub fn earliest_timer() -> u64 {
+    super::proc::allp_slice().map(|p| p.timers.next_when()).min().unwrap_or(u64::MAX)
+}
+
 pub fn any_timer_pending() -> bool {
     super::proc::allp_slice().any(|p| p.timers.len() > 0)
 }
@@ -191,8 +218,8 @@ pub fn move_timers(from: &P, to: &P) {
     }
 }
 
-/// Before parking, remember the earliest timer of the P we release: the
-/// core then halts with a one-shot LAPIC timer for it (irq::before_halt).
+/// Before parking, remember the deadline to wake up for: the core then
+/// halts with a one-shot LAPIC timer for it (irq::before_halt).
 pub fn set_idle_deadline(when: u64) {
     percpu::this().wake_deadline.store(if when == u64::MAX { 0 } else { when.max(1) }, Ordering::Relaxed);
 }

@@ -44,7 +44,13 @@ pub fn schedtrace(detail: bool) {
         SCHED.runqsize.load(Ordering::Relaxed),
     );
     if detail {
-        let _ = write!(l, " gcwaiting={}", SCHED.gcwaiting.load(Ordering::Relaxed) as u32);
+        let _ = write!(
+            l,
+            " gcwaiting={} timers added={} fired={}",
+            SCHED.gcwaiting.load(Ordering::Relaxed) as u32,
+            super::time::TIMERS_ADDED.load(Ordering::Relaxed),
+            super::time::TIMERS_FIRED.load(Ordering::Relaxed)
+        );
     } else {
         let _ = write!(l, " [");
         for (i, pp) in proc::allp_slice().enumerate() {

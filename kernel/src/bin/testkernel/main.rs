@@ -11,7 +11,9 @@
 extern crate alloc;
 
 mod bringup;
+mod chan;
 mod latch;
+mod preempt;
 mod sched;
 
 use kernel::println;
@@ -21,7 +23,7 @@ kernel::main!(main);
 type Test = (&'static str, fn());
 
 fn all_tests() -> impl Iterator<Item = &'static Test> {
-    bringup::TESTS.iter().chain(sched::TESTS.iter())
+    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::TESTS.iter())
 }
 
 fn main() {

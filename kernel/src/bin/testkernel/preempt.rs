@@ -1,0 +1,394 @@
+//! Scenarios of the preemption-and-time issue: ports of Go's preemption
+//! tests, timers, FPU state across asynchronous preemption, PreemptGuard,
+//! syscall hand-off and stack overflow.
+use crate::latch::Latch;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel::println;
+use kernel::runtime::preempt::{ASYNC_PREEMPTS, COOP_PREEMPTS};
+
+pub const TESTS: &[crate::Test] = &[
+    ("preempt_async", preempt_async),
+    ("preempt_coop", preempt_coop),
+    ("timer_fairness", timer_fairness),
+    ("sleep_accuracy", sleep_accuracy),
+    ("many_sleepers", many_sleepers),
+    ("fpu_preempt", fpu_preempt),
+    ("preempt_guard", preempt_guard),
+    ("syscall_handoff", syscall_handoff),
+    ("stack_overflow", stack_overflow),
+    ("stack_overflow_checked", stack_overflow_checked),
+];
+
+fn leak<T>(v: T) -> &'static T {
+    Box::leak(Box::new(v))
+}
+
+// ---- TestPreemption -----------------------------------------------------------
+//
+// Two goroutines spin with no safe point at all; a third must still get the
+// CPU (at -smp 1 only preemption can give it). `coop` puts the
+// cooperative stack check in the spin loops (run with asyncpreemptoff=1).
+
+fn spinners_and_progress(coop: bool) {
+    let stop = leak(AtomicBool::new(false));
+    let spun = leak(AtomicU64::new(0));
+    let done = leak(Latch::new(2));
+    let a0 = ASYNC_PREEMPTS.load(Ordering::Relaxed);
+    let c0 = COOP_PREEMPTS.load(Ordering::Relaxed);
+    for _ in 0..2 {
+        kernel::go(move || {
+            while !stop.load(Ordering::Relaxed) {
+                spun.fetch_add(1, Ordering::Relaxed);
+                if coop {
+                    kernel::morestack_check!();
+                }
+            }
+            done.done();
+        });
+    }
+    // Let the spinners take the P(s).
+    kernel::gosched();
+    let progress = leak(Latch::new(1));
+    let steps = leak(AtomicU64::new(0));
+    kernel::go(move || {
+        for _ in 0..5 {
+            steps.fetch_add(1, Ordering::Relaxed);
+            kernel::gosched();
+        }
+        progress.done();
+    });
+    progress.wait();
+    stop.store(true, Ordering::Relaxed);
+    done.wait();
+    let a = ASYNC_PREEMPTS.load(Ordering::Relaxed) - a0;
+    let c = COOP_PREEMPTS.load(Ordering::Relaxed) - c0;
+    println!(
+        "preempt: third goroutine finished {} steps while 2 spun ({} iterations); async preemptions={a} cooperative={c}",
+        steps.load(Ordering::Relaxed),
+        spun.load(Ordering::Relaxed)
+    );
+    if kernel::num_cpu() == 1 || kernel::current_gomaxprocs() == 1 {
+        if coop {
+            assert!(c > 0 && a == 0, "with asyncpreemptoff=1 only the cooperative check may preempt");
+        } else {
+            assert!(a > 0, "the spinners have no safe point: only asynchronous preemption can have stopped them");
+        }
+    }
+}
+
+fn preempt_async() {
+    spinners_and_progress(false);
+}
+
+fn preempt_coop() {
+    assert!(kernel::boot::params().asyncpreemptoff, "run with asyncpreemptoff=1");
+    spinners_and_progress(true);
+}
+
+// ---- TestTimerFairness ------------------------------------------------------------
+//
+// Goroutines flood the run queues (yielding and spinning); a 20 ms timer
+// must still fire and its goroutine run.
+
+fn timer_fairness() {
+    let stop = leak(AtomicBool::new(false));
+    let done = leak(Latch::new(4));
+    for i in 0..4 {
+        kernel::go(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if i % 2 == 0 {
+                    kernel::gosched();
+                } else {
+                    core::hint::spin_loop();
+                }
+            }
+            done.done();
+        });
+    }
+    let t0 = kernel::nanotime();
+    kernel::sleep(20_000_000);
+    let dt = kernel::nanotime() - t0;
+    stop.store(true, Ordering::Relaxed);
+    done.wait();
+    println!("timer_fairness: a 20 ms sleep under a flood woke after {} us", dt / 1000);
+    assert!(dt >= 20_000_000);
+}
+
+// ---- sleep accuracy ------------------------------------------------------------------
+
+fn sleep_accuracy() {
+    let hz = kernel::boot::params().hz as u64;
+    let tick = 1_000_000_000 / hz;
+    let mut worst = 0;
+    let mut sum = 0;
+    const N: u64 = 20;
+    for _ in 0..N {
+        let t0 = kernel::nanotime();
+        kernel::sleep(5_000_000);
+        let late = (kernel::nanotime() - t0) as i64 - 5_000_000;
+        assert!(late >= 0, "sleep(5ms) woke {} us early", -late / 1000);
+        worst = worst.max(late as u64);
+        sum += late as u64;
+    }
+    println!("sleep_accuracy: sleep(5ms) x{N}: late by mean {} us, worst {} us (tick {} us)", sum / N / 1000, worst / 1000, tick / 1000);
+    // One tick plus scheduling latency; emulation adds host noise, so the
+    // bound is generous (the benchmark reports the real figures).
+    assert!(worst < tick + 20_000_000, "sleep woke {} us late", worst / 1000);
+}
+
+// ---- many sleepers ----------------------------------------------------------------------
+
+fn many_sleepers() {
+    const N: usize = 10_000;
+    let done = leak(Latch::new(N as u64));
+    let early = leak(AtomicU64::new(0));
+    let v0 = kernel::runtime::time::TIMER_ORDER_VIOLATIONS.load(Ordering::Relaxed);
+    let f0 = kernel::runtime::time::TIMERS_FIRED.load(Ordering::Relaxed);
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    for _ in 0..N {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let d = seed % 50_000_000;
+        kernel::go(move || {
+            let t0 = kernel::nanotime();
+            kernel::sleep(d);
+            if kernel::nanotime() - t0 < d {
+                early.fetch_add(1, Ordering::Relaxed);
+            }
+            done.done();
+        });
+    }
+    done.wait();
+    let fired = kernel::runtime::time::TIMERS_FIRED.load(Ordering::Relaxed) - f0;
+    let viol = kernel::runtime::time::TIMER_ORDER_VIOLATIONS.load(Ordering::Relaxed) - v0;
+    println!("many_sleepers: {N} sleepers woke; timers fired={fired}, early={}, out of deadline order per P={viol}", early.load(Ordering::Relaxed));
+    assert_eq!(early.load(Ordering::Relaxed), 0);
+    assert_eq!(viol, 0);
+    assert!(fired >= N as u64);
+}
+
+// ---- FPU/SSE state across asynchronous preemption ---------------------------------------
+//
+// Each goroutine fills xmm0-xmm15 with its own values and runs a long loop
+// of SSE integer and floating-point additions with no safe point, so it is
+// preempted asynchronously many times while other goroutines use the same
+// registers with other values. Every result must be exact.
+
+/// Returns (xmm0 low lane, xmm6 high lane, xmm7 as f64 bits) after `n`
+/// iterations of: xmm_k += xmm_{8+k} (k = 0..6, 64-bit lanes), xmm7 += 1.0.
+fn sse_work(seed: u64, n: u64) -> (u64, u64, u64) {
+    let (a, b, c): (u64, u64, u64);
+    // SAFETY: SSE is enabled for goroutines (enable_sse); the asm touches
+    // only the xmm registers it declares clobbered and the given regs.
+    unsafe {
+        core::arch::asm!(
+            // xmm_k = [seed + k, seed + k], xmm_{8+k} = [k + 1, k + 1]
+            "mov rax, {seed}",
+            "movq xmm0, rax", "punpcklqdq xmm0, xmm0", "inc rax",
+            "movq xmm1, rax", "punpcklqdq xmm1, xmm1", "inc rax",
+            "movq xmm2, rax", "punpcklqdq xmm2, xmm2", "inc rax",
+            "movq xmm3, rax", "punpcklqdq xmm3, xmm3", "inc rax",
+            "movq xmm4, rax", "punpcklqdq xmm4, xmm4", "inc rax",
+            "movq xmm5, rax", "punpcklqdq xmm5, xmm5", "inc rax",
+            "movq xmm6, rax", "punpcklqdq xmm6, xmm6",
+            "mov rax, 1", "movq xmm8, rax", "punpcklqdq xmm8, xmm8",
+            "mov rax, 2", "movq xmm9, rax", "punpcklqdq xmm9, xmm9",
+            "mov rax, 3", "movq xmm10, rax", "punpcklqdq xmm10, xmm10",
+            "mov rax, 4", "movq xmm11, rax", "punpcklqdq xmm11, xmm11",
+            "mov rax, 5", "movq xmm12, rax", "punpcklqdq xmm12, xmm12",
+            "mov rax, 6", "movq xmm13, rax", "punpcklqdq xmm13, xmm13",
+            "mov rax, 7", "movq xmm14, rax", "punpcklqdq xmm14, xmm14",
+            "xorpd xmm7, xmm7",
+            "mov rax, 0x3ff0000000000000", "movq xmm15, rax",
+            "2:",
+            "paddq xmm0, xmm8", "paddq xmm1, xmm9", "paddq xmm2, xmm10", "paddq xmm3, xmm11",
+            "paddq xmm4, xmm12", "paddq xmm5, xmm13", "paddq xmm6, xmm14", "addsd xmm7, xmm15",
+            "dec {n}",
+            "jnz 2b",
+            // Fold every register into the results so that any corrupted
+            // one shows: a = xmm0.lo + xmm1.lo + ... + xmm5.lo; b = xmm6.hi.
+            "movq {a}, xmm0",
+            "movq rax, xmm1", "add {a}, rax",
+            "movq rax, xmm2", "add {a}, rax",
+            "movq rax, xmm3", "add {a}, rax",
+            "movq rax, xmm4", "add {a}, rax",
+            "movq rax, xmm5", "add {a}, rax",
+            "pshufd xmm6, xmm6, 0xee", "movq {b}, xmm6",
+            "movq {c}, xmm7",
+            seed = in(reg) seed,
+            n = inout(reg) n => _,
+            a = out(reg) a,
+            b = out(reg) b,
+            c = out(reg) c,
+            out("rax") _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _, out("xmm4") _, out("xmm5") _,
+            out("xmm6") _, out("xmm7") _, out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+        );
+    }
+    (a, b, c)
+}
+
+fn fpu_preempt() {
+    const N: u64 = 3_000_000;
+    let workers = 2 * kernel::num_cpu() as u64 + 1;
+    let done = leak(Latch::new(workers));
+    let bad = leak(AtomicU64::new(0));
+    let a0 = ASYNC_PREEMPTS.load(Ordering::Relaxed);
+    for w in 0..workers {
+        kernel::go(move || {
+            let seed = 1000 * (w + 1);
+            let (a, b, c) = sse_work(seed, N);
+            // xmm_k ends at seed + k + N*(k+1)
+            let want_a: u64 = (0..6).map(|k| seed + k + N * (k + 1)).sum();
+            let want_b = seed + 6 + N * 7;
+            let want_c = (N as f64).to_bits();
+            if a != want_a || b != want_b || c != want_c {
+                println!("fpu_preempt: worker {w}: got ({a}, {b}, {c:#x}), want ({want_a}, {want_b}, {want_c:#x})");
+                bad.fetch_add(1, Ordering::Relaxed);
+            }
+            done.done();
+        });
+    }
+    done.wait();
+    let a = ASYNC_PREEMPTS.load(Ordering::Relaxed) - a0;
+    println!("fpu_preempt: {workers} goroutines x {N} SSE iterations, {a} asynchronous preemptions, {} wrong", bad.load(Ordering::Relaxed));
+    assert_eq!(bad.load(Ordering::Relaxed), 0);
+    assert!(a > 0, "the SSE loops must have been preempted asynchronously");
+}
+
+// ---- PreemptGuard ---------------------------------------------------------------------------
+
+fn preempt_guard() {
+    let prev = kernel::gomaxprocs(1).unwrap();
+    let other = leak(AtomicU64::new(0));
+    let stop = leak(AtomicBool::new(false));
+    let done = leak(Latch::new(2));
+    kernel::go(move || {
+        while !stop.load(Ordering::Relaxed) {
+            other.fetch_add(1, Ordering::Relaxed);
+            core::hint::spin_loop();
+        }
+        done.done();
+    });
+    kernel::go(move || {
+        let slice = kernel::boot::params().forcepreemptns;
+        let (during, a0);
+        {
+            let _g = kernel::PreemptGuard::new();
+            let o0 = other.load(Ordering::Relaxed);
+            a0 = ASYNC_PREEMPTS.load(Ordering::Relaxed);
+            let t0 = kernel::nanotime();
+            while kernel::nanotime() - t0 < 5 * slice {
+                core::hint::spin_loop();
+            }
+            during = other.load(Ordering::Relaxed) - o0;
+        }
+        let o1 = other.load(Ordering::Relaxed);
+        // Now preemptible: the other goroutine must get the P again.
+        let deadline = kernel::nanotime() + 5_000_000_000;
+        while other.load(Ordering::Relaxed) == o1 {
+            assert!(kernel::nanotime() < deadline, "the other goroutine never ran after the guard was released");
+            core::hint::spin_loop();
+        }
+        println!(
+            "preempt_guard: other goroutine ran {during} steps during 5 slices under the guard (preemptions then: {})",
+            ASYNC_PREEMPTS.load(Ordering::Relaxed) - a0
+        );
+        assert_eq!(during, 0, "a goroutine holding a PreemptGuard was preempted");
+        stop.store(true, Ordering::Relaxed);
+        done.done();
+    });
+    done.wait();
+    kernel::gomaxprocs(prev).unwrap();
+}
+
+// ---- syscall hand-off -------------------------------------------------------------------
+
+fn syscall_handoff() {
+    let ncpu = kernel::num_cpu();
+    let procs = kernel::current_gomaxprocs();
+    let counter = leak(AtomicU64::new(0));
+    let stop = leak(AtomicBool::new(false));
+    let done = leak(Latch::new(2));
+    let in_syscall = leak(AtomicU64::new(0));
+    kernel::go(move || {
+        while !stop.load(Ordering::Relaxed) {
+            counter.fetch_add(1, Ordering::Relaxed);
+            kernel::gosched();
+        }
+        done.done();
+    });
+    for blocking in [false, true] {
+        let result = leak(AtomicU64::new(u64::MAX));
+        let d2 = leak(Latch::new(1));
+        kernel::go(move || {
+            let h0 = kernel::runtime::proc::SYSCALL_HANDOFFS.load(Ordering::Relaxed);
+            if blocking {
+                kernel::entersyscallblock();
+            } else {
+                kernel::entersyscall();
+            }
+            let c0 = counter.load(Ordering::Relaxed);
+            // A long polled "device" wait: 100 ms of busy time on this core.
+            let t0 = kernel::nanotime();
+            while kernel::nanotime() - t0 < 100_000_000 {
+                core::hint::spin_loop();
+            }
+            let c1 = counter.load(Ordering::Relaxed);
+            kernel::exitsyscall();
+            in_syscall.store(c1 - c0, Ordering::Relaxed);
+            let h = kernel::runtime::proc::SYSCALL_HANDOFFS.load(Ordering::Relaxed) - h0;
+            result.store(c1 - c0, Ordering::Relaxed);
+            println!(
+                "syscall_handoff: {} syscall: other goroutine made {} steps meanwhile (sysmon hand-offs {h})",
+                if blocking { "blocking" } else { "plain" },
+                c1 - c0
+            );
+            d2.done();
+        });
+        d2.wait();
+        if ncpu > procs {
+            assert!(result.load(Ordering::Relaxed) > 0, "the P was not handed off during the syscall");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    done.done();
+    done.wait();
+    let _ = Vec::<u8>::new();
+}
+
+// ---- stack overflow ---------------------------------------------------------------------------
+
+#[inline(never)]
+fn recurse(n: u64, checked: bool) -> u64 {
+    if checked {
+        kernel::morestack_check!();
+    }
+    let buf = [n; 64];
+    let buf = core::hint::black_box(buf);
+    buf[(n % 64) as usize] + recurse(n + 1, checked) + 1
+}
+
+fn stack_overflow() {
+    kernel::go(|| {
+        let r = recurse(0, false);
+        println!("unreachable {r}");
+    });
+    loop {
+        kernel::sleep(1_000_000);
+    }
+}
+
+fn stack_overflow_checked() {
+    kernel::go(|| {
+        let r = recurse(0, true);
+        println!("unreachable {r}");
+    });
+    loop {
+        kernel::sleep(1_000_000);
+    }
+}
