@@ -50,6 +50,12 @@ at_1_2_4!(preemption_cooperative, "preempt_coop", &["asyncpreemptoff=1"], |o: Ou
     expect_contains(&o, "third goroutine finished 5 steps");
     expect_contains(&o, "async preemptions=0");
 });
+// TestPingPongHog: runnext hand-offs share one time slice, so sysmon
+// preempts the hog pair's chain and the light pair gets the P (the scenario
+// asserts Go's factor-of-20 bound; with forcepreemptns=10s it fails ~1000x).
+at_1_2_4!(ping_pong_hog, "ping_pong_hog", &[], |o: Outcome| {
+    expect_contains(&o, "ping_pong_hog: hog count ");
+});
 at_1_2_4!(timer_fairness, "timer_fairness", &[], |o: Outcome| {
     expect_contains(&o, "timer_fairness: a 20 ms sleep under a flood woke");
 });

@@ -11,6 +11,7 @@ use kernel::runtime::preempt::{ASYNC_PREEMPTS, COOP_PREEMPTS};
 pub const TESTS: &[crate::Test] = &[
     ("preempt_async", preempt_async),
     ("preempt_coop", preempt_coop),
+    ("ping_pong_hog", ping_pong_hog),
     ("timer_fairness", timer_fairness),
     ("sleep_accuracy", sleep_accuracy),
     ("many_sleepers", many_sleepers),
@@ -85,6 +86,57 @@ fn preempt_async() {
 fn preempt_coop() {
     assert!(kernel::boot::params().asyncpreemptoff, "run with asyncpreemptoff=1");
     spinners_and_progress(true);
+}
+
+// ---- TestPingPongHog -----------------------------------------------------------------
+//
+// Two pairs of goroutines ping-pong on one P: the "hog" pair does 1000x
+// more work per hand-off than the "light" pair. Each hand-off goes through
+// runnext and inherits the time slice, so without sysmon preempting the
+// chain after forcePreemptNS the hog pair would keep the P to itself and
+// the counts would differ ~1000x. Go's bound: within a factor of 20.
+
+fn ping_pong_hog() {
+    use kernel::Chan;
+    let prev = kernel::gomaxprocs(1).unwrap();
+    let done: Chan<()> = Chan::new(0);
+    let hog_chan: Chan<bool> = Chan::new(0);
+    let light_chan: Chan<bool> = Chan::new(0);
+    let hog_count = leak(AtomicU64::new(0));
+    let light_count = leak(AtomicU64::new(0));
+    fn run(limit: u64, counter: &'static AtomicU64, wake: Chan<bool>, done: Chan<()>) {
+        loop {
+            kernel::select! {
+                recv(done) -> _v => { return; },
+                recv(wake) -> _v => {
+                    let mut c = 0u64;
+                    for _ in 0..limit {
+                        c = core::hint::black_box(c + 1);
+                    }
+                    counter.fetch_add(c, Ordering::Relaxed);
+                    wake.send(true);
+                },
+            }
+        }
+    }
+    for _ in 0..2 {
+        let (w, d) = (hog_chan.clone(), done.clone());
+        kernel::go(move || run(100_000, hog_count, w, d));
+    }
+    for _ in 0..2 {
+        let (w, d) = (light_chan.clone(), done.clone());
+        kernel::go(move || run(100, light_count, w, d));
+    }
+    hog_chan.send(true);
+    light_chan.send(true);
+    kernel::sleep(200_000_000);
+    done.close();
+    hog_chan.recv();
+    light_chan.recv();
+    let (h, l) = (hog_count.load(Ordering::Relaxed), light_count.load(Ordering::Relaxed));
+    println!("ping_pong_hog: hog count {h}, light count {l} (ratio must be within 20)");
+    assert!(h / 20 <= l && l / 20 <= h, "hog {h} vs light {l}: not within a factor of 20");
+    kernel::gomaxprocs(prev).unwrap();
 }
 
 // ---- TestTimerFairness ------------------------------------------------------------
