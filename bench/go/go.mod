@@ -1,0 +1,3 @@
+module gmpos/bench/go
+
+go 1.19
