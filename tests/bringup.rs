@@ -207,3 +207,19 @@ fn bad_boot_params_schedtrace_not_a_number() {
 fn bad_boot_params_hz_zero() {
     bad_boot_param(2, "hz=0");
 }
+
+// --- out of memory: a clear report, never a hang or silent corruption ------------------------
+
+#[test]
+fn heap_exhaustion_is_reported() {
+    let o = boot(TESTKERNEL, 2, &["test=oom_heap", "heap=4M"], timeout_for(2));
+    expect_fail_with(&o, "fatal error: out of memory: kernel heap cannot allocate");
+    expect_contains(&o, "goroutine 2 [running]:");
+}
+
+#[test]
+fn physical_memory_exhaustion_is_reported() {
+    let o = Boot { mem_mib: Some(64), ..Boot::new(TESTKERNEL, 2, &["test=oom_stack", "heap=4M"], timeout_for(2)) }.run();
+    expect_fail_with(&o, "fatal error: out of memory: no physical frame left while growing a goroutine stack");
+    expect_contains(&o, "goroutine ");
+}

@@ -142,11 +142,13 @@ pub struct Boot<'a> {
     pub uefi: bool,
     /// Take every QEMU slot (timing-sensitive scenarios).
     pub exclusive: bool,
+    /// Guest memory in MiB (None: the runner's default).
+    pub mem_mib: Option<u32>,
 }
 
 impl<'a> Boot<'a> {
     pub fn new(bin: &'a str, smp: u32, params: &'a [&'a str], timeout_s: u64) -> Self {
-        Boot { bin, smp, params, timeout_s, uefi: false, exclusive: false }
+        Boot { bin, smp, params, timeout_s, uefi: false, exclusive: false, mem_mib: None }
     }
 
     pub fn run(&self) -> Outcome {
@@ -164,6 +166,7 @@ impl<'a> Boot<'a> {
             params,
             ..RunConfig::default()
         };
+        let cfg = RunConfig { mem_mib: self.mem_mib.unwrap_or(cfg.mem_mib), ..cfg };
         // Build before taking a slot, so that a build never holds up running QEMUs.
         let img = image(self.bin, self.uefi);
         let _permit = if self.exclusive { Permit::all() } else { Permit::one() };

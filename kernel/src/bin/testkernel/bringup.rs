@@ -9,6 +9,8 @@ pub const TESTS: &[crate::Test] = &[
     ("timer_rate", timer_rate),
     ("guard_page", guard_page),
     ("panic", panic),
+    ("oom_heap", oom_heap),
+    ("oom_stack", oom_stack),
 ];
 
 fn smp_online() {
@@ -153,4 +155,42 @@ fn panic() {
     loop {
         kernel::gosched();
     }
+}
+
+/// Allocate until the kernel heap is exhausted: a clear fatal error.
+fn oom_heap() {
+    kernel::go(|| {
+        let mut keep: alloc::vec::Vec<alloc::vec::Vec<u8>> = alloc::vec::Vec::new();
+        loop {
+            keep.push(alloc::vec::Vec::<u8>::with_capacity(1 << 20));
+        }
+    });
+    loop {
+        kernel::sleep(1_000_000);
+    }
+}
+
+#[inline(never)]
+fn deep(n: u64) -> u64 {
+    let buf = core::hint::black_box([n; 512]);
+    if n == 0 {
+        return buf[7];
+    }
+    buf[(n % 512) as usize] + deep(n - 1)
+}
+
+/// Goroutines that each use ~200 KiB of stack and stay alive, until
+/// physical memory runs out while a stack grows: a clear fatal error.
+fn oom_stack() {
+    let (used, total) = kernel::mem::frame::stats();
+    println!("oom_stack: {used} of {total} frames in use");
+    for _ in 0..100_000 {
+        kernel::go(|| {
+            let v = deep(24);
+            core::hint::black_box(v);
+            kernel::park(None, core::ptr::null_mut(), kernel::WaitReason::Park);
+        });
+        kernel::gosched();
+    }
+    panic!("physical memory did not run out");
 }
