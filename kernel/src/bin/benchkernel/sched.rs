@@ -8,6 +8,8 @@ pub const BENCHES: &[crate::Bench] = &[
     // First, while no goroutine exists yet: every G is fresh.
     ("g_memory", g_memory),
     ("spawn_exit", spawn_exit),
+    ("spawn_exit_p1", spawn_exit_p1),
+    ("spawn_exit_burst", spawn_exit_burst),
     ("spawn_exit_parallel", spawn_exit_parallel),
     ("gosched", gosched),
     ("wake_latency", wake_latency),
@@ -57,9 +59,39 @@ impl Done {
     }
 }
 
-/// Go's BenchmarkCreateGoroutines: spawn + run + exit, one at a time from
-/// one goroutine.
+/// Spawn + run + exit in rounds of 1000 from one goroutine, waiting for each
+/// round (Go's BenchmarkCreateGoroutines shape: steady state, Gs reused).
+fn spawn_rounds(name: &str) {
+    const ROUNDS: u64 = 50;
+    const PER: u64 = 1000;
+    // One warm-up round creates the Gs.
+    for r in 0..=ROUNDS {
+        if r == 1 {
+            T0.store(kernel::nanotime(), Ordering::Relaxed);
+        }
+        let done = Done::new(PER);
+        for _ in 0..PER {
+            kernel::go(move || done.done());
+        }
+        done.wait();
+    }
+    let dt = kernel::nanotime() - T0.load(Ordering::Relaxed);
+    report(name, dt as f64 / (ROUNDS * PER) as f64, "ns/op");
+}
+static T0: AtomicU64 = AtomicU64::new(0);
+
 fn spawn_exit() {
+    spawn_rounds("spawn_exit");
+}
+
+fn spawn_exit_p1() {
+    let prev = kernel::gomaxprocs(1).unwrap();
+    spawn_rounds("spawn_exit_p1");
+    kernel::gomaxprocs(prev).unwrap();
+}
+
+/// 50 000 goroutines spawned at once, then waited for (Go: spawn_exit_burst).
+fn spawn_exit_burst() {
     const N: u64 = 50_000;
     let done = Done::new(N);
     let t0 = kernel::nanotime();
@@ -67,7 +99,7 @@ fn spawn_exit() {
         kernel::go(move || done.done());
     }
     done.wait();
-    report("spawn_exit", (kernel::nanotime() - t0) as f64 / N as f64, "ns/op");
+    report("spawn_exit_burst", (kernel::nanotime() - t0) as f64 / N as f64, "ns/op");
 }
 
 /// BenchmarkCreateGoroutinesParallel: every P spawns.
