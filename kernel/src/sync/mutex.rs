@@ -296,7 +296,9 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.raw.try_lock().then_some(MutexGuard { m: self })
+        // `then`, not `then_some`: a guard built eagerly and dropped on
+        // failure would unlock the holder's mutex.
+        self.raw.try_lock().then(|| MutexGuard { m: self })
     }
 
     pub fn get_mut(&mut self) -> &mut T {
