@@ -275,3 +275,10 @@ pub fn field<T: std::str::FromStr>(o: &Outcome, line: &str, key: &str) -> T {
         None => fail(o, &format!("line {line:?}: no parsable `{key}=` field")),
     }
 }
+
+/// The goroutine a failure report names: the `N` of the first
+/// `goroutine N [...]:` header. Fails unless the report has one.
+pub fn reported_goroutine(o: &Outcome) -> u64 {
+    let line = expect_line(o, "goroutine ");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| fail(o, &format!("bad goroutine header {line:?}")))
+}
