@@ -65,6 +65,9 @@ scenario!(lock_os_thread, "lock_os_thread", |o: Outcome, _smp: u32| {
     expect_contains(&o, "200 yields and sleeps, always on cpu");
     expect_contains(&o, ", 0 of them on the locked core");
 });
+scenario!(lock_os_thread_with_stop_the_world, "lock_os_thread_stw", |o: Outcome, _smp: u32| {
+    expect_contains(&o, "slept 100 times; moved 0 times");
+});
 scenario!(gomaxprocs_churn, "gomaxprocs_churn", |o: Outcome, _smp: u32| {
     expect_contains(&o, "gomaxprocs_churn: 1000 changes");
     expect_contains(&o, "none lost");

@@ -128,6 +128,11 @@ pub fn throw(msg: &str) -> ! {
 pub fn deadlock() -> ! {
     begin();
     eprintln!("fatal error: all goroutines are asleep - deadlock!");
+    if crate::boot::PARAMS.get().map(|p| p.scheddetail).unwrap_or(false) {
+        // The scheduler's state, as scheddetail prints it (no lock this
+        // path holds is taken by it: checkdead holds only sched.lock).
+        super::trace::schedtrace(true);
+    }
     super::proc::for_each_g_unlocked(|g| {
         if g.status() != super::runtime2::G_DEAD && g.status() != super::runtime2::G_IDLE {
             eprintln!("");

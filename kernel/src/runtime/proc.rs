@@ -335,9 +335,26 @@ fn mpark(mp: &M) {
             if !mp.nextp.load(Ordering::Acquire).is_null() {
                 break;
             }
-            // A wake-up meant for a wait that is over (ready_locked racing
-            // with a stop-the-world): still on midle, sleep again.
             noteclear(&mp.park);
+            // No P came with the wake-up. Either it was meant for a wait
+            // that is over, or our locked goroutine became runnable while a
+            // stop-the-world had taken our P (ready_locked): then we need a
+            // P to run it. Take an idle one, or ask for the next P that goes
+            // idle (LOCKEDM_NEEDP, served in find_runnable).
+            let lg = mp.lockedg.load(Ordering::Relaxed);
+            // SAFETY: Gs are never freed.
+            if !lg.is_null() && unsafe { (*lg).status() } == G_RUNNABLE {
+                let mut s = SCHED.lock.lock();
+                if munlink(&mut s, mp) {
+                    if let Some(pp) = pidleget(&mut s) {
+                        drop(s);
+                        acquirep(mp, pp);
+                        return;
+                    }
+                    LOCKEDM_NEEDP.fetch_or(1 << mp.id, Ordering::SeqCst);
+                    mput(&mut s, mp);
+                }
+            }
             continue;
         }
         super::time::clear_idle_deadline();
@@ -355,12 +372,22 @@ fn mpark(mp: &M) {
     }
     super::time::clear_idle_deadline();
     noteclear(&mp.park);
+    LOCKEDM_NEEDP.fetch_and(!(1 << mp.id), Ordering::SeqCst);
     let pp = mp.nextp.swap(null_mut(), Ordering::Acquire);
     if pp.is_null() {
         super::fatal::throw("mpark: woken without a P");
     }
     // SAFETY: Ps are never freed.
     acquirep(mp, unsafe { &*pp });
+}
+
+/// Parked Ms whose locked goroutine is runnable but who have no P (only
+/// after a stop-the-world took it): the next M to give up a P hands it to
+/// one of them (find_runnable), as Go's startlockedm would.
+static LOCKEDM_NEEDP: AtomicU64 = AtomicU64::new(0);
+
+pub fn lockedm_needp() -> u64 {
+    LOCKEDM_NEEDP.load(Ordering::Relaxed)
 }
 
 /// Has goroutine 1 started?
@@ -918,6 +945,21 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
             continue 'top;
         }
         let pp = releasep(mp);
+        let needp = LOCKEDM_NEEDP.load(Ordering::SeqCst);
+        if needp != 0 {
+            let lid = needp.trailing_zeros() as usize;
+            LOCKEDM_NEEDP.fetch_and(!(1 << lid), Ordering::SeqCst);
+            let lmp = m_by_id(lid);
+            if munlink(&mut s, lmp) {
+                // Our P goes to the core whose locked goroutine waits.
+                mput(&mut s, mp);
+                drop(s);
+                lmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
+                notewakeup(&lmp.park, lmp.apic_id);
+                mpark(mp);
+                continue 'top;
+            }
+        }
         // Sleep no later than the earliest timer of *any* P (Go's
         // checkTimersNoP/pollUntil). Every M that parks arms for it, so the
         // earliest timer always has a parked M waiting for it or a running
@@ -1147,6 +1189,18 @@ fn checkdead(s: &mut SchedLocked) {
         super::fatal::throw("checkdead: all Ms idle but the global run queue is not empty");
     }
     if s.nmsys > 0 {
+        return;
+    }
+    // Go throws "checkdead: runnable g" here. With locked goroutines a
+    // runnable G can legitimately be on its way to a core that was just
+    // woken for it (ready_locked) but has not left its sleep yet, and
+    // still counts as idle: that is progress, not a deadlock.
+    let mut runnable = false;
+    for_each_g(|g| {
+        let st = g.status();
+        runnable |= st == G_RUNNABLE || st == G_RUNNING || st == G_SYSCALL;
+    });
+    if runnable {
         return;
     }
     super::fatal::deadlock();
@@ -1383,6 +1437,13 @@ fn stop_the_world() {
     }
     let wait = s.stopwait > 0;
     drop(s);
+    // A core waiting for its locked goroutine (locked_wait) holds a P but
+    // sleeps on its note: wake it so it sees gcwaiting and stops its P.
+    for m in allm_slice() {
+        if !m.lockedg.load(Ordering::Relaxed).is_null() && !core::ptr::eq(m, mp) {
+            notewakeup(&m.park, m.apic_id);
+        }
+    }
     if wait {
         // Spin with pause, re-preempting every 100 us, until the last M
         // stops its P (it sets stopnote). Bounded by the lock's own

@@ -46,8 +46,9 @@ pub fn schedtrace(detail: bool) {
     if detail {
         let _ = write!(
             l,
-            " gcwaiting={} timers added={} fired={}",
+            " gcwaiting={} lockedm_needp={:#x} timers added={} fired={}",
             SCHED.gcwaiting.load(Ordering::Relaxed) as u32,
+            super::proc::lockedm_needp(),
             super::time::TIMERS_ADDED.load(Ordering::Relaxed),
             super::time::TIMERS_FIRED.load(Ordering::Relaxed)
         );

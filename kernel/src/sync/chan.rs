@@ -446,6 +446,7 @@ pub(crate) fn block_forever(reason: WaitReason) -> ! {
 /// Go's `chansend`: send the element at `ep`. Returns true if it was sent
 /// (its bytes now belong to the channel or a receiver: the caller must not
 /// drop it); false only for a non-blocking send that would block.
+#[track_caller]
 pub(crate) fn chansend(c: Option<&HChan>, ep: *const u8, block: bool) -> bool {
     let Some(c) = c else {
         if !block {
@@ -601,6 +602,7 @@ pub(crate) fn chanrecv(c: Option<&HChan>, ep: *mut u8, block: bool) -> (bool, bo
 }
 
 /// Go's `closechan`.
+#[track_caller]
 pub(crate) fn closechan(c: Option<&HChan>) {
     let Some(c) = c else {
         panic!("close of nil channel");
@@ -703,6 +705,7 @@ impl<T> Chan<T> {
 
     /// `c <- v`: blocks until a receiver takes it or there is room.
     /// Panics with `send on closed channel` if the channel is closed.
+    #[track_caller]
     pub fn send(&self, v: T) {
         let v = ManuallyDrop::new(v);
         // Blocking: returns only once the value has been moved (true), or
@@ -712,6 +715,7 @@ impl<T> Chan<T> {
 
     /// `select { case c <- v: default: }`: `Err(v)` back if it would block.
     /// Like Go, panics if the channel is closed.
+    #[track_caller]
     pub fn try_send(&self, v: T) -> Result<(), T> {
         let v = ManuallyDrop::new(v);
         if chansend(self.hchan(), &*v as *const T as *const u8, false) {
@@ -754,6 +758,7 @@ impl<T> Chan<T> {
 
     /// `close(c)`: wakes every blocked receiver (they get `None`) and sender
     /// (they panic). Panics if already closed, or nil.
+    #[track_caller]
     pub fn close(&self) {
         closechan(self.hchan());
     }

@@ -215,6 +215,7 @@ pub fn block() -> ! {
 /// `default` (only when `!block`), and for a receive whether a value
 /// arrived (false: closed). The chosen case's slot is marked filled / sent.
 #[doc(hidden)]
+#[track_caller]
 pub fn selectgo(scases: &mut [Scase], block: bool) -> (Option<usize>, bool) {
     let r = selectgo_inner(scases, block);
     if let (Some(i), ok) = r {
@@ -227,6 +228,7 @@ pub fn selectgo(scases: &mut [Scase], block: bool) -> (Option<usize>, bool) {
     r
 }
 
+#[track_caller]
 fn selectgo_inner(scases: &[Scase], block: bool) -> (Option<usize>, bool) {
     crate::runtime::preempt::morestack_check();
     let ncases = scases.len();

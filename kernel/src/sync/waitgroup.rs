@@ -37,6 +37,7 @@ impl WaitGroup {
 
     /// `wg.Add(delta)`. Panics with `sync: negative WaitGroup counter` if
     /// the counter would go below zero.
+    #[track_caller]
     pub fn add(&self, delta: i32) {
         let d = ((delta as i64) as u64) << 32;
         // AcqRel: release publishes this goroutine's work to whoever sees
@@ -69,11 +70,13 @@ impl WaitGroup {
     }
 
     /// `wg.Done()`.
+    #[track_caller]
     pub fn done(&self) {
         self.add(-1);
     }
 
     /// `wg.Wait()`: block until the counter is zero.
+    #[track_caller]
     pub fn wait(&self) {
         // Acquire: pairs with the AcqRel adds, so the work of every
         // goroutine that called done() is visible after we return.

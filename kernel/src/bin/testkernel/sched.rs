@@ -14,6 +14,7 @@ pub const TESTS: &[crate::Test] = &[
     ("spawn_tree", spawn_tree),
     ("lock_os_thread", lock_os_thread),
     ("gomaxprocs_churn", gomaxprocs_churn),
+    ("lock_os_thread_stw", lock_os_thread_stw),
     ("gomaxprocs_invalid", gomaxprocs_invalid),
     ("deadlock", deadlock),
 ];
@@ -214,6 +215,33 @@ fn lock_os_thread() {
     if kernel::num_cpu() > 1 {
         assert!(others.load(Ordering::Relaxed) > 0, "other goroutines must progress on the other cores");
     }
+}
+
+/// A locked goroutine keeps sleeping (its core waits for it, holding a P)
+/// while another goroutine stops the world 100 times to change GOMAXPROCS.
+fn lock_os_thread_stw() {
+    let ncpu = kernel::num_cpu();
+    let done = leak(Latch::new(1));
+    let moved = leak(AtomicU64::new(0));
+    kernel::go(move || {
+        kernel::lock_os_thread();
+        let home = kernel::cpu_id();
+        for _ in 0..100 {
+            kernel::sleep(300_000);
+            if kernel::cpu_id() != home {
+                moved.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        kernel::unlock_os_thread();
+        done.done();
+    });
+    for i in 0..100u32 {
+        kernel::gomaxprocs(1 + i % ncpu).unwrap();
+    }
+    done.wait();
+    kernel::gomaxprocs(ncpu).unwrap();
+    println!("lock_os_thread_stw: 100 stop-the-worlds while a locked goroutine slept 100 times; moved {} times", moved.load(Ordering::Relaxed));
+    assert_eq!(moved.load(Ordering::Relaxed), 0);
 }
 
 // ---- GOMAXPROCS churn ------------------------------------------------------------
