@@ -1,10 +1,15 @@
 //! Channels, select and sync: ports of Go's chan_test.go and sync tests,
 //! close semantics, the prime sieve, and misuse that must fail with Go's
 //! message. The scenarios live in kernel/src/bin/testkernel/chan.rs and
-//! assert inside the kernel; here each passing scenario boots at -smp 1, 2
-//! and 4 (some also with `schedrandom=1`) and the host checks the exit
-//! status and the summary line. Failing scenarios must exit with failure
-//! and print Go's `panic: ...` / `fatal error: ...` report.
+//! assert inside the kernel (a failed assertion is a panic and a failure
+//! exit); the host checks the exit status and the lines they print.
+//!
+//! A boot costs ~5 s under TCG while most scenarios take a fraction of a
+//! second, so: every scenario boots alone at -smp 4 (the most concurrent
+//! case, and the one to rerun when something fails), and the whole suite
+//! (`test=chan_all`, every scenario in turn in one kernel) runs at -smp 1,
+//! 2 and 4, and at -smp 4 with `schedrandom=1` (randomised runnext and
+//! batch order, as Go's race mode). Each boot has a hard timeout.
 
 mod common;
 
@@ -29,103 +34,106 @@ fn must_fail(test: &str, smp: u32, needle: &str) -> Outcome {
     o
 }
 
-/// `scenario!(name, "test", "line that must appear")` runs at -smp 1, 2, 4;
-/// `scenario!(name, "test", "line", random)` adds -smp 4 with schedrandom=1.
-macro_rules! scenario {
-    ($name:ident, $test:expr, $needle:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn smp1() {
-                expect_contains(&pass($test, 1, &[]), $needle);
-            }
-            #[test]
-            fn smp2() {
-                expect_contains(&pass($test, 2, &[]), $needle);
-            }
-            #[test]
-            fn smp4() {
-                expect_contains(&pass($test, 4, &[]), $needle);
-            }
-        }
-    };
-    ($name:ident, $test:expr, $needle:expr, random) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn smp1() {
-                expect_contains(&pass($test, 1, &[]), $needle);
-            }
-            #[test]
-            fn smp2() {
-                expect_contains(&pass($test, 2, &[]), $needle);
-            }
-            #[test]
-            fn smp4() {
-                expect_contains(&pass($test, 4, &[]), $needle);
-            }
-            #[test]
-            fn smp4_schedrandom() {
-                expect_contains(&pass($test, 4, &["schedrandom=1"]), $needle);
-            }
-        }
-    };
-}
+/// Every scenario of the suite, with the line its success prints.
+const SUITE: &[(&str, &str)] = &[
+    ("chan_basic", "chan_basic: ok"),
+    ("chan_test", "chan_test: capacities 0..=100: blocking, non-blocking, close, FIFO, 4x1000 fan-in/out, len/cap: ok"),
+    ("chan_nonblock_recv_race", "chan_nonblock_recv_race: 10000 rounds, 0 failures"),
+    ("chan_self_select", "chan_self_select: ok"),
+    ("chan_select_stress", "chan_select_stress: 10 goroutines, 4 channels, 160000 values: ok"),
+    ("chan_select_fairness", "chan_select_fairness: 10000 trials: "),
+    ("chan_multi_consumer", "chan_multi_consumer: 23 workers, 271828 values, sum 36945094878, missing 0, duplicated 0"),
+    ("chan_send_interface", "chan_send_interface: 106 boxed trait objects, each dropped exactly once: ok"),
+    ("chan_close", "chan_close: wake-all on close"),
+    ("chan_select_after", "chan_select_after: timeout after"),
+    ("sync_waitgroup", "sync_waitgroup: round 1: 10000 goroutines, 5 waiters: ok"),
+    ("sync_mutex", "sync_mutex: 8x2000 increments = 16000"),
+    ("sync_mutex_fairness", "sync_mutex_fairness: the waiter got the mutex 10 times"),
+    ("sync_once", "sync_once: round 2: 100 goroutines, f ran once: ok"),
+    ("sync_semaphore", "sync_semaphore: 40 goroutines x 20 acquisitions of 3 units, at most"),
+    ("chan_sieve", "chan_sieve: first 150 primes: 2 ... 863"),
+];
 
-// --- chan_test.go ports -------------------------------------------------------------------------
-
-scenario!(chan_basic, "chan_basic", "chan_basic: ok");
-scenario!(test_chan, "chan_test", "chan_test: capacities 0..=100: blocking, non-blocking, close, FIFO", random);
-scenario!(test_nonblock_recv_race, "chan_nonblock_recv_race", "rounds, 0 failures", random);
-scenario!(test_self_select, "chan_self_select", "chan_self_select: ok");
-scenario!(test_select_stress, "chan_select_stress", "chan_select_stress: 10 goroutines, 4 channels", random);
-scenario!(test_multi_consumer, "chan_multi_consumer", "missing 0, duplicated 0", random);
-scenario!(test_chan_send_interface, "chan_send_interface", "each dropped exactly once: ok");
-scenario!(close_semantics, "chan_close", "chan_close: wake-all on close");
-scenario!(select_after, "chan_select_after", "chan_select_after: timeout after");
-scenario!(prime_sieve, "chan_sieve", "chan_sieve: first 150 primes: 2 ... 863");
-
-/// TestSelectFairness: the split must be within 10 sigma (500) of 5000;
-/// the kernel asserts it, the host re-checks the printed counts.
-fn select_fairness(smp: u32, extra: &[&str]) {
-    let o = pass("chan_select_fairness", smp, extra);
-    let line = expect_line(&o, "chan_select_fairness: ");
-    let counts: Vec<i64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.parse().unwrap())
-        .collect();
-    // "chan_select_fairness: 10000 trials: C1 / C2 (10 sigma = 500)"
-    let [trials, c1, c2, ..] = counts[..] else { fail(&o, "cannot parse the fairness line") };
+/// TestSelectFairness: the kernel asserts the 10-sigma bound; the host
+/// re-checks the printed counts ("10000 trials: C1 / C2 (10 sigma = 500)").
+fn check_fairness(o: &Outcome) {
+    let line = expect_line(o, "chan_select_fairness: ");
+    let counts: Vec<i64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).map(|w| w.parse().unwrap()).collect();
+    let [trials, c1, c2, ..] = counts[..] else { fail(o, "cannot parse the fairness line") };
     if trials != 10_000 || c1 + c2 != trials || (c1 - 5000).abs() > 500 {
-        fail(&o, &format!("unfair select: {c1} / {c2} over {trials} trials"));
+        fail(o, &format!("unfair select: {c1} / {c2} over {trials} trials"));
     }
 }
 
-#[test]
-fn test_select_fairness_smp1() {
-    select_fairness(1, &[]);
-}
-#[test]
-fn test_select_fairness_smp2() {
-    select_fairness(2, &[]);
-}
-#[test]
-fn test_select_fairness_smp4() {
-    select_fairness(4, &[]);
-}
-#[test]
-fn test_select_fairness_smp4_schedrandom() {
-    select_fairness(4, &["schedrandom=1"]);
+fn check(o: &Outcome, test: &str) {
+    let (_, needle) = SUITE.iter().find(|(t, _)| *t == test).unwrap();
+    expect_contains(o, needle);
+    if test == "chan_select_fairness" {
+        check_fairness(o);
+    }
 }
 
-// --- sync -----------------------------------------------------------------------------------------
+/// The whole suite in one boot: every scenario must report PASS.
+fn suite(smp: u32, extra: &[&str]) {
+    let o = pass("chan_all", smp, extra);
+    for (test, _) in SUITE {
+        expect_contains(&o, &format!("test {test}: PASS"));
+        check(&o, test);
+    }
+    expect_contains(&o, &format!("chan_all: {} scenarios passed", SUITE.len()));
+}
 
-scenario!(waitgroup_10000, "sync_waitgroup", "sync_waitgroup: round 1: 10000 goroutines, 5 waiters: ok", random);
-scenario!(mutex_counter, "sync_mutex", "sync_mutex: 8x2000 increments = 16000", random);
-scenario!(mutex_fairness, "sync_mutex_fairness", "sync_mutex_fairness: the waiter got the mutex 10 times");
-scenario!(once, "sync_once", "sync_once: round 2: 100 goroutines, f ran once: ok");
-scenario!(semaphore, "sync_semaphore", "at most");
+#[test]
+fn suite_smp1() {
+    suite(1, &[]);
+}
+
+#[test]
+fn suite_smp2() {
+    suite(2, &[]);
+}
+
+#[test]
+fn suite_smp4() {
+    suite(4, &[]);
+}
+
+#[test]
+fn suite_smp4_schedrandom() {
+    suite(4, &["schedrandom=1"]);
+}
+
+/// `alone!(name, "test")`: the scenario in its own boot at -smp 4.
+macro_rules! alone {
+    ($($name:ident => $test:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(&pass($test, 4, &[]), $test);
+            }
+        )*
+    };
+}
+
+alone! {
+    chan_basic_smp4 => "chan_basic",
+    test_chan_smp4 => "chan_test",
+    test_nonblock_recv_race_smp4 => "chan_nonblock_recv_race",
+    test_self_select_smp4 => "chan_self_select",
+    test_select_stress_smp4 => "chan_select_stress",
+    test_select_fairness_smp4 => "chan_select_fairness",
+    test_multi_consumer_smp4 => "chan_multi_consumer",
+    test_chan_send_interface_smp4 => "chan_send_interface",
+    close_semantics_smp4 => "chan_close",
+    select_after_smp4 => "chan_select_after",
+    waitgroup_10000_smp4 => "sync_waitgroup",
+    mutex_counter_smp4 => "sync_mutex",
+    mutex_fairness_smp4 => "sync_mutex_fairness",
+    once_smp4 => "sync_once",
+    semaphore_smp4 => "sync_semaphore",
+    prime_sieve_smp4 => "chan_sieve",
+}
 
 // --- misuse: Go's report, failure exit --------------------------------------------------------------
 

@@ -454,8 +454,9 @@ pub(crate) fn chansend(c: Option<&HChan>, ep: *const u8, block: bool) -> bool {
         }
         block_forever(WaitReason::ChanSendNilChan);
     };
-    // Go's function prologue: a preemption safe point.
-    crate::runtime::preempt::morestack_check();
+    // A preemption safe point, like Go's function prologue. (Not
+    // morestack_check: a real stack overflow hits the guard page anyway.)
+    crate::runtime::preempt::check_preempt_at_safe_point();
 
     // Fast path: a non-blocking send on an open, full channel fails without
     // the lock. Reading `closed` first and `full` second matters only for
@@ -534,7 +535,7 @@ pub(crate) fn chanrecv(c: Option<&HChan>, ep: *mut u8, block: bool) -> (bool, bo
         }
         block_forever(WaitReason::ChanReceiveNilChan);
     };
-    crate::runtime::preempt::morestack_check();
+    crate::runtime::preempt::check_preempt_at_safe_point();
 
     // Fast path for a non-blocking receive that must fail or see "closed"
     // (the order of the three loads is explained in the module comment).

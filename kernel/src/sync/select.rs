@@ -230,7 +230,7 @@ pub fn selectgo(scases: &mut [Scase], block: bool) -> (Option<usize>, bool) {
 
 #[track_caller]
 fn selectgo_inner(scases: &[Scase], block: bool) -> (Option<usize>, bool) {
-    crate::runtime::preempt::morestack_check();
+    crate::runtime::preempt::check_preempt_at_safe_point();
     let ncases = scases.len();
     if ncases > MAX_CASES {
         panic!("select: {ncases} cases, at most {MAX_CASES} supported");
