@@ -129,7 +129,7 @@ pub fn getg() -> *mut G {
 fn p_of(mp: &M) -> &'static P {
     let p = mp.p.load(Ordering::Relaxed);
     if p.is_null() {
-        super::fatal::throw("no P attached to this M");
+        super::fatal::throw("no P attached to this M (a goroutine between entersyscall and exitsyscall may not call the scheduler)");
     }
     // SAFETY: Ps are leaked at creation and never freed.
     unsafe { &*p }
@@ -1687,6 +1687,12 @@ pub fn entersyscall() {
     let gp = getg();
     // SAFETY: the running G.
     let g = unsafe { &*gp };
+    if g.status() != G_RUNNING || !g.lockedm.load(Ordering::Relaxed).is_null() {
+        super::fatal::fatal(format_args!(
+            "entersyscall: goroutine {} must be running, not already in a syscall, and not locked to its thread",
+            g.id()
+        ));
+    }
     casgstatus(g, G_RUNNING, G_SYSCALL);
     let pp = p_of(mp);
     pp.syscalltick.fetch_add(1, Ordering::Relaxed);
@@ -1730,6 +1736,9 @@ pub fn exitsyscall() {
     let gp = getg();
     // SAFETY: the running G.
     let g = unsafe { &*gp };
+    if g.status() != G_SYSCALL {
+        super::fatal::fatal(format_args!("exitsyscall: goroutine {} is not in a syscall (entersyscall first)", g.id()));
+    }
     SCHED.lock.lock().nmsys -= 1;
     let oldp = mp.oldp.swap(null_mut(), Ordering::Relaxed);
     // exitsyscallfast: our old P, if sysmon did not take it.
