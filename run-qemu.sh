@@ -3,8 +3,8 @@
 #
 #   ./run-qemu.sh [RUNNER ARGS]    build the demo kernel and boot it in QEMU (cargo run -- ARGS);
 #                                  e.g. ./run-qemu.sh --smp 2 gomaxprocs=2 schedtrace=1000
-#   ./run-qemu.sh test [FILTER]    the whole suite: host unit tests + QEMU scenario tests
-#                                  (cargo test --workspace), then the loom model tests of kernel/core
+#   ./run-qemu.sh test [FILTER]    the whole suite (cargo test --workspace): host unit, property
+#                                  and loom tests, and the QEMU scenario tests
 #   ./run-qemu.sh --help           the runner's options
 #
 # First it checks the set-up (quietly once everything is there): the pinned Rust toolchain,
@@ -56,17 +56,11 @@ fi
 if [ "${1:-}" = "test" ]; then
     shift
     filter="${1:-}"
-    step="cargo test --workspace"
-    trap 'say "FAILED: $step"' ERR
-    # Host unit tests (runner, kernel/core) and the QEMU scenario tests in tests/.
+    trap 'say "FAILED: cargo test --workspace${filter:+ $filter}"' ERR
+    # Everything: the runner's and kernel/core's unit and property tests,
+    # the loom models (tests/loom.rs runs them in a nested cargo with
+    # --cfg loom and its own target dir), and the QEMU scenario tests.
     cargo test --workspace ${filter:+"$filter"}
-    # The loom model tests of the lock-free parts of kernel/core. --cfg loom changes every
-    # crate's flags, so they get their own target dir and do not invalidate the normal build.
-    # With a FILTER, they run only if the filter mentions loom.
-    if [ -z "$filter" ] || [[ "$filter" == *loom* ]]; then
-        step="loom model tests of kernel/core"
-        RUSTFLAGS="--cfg loom" cargo test -p gmp-core --release --lib --target-dir target/loom -- "${filter:-loom}"
-    fi
     trap - ERR
     say "ALL TESTS PASSED${filter:+ (filter: $filter)}"
     exit 0
