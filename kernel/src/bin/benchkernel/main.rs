@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+mod chan;
 mod sched;
 
 use kernel::println;
@@ -18,7 +19,7 @@ kernel::main!(main);
 pub type Bench = (&'static str, fn());
 
 fn all() -> impl Iterator<Item = &'static Bench> {
-    sched::BENCHES.iter()
+    sched::BENCHES.iter().chain(chan::BENCHES.iter())
 }
 
 /// Print one result line.
