@@ -155,7 +155,50 @@ fn chan_basic() {
     let n = Chan::<u64>::nil();
     assert!(n.is_nil());
     assert_eq!((n.try_send(1), n.try_recv(), n.len(), n.cap()), (Err(1), Err(TryRecvError::Empty), 0, 0));
+    readme_example();
     println!("chan_basic: ok");
+}
+
+/// The example of README.md's "Channels, select and sync" section, verbatim
+/// but for the final check.
+fn readme_example() {
+    use kernel::go;
+    let jobs = Chan::<u64>::new(16); // make(chan u64, 16); Chan::new(0) is unbuffered
+    let results = Chan::<u64>::new(0);
+    let wg: &'static WaitGroup = Box::leak(Box::new(WaitGroup::new()));
+    for _ in 0..4 {
+        let (jobs, results) = (jobs.clone(), results.clone()); // a Chan is a cheap handle (Arc)
+        wg.add(1);
+        go(move || {
+            for n in jobs.iter() {
+                // for n := range jobs
+                results.send(n * n);
+            }
+            wg.done();
+        });
+    }
+    go(move || {
+        for n in 0..100 {
+            jobs.send(n)
+        }
+        jobs.close();
+    });
+    let r = results.clone();
+    go(move || {
+        wg.wait();
+        r.close();
+    }); // close results once every worker is done
+    let mut sum = 0;
+    loop {
+        select! {
+            recv(results) -> v => match v {      // v: Option<u64>, None once closed and drained
+                Some(sq) => sum += sq,
+                None => break,
+            },
+            recv(after(1_000_000_000)) -> _ => panic!("stalled"),   // time.After as a case
+        }
+    }
+    assert_eq!(sum, (0..100u64).map(|n| n * n).sum::<u64>());
 }
 
 // ---- TestChan ---------------------------------------------------------------------
