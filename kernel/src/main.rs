@@ -110,6 +110,7 @@ fn prime_sieve(n: usize) {
         wg.add(1);
         kernel::go(move || {
             for i in input.iter() {
+                // Relaxed: a statistic, read after wg.wait() (which orders it).
                 FILTERED_BY_CPU[kernel::cpu_id()].fetch_add(1, Ordering::Relaxed);
                 if i % prime != 0 {
                     out.send(i);
@@ -134,6 +135,7 @@ fn prime_sieve(n: usize) {
     }
     println!("demo: sieve done in {} us; all {} goroutines exited after the close cascade ({drained} numbers drained)", dt / 1000, n + 1);
     for cpu in 0..kernel::num_cpu() as usize {
+        // Relaxed: see the increment.
         println!("demo: cpu{cpu} ran {} filter steps", FILTERED_BY_CPU[cpu].load(Ordering::Relaxed));
     }
 }

@@ -555,8 +555,10 @@ pub(crate) fn chanrecv(c: Option<&HChan>, ep: *mut u8, block: bool) -> (bool, bo
             return (true, false);
         }
         // Closed but not drained: take the next buffered value below.
-    // SAFETY: lock held.
-    } else if let Some(sg) = unsafe { c.sendq.dequeue() } {
+    } else if let Some(sg) = {
+        // SAFETY: lock held.
+        unsafe { c.sendq.dequeue() }
+    } {
         // SAFETY: lock held, sg just dequeued.
         let gp = unsafe { c.recv_from(sg, ep) };
         drop(guard);
@@ -622,6 +624,7 @@ pub(crate) fn closechan(c: Option<&HChan>) {
     for q in [&c.recvq, &c.sendq] {
         // SAFETY: lock held; each dequeued sudog is ours until readied.
         while let Some(sg) = unsafe { q.dequeue() } {
+            // SAFETY: sg was just dequeued under the lock: ours until readied.
             unsafe {
                 (*sg).elem = null_mut();
                 (*sg).success = false;

@@ -5,7 +5,8 @@
 //! Go's benchmarks scale their loop to `b.N`; here each has a fixed size
 //! that runs for a fraction of a second under TCG. Values are emulated time
 //! per operation: compare them with each other within one run (the `_ratio`
-//! lines), not across machines.
+//! lines), not across machines. The Relaxed atomic counters hand out
+//! batches of work: nothing is published through them.
 use crate::report;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI32, AtomicI64, Ordering};

@@ -2,9 +2,14 @@
 //! `runtime/chan_test.go` and `sync` tests, close semantics, misuse that
 //! must fail with Go's message, deadlock detection, and the prime sieve.
 //!
-//! Go's test sizes are cut where a loop would take too long under TCG
-//! emulation (noted at each test); every capacity, case and assertion is
-//! kept.
+//! Go's test sizes are kept except where noted (TestChan's capacities stop
+//! at 100, TestSelectStress uses Go's -short size); every case and
+//! assertion is kept.
+//!
+//! Atomics here are test counters and flags. Relaxed ones are read only
+//! after a WaitGroup wait or a channel receive, which orders them after the
+//! writes (that ordering is what the sync code under test provides); SeqCst
+//! ones are read while other goroutines run, where the test races on purpose.
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
