@@ -826,6 +826,11 @@ impl<'a, T> IntoIterator for &'a Chan<T> {
 /// `ns` nanoseconds from now. As in Go, the timer's callback sends without
 /// blocking into a buffer of one, so it never blocks the scheduler stack it
 /// runs on. Use it as a `select!` case for a timeout.
+///
+/// Each call arms a timer (and keeps its channel alive) until it fires, as
+/// Go's did before 1.23: in a loop that runs often, make one `after` outside
+/// the loop rather than one per iteration (a P holds at most
+/// `runtime::time::TIMERS_PER_P` timers).
 pub fn after(ns: u64) -> Chan<u64> {
     let c = Chan::<u64>::new(1);
     // The timer owns one reference until it fires.
