@@ -91,6 +91,14 @@ fn syscall_handoff_smp4_gomaxprocs2() {
     pass("syscall_handoff", 4, &["gomaxprocs=2"]);
 }
 
+/// Regression: the cooperative check racing with asynchronous preemption
+/// must never report a false stack overflow.
+#[test]
+fn check_races_async_preemption_smp4() {
+    let o = pass("check_under_preemption", 4, &["forcepreemptns=100000", "hz=2000"]);
+    expect_contains(&o, "check_under_preemption: 4 goroutines made ");
+}
+
 #[test]
 fn forcepreemptns_knob() {
     let o = pass("preempt_async", 1, &["forcepreemptns=2000000"]);

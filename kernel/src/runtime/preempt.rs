@@ -156,18 +156,27 @@ pub fn morestack_check() {
     let sp: u64;
     // SAFETY: reading rsp has no side effects.
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    if sp < g.stackguard0.load(Ordering::Relaxed) {
-        morestack(g, sp);
+    let guard = g.stackguard0.load(Ordering::Relaxed);
+    if sp < guard {
+        morestack(g, sp, guard);
     }
 }
 
+/// `guard` is the value the check compared against: decide on that value,
+/// not on a fresh read. Between the two an asynchronous preemption may have
+/// run the goroutine through `execute`, which resets `stackguard0`; a fresh
+/// read would then mistake the old poison for a real overflow.
 #[cold]
-fn morestack(g: &G, sp: u64) {
-    if g.stackguard0.load(Ordering::Relaxed) == STACK_PREEMPT {
-        if !super::lock::preempt_disabled() {
+fn morestack(g: &G, sp: u64, guard: u64) {
+    if guard == STACK_PREEMPT {
+        if !super::lock::preempt_disabled() && g.preempt.load(Ordering::Relaxed) {
             COOP_PREEMPTS.fetch_add(1, Ordering::Relaxed);
             super::proc::gopreempt();
         }
+        return;
+    }
+    if sp >= g.stack_lo + STACK_GUARD {
+        // Not below the real guard: a stale value (see above).
         return;
     }
     super::fatal::fatal(format_args!(

@@ -18,6 +18,7 @@ pub const TESTS: &[crate::Test] = &[
     ("fpu_preempt", fpu_preempt),
     ("preempt_guard", preempt_guard),
     ("syscall_handoff", syscall_handoff),
+    ("check_under_preemption", check_under_preemption),
     ("stack_overflow", stack_overflow),
     ("stack_overflow_checked", stack_overflow_checked),
 ];
@@ -411,6 +412,47 @@ fn syscall_handoff() {
     done.done();
     done.wait();
     let _ = Vec::<u8>::new();
+}
+
+// ---- the cooperative check racing with asynchronous preemption -----------------------
+//
+// Regression: the check used to read stackguard0 twice; an asynchronous
+// preemption between the reads (which resets the guard) turned a
+// preemption request into a false "stack overflow". Run with a tiny slice
+// (forcepreemptns=100000) so both kinds of preemption hit all the time.
+
+fn check_under_preemption() {
+    const N: u64 = 10_000;
+    let workers = 4;
+    let checks = leak(AtomicU64::new(0));
+    let done = leak(Latch::new(workers));
+    let c0 = COOP_PREEMPTS.load(Ordering::Relaxed);
+    let a0 = ASYNC_PREEMPTS.load(Ordering::Relaxed);
+    let r0 = kernel::runtime::preempt::ASYNC_REFUSED.load(Ordering::Relaxed);
+    let t0 = kernel::nanotime();
+    let _ = N;
+    for _ in 0..workers {
+        kernel::go(move || {
+            // 500 ms of emulated time, in rounds of N checks.
+            let start = kernel::nanotime();
+            while kernel::nanotime() - start < 500_000_000 {
+                for _ in 0..N {
+                    kernel::morestack_check!();
+                }
+                checks.fetch_add(N, Ordering::Relaxed);
+            }
+            done.done();
+        });
+    }
+    done.wait();
+    println!(
+        "check_under_preemption: {workers} goroutines made {} checks in {} ms; cooperative preemptions={}, asynchronous={} (refused {})",
+        checks.load(Ordering::Relaxed),
+        (kernel::nanotime() - t0) / 1_000_000,
+        COOP_PREEMPTS.load(Ordering::Relaxed) - c0,
+        ASYNC_PREEMPTS.load(Ordering::Relaxed) - a0,
+        kernel::runtime::preempt::ASYNC_REFUSED.load(Ordering::Relaxed) - r0
+    );
 }
 
 // ---- stack overflow ---------------------------------------------------------------------------
