@@ -128,7 +128,7 @@ fn schedtrace_prints_go_format() {
 
 #[test]
 fn scheddetail_prints_p_m_g_lines() {
-    let o = boot("kernel", 2, &["schedtrace=5", "scheddetail=1"], timeout_for(2));
+    let o = boot("kernel", 2, &["schedtrace=20", "scheddetail=1"], timeout_for(2));
     expect_pass(&o);
     expect_contains(&o, "  P0: status=");
     expect_contains(&o, "  M1: p=");

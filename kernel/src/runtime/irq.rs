@@ -80,6 +80,10 @@ fn sysmon(now: u64) {
             && TRACE_LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             super::trace::schedtrace(crate::boot::params().scheddetail);
+            // Count the period from the end of the print: a detailed trace of
+            // many goroutines through the emulated UART can take longer than
+            // a short period, and must not leave the core no time for work.
+            TRACE_LAST.store(time::nanotime(), Ordering::Relaxed);
         }
     }
 }
