@@ -618,14 +618,23 @@ pub fn runqput(pp: &'static P, gp: NonNull<G>, next: bool) {
     // so this is the only Local for pp's queue.
     let local = unsafe { pp.runq.local() };
     if let Some(batch) = local.put(gp, next, SCHEDRANDOM.load(Ordering::Relaxed), r) {
-        let n = batch.len() as u32;
+        let n = batch.len() as i64;
         let mut s = SCHED.lock.lock();
         for g in batch {
             // SAFETY: the batch's Gs were just removed from our ring.
             unsafe { s.runq.push_back(g) };
         }
-        SCHED.runqsize.fetch_add(n, Ordering::SeqCst);
+        runqsize_add(&mut s, n);
     }
+}
+
+/// `sched.runqsize += d` (d may be negative). Only ever written with
+/// sched.lock held (the `_s` argument proves it), so a load and a SeqCst
+/// store suffice; lock-free readers (findRunnable, the parking re-check)
+/// read it with SeqCst loads.
+fn runqsize_add(_s: &mut SchedLocked, d: i64) {
+    let v = SCHED.runqsize.load(Ordering::Relaxed) as i64 + d;
+    SCHED.runqsize.store(v as u32, Ordering::SeqCst);
 }
 
 /// Put a G on the global queue (Go's `globrunqput`), lock held.
@@ -634,13 +643,13 @@ fn globrunqput(s: &mut SchedLocked, gp: NonNull<G>) {
     unsafe { s.runq.push_back(gp) };
     // SeqCst: read without the lock by findRunnable; a submitter's store
     // must be visible to a parking M's re-check (see the protocol comment).
-    SCHED.runqsize.fetch_add(1, Ordering::SeqCst);
+    runqsize_add(s, 1);
 }
 
 fn globrunqputhead(s: &mut SchedLocked, gp: NonNull<G>) {
     // SAFETY: as in globrunqput.
     unsafe { s.runq.push_front(gp) };
-    SCHED.runqsize.fetch_add(1, Ordering::SeqCst);
+    runqsize_add(s, 1);
 }
 
 /// Go's `globrunqget`: take a batch from the global queue, run the first,
@@ -683,7 +692,7 @@ fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<
         // SAFETY: back to the global queue.
         unsafe { s.runq.push_front(g) };
     }
-    SCHED.runqsize.fetch_sub(moved, Ordering::SeqCst);
+    runqsize_add(s, -(moved as i64));
     let _ = nleft;
     Some(gp)
 }
@@ -693,6 +702,21 @@ fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<
 
 /// Go's `wakep`: make sure some M is spinning if there is an idle P.
 pub fn wakep() {
+    // No idle P: there is no core to start. Go 1.19 returns here; Go 1.21
+    // records under sched.lock that a spinner was wanted (`needspinning`),
+    // so that an M about to give up its P spins instead. We record it
+    // without the lock: store `needspinning`, then re-read `npidle`. An M
+    // giving up its P increments `npidle`, then reads `needspinning`
+    // (find_runnable). Both SeqCst: a Dekker pair, so either we see its P
+    // and go on to start an M for it, or it sees our flag and spins.
+    if SCHED.npidle.load(Ordering::SeqCst) == 0 {
+        if SCHED.needspinning.load(Ordering::Relaxed) == 0 {
+            SCHED.needspinning.store(1, Ordering::SeqCst);
+        }
+        if SCHED.npidle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+    }
     // Be conservative about spinning threads: only start one if none is.
     // SeqCst: the submitter's half of the protocol (its run queue store
     // precedes this load).
@@ -808,9 +832,14 @@ pub extern "C" fn schedule() -> ! {
     if percpu::this().locks.load(Ordering::Relaxed) != 0 {
         super::fatal::throw("schedule: holding locks");
     }
-    x86_64::instructions::interrupts::enable();
+    // We arrive from mcall (or an interrupt) with interrupts off. The fast
+    // path (a G in the local or global queue) keeps them off until the G
+    // runs: every `sti` ends a translated block under emulation, and the
+    // switch into the G turns them on anyway. find_runnable turns them on
+    // before anything that can take long (stealing, parking).
     let lg = mp.lockedg.load(Ordering::Relaxed);
     if !lg.is_null() {
+        x86_64::instructions::interrupts::enable();
         // This core runs only its locked goroutine: wait for it.
         locked_wait(mp, lg);
         // SAFETY: Gs are never freed; locked_wait returns once it is runnable.
@@ -853,11 +882,14 @@ fn execute(mp: &M, gp: NonNull<G>, inherit: bool) -> ! {
     casgstatus(g, G_RUNNABLE, G_RUNNING);
     g.preempt.store(false, Ordering::Relaxed);
     g.stackguard0.store(g.stack_lo + super::preempt::STACK_GUARD, Ordering::Relaxed);
+    // schedtick and nexec have a single writer (the M holding pp, the M
+    // running g), so a load and a store do: no locked read-modify-write.
+    // sysmon reads schedtick (retake) and only needs to see it change.
     if !inherit {
-        pp.schedtick.fetch_add(1, Ordering::Relaxed);
+        pp.schedtick.store(pp.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
     g.lastcpu.store(mp.id as u32, Ordering::Relaxed);
-    g.nexec.fetch_add(1, Ordering::Relaxed);
+    g.nexec.store(g.nexec.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     // SAFETY: gp was runnable, so its gobuf holds a saved (or fresh)
     // context; it is now this core's curg.
     unsafe { super::preempt::resume(gp.as_ptr()) }
@@ -907,6 +939,9 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
                 return (gp, false);
             }
         }
+
+        // Nothing at hand: from here on the search can take a while.
+        x86_64::instructions::interrupts::enable();
 
         // Steal from other Ps, if not too many Ms are spinning already.
         let procs = GOMAXPROCS.load(Ordering::Relaxed);
@@ -968,6 +1003,16 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
         let deadline = super::time::earliest_timer();
         pidleput(&mut s, pp);
         mput(&mut s, mp);
+        // The other half of wakep's lock-free `needspinning` (npidle was
+        // just incremented, SeqCst): a submitter that saw no idle P just
+        // before ours became idle asked for a spinner. Be it.
+        if !mp.spinning.load(Ordering::Relaxed) && SCHED.needspinning.load(Ordering::SeqCst) == 1 && munlink(&mut s, mp) {
+            let pp = pidleget(&mut s).expect("the P we just put");
+            drop(s);
+            acquirep(mp, pp);
+            become_spinning(mp);
+            continue 'top;
+        }
         drop(s);
         super::time::set_idle_deadline(deadline);
 

@@ -174,7 +174,9 @@ fn run_timers(from: &P, to: &'static P) -> usize {
 
 /// Go's `checkTimers`, for the P we hold (called on g0 by findRunnable).
 pub fn check_timers(pp: &'static P) {
-    if pp.timers.next_when() <= nanotime() {
+    let next = pp.timers.next_when();
+    // No timer: skip reading the clock (this runs on every schedule).
+    if next != u64::MAX && next <= nanotime() {
         run_timers(pp, pp);
     }
 }
