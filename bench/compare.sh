@@ -20,19 +20,19 @@ bench/go-baseline.sh | tee "$out/go.txt" | grep '^BENCH' || true
 echo "== kernel / go_qemu" >&2
 awk '
     BEGIN {
-        # Kernel benchmarks named after Go's testing benchmarks -> the Go
-        # baseline's names, with a scale (a round trip is two messages).
-        alias["ChanSync"] = "chan_sync";             scale["ChanSync"] = 1
-        alias["ChanProdCons0"] = "chan_prodcons0";   scale["ChanProdCons0"] = 1
-        alias["ChanProdCons10"] = "chan_prodcons10"; scale["ChanProdCons10"] = 1
-        alias["ChanProdCons100"] = "chan_prodcons100"; scale["ChanProdCons100"] = 1
-        alias["ChanPingPong_p1"] = "chan_pingpong";  scale["ChanPingPong_p1"] = 0.5
-        alias["ChanPingPong"] = "chan_pingpong_p2";  scale["ChanPingPong"] = 0.5
+        # Kernel benchmarks named after the Go testing benchmarks -> the Go
+        # baseline names, with a scale (a round trip is two messages).
+        kmap["ChanSync"] = "chan_sync";             kscale["ChanSync"] = 1
+        kmap["ChanProdCons0"] = "chan_prodcons0";   kscale["ChanProdCons0"] = 1
+        kmap["ChanProdCons10"] = "chan_prodcons10"; kscale["ChanProdCons10"] = 1
+        kmap["ChanProdCons100"] = "chan_prodcons100"; kscale["ChanProdCons100"] = 1
+        kmap["ChanPingPong_p1"] = "chan_pingpong";  kscale["ChanPingPong_p1"] = 0.5
+        kmap["ChanPingPong"] = "chan_pingpong_p2";  kscale["ChanPingPong"] = 0.5
     }
     FNR == NR {                       # kernel lines: "[cpuN] BENCH name value unit"
         for (i = 1; i <= NF; i++) if ($i == "BENCH") {
             n = $(i+1); v = $(i+2); un = $(i+3)
-            if (n in alias) { v = v * scale[n]; n = alias[n]; un = "ns/op" }
+            if (n in kmap) { v = v * kscale[n]; n = kmap[n]; un = "ns/op" }
             k[n] = v; u[n] = un
         }
         next
