@@ -171,5 +171,5 @@ impl Drop for PreemptGuard {
 
 /// Is preemption currently forbidden on this core? (`m.locks != 0`)
 pub fn preempt_disabled() -> bool {
-    percpu::this().locks.load(Ordering::Relaxed) != 0
+    percpu::locks_read() != 0
 }

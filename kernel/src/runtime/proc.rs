@@ -115,9 +115,14 @@ static WORLDSEMA: AtomicBool = AtomicBool::new(false);
 /// This core's M.
 #[inline]
 pub fn getm() -> &'static M {
-    // SAFETY: gs:[24] is set to this core's leaked (never freed) M in
-    // `mstart` before any scheduler code runs on the core.
-    unsafe { &*(percpu::this().m.load(Ordering::Relaxed) as *const M) }
+    let m: *const M;
+    // SAFETY: gs:[24] is this core's M, set in schedinit before any
+    // scheduler code runs; Ms are leaked, never freed. One instruction, so
+    // a preemption cannot hand us another core's M half-way (callers that
+    // use the M's or its P's state still hold a PreemptGuard).
+    unsafe { core::arch::asm!("mov {}, gs:[24]", out(reg) m, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: see above.
+    unsafe { &*m }
 }
 
 /// The running goroutine (null on g0).
@@ -829,7 +834,7 @@ fn resetspinning(mp: &M) {
 /// Go's `schedule`: find a runnable G and run it. Never returns.
 pub extern "C" fn schedule() -> ! {
     let mp = getm();
-    if percpu::this().locks.load(Ordering::Relaxed) != 0 {
+    if percpu::locks_read() != 0 {
         super::fatal::throw("schedule: holding locks");
     }
     // We arrive from mcall (or an interrupt) with interrupts off. The fast
@@ -1278,7 +1283,7 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
 }
 
 fn check_no_locks(what: &str) {
-    let n = percpu::this().locks.load(Ordering::Relaxed);
+    let n = percpu::locks_read();
     if n != 0 {
         super::fatal::fatal(format_args!("{what}: called while holding {n} runtime lock(s) or preempt guard(s)"));
     }

@@ -94,6 +94,17 @@ pub fn locks_inc() {
     unsafe { core::arch::asm!("inc dword ptr gs:[32]", options(nostack)) };
 }
 
+/// `m.locks` of the executing core, read with one instruction. A goroutine
+/// can be preempted and moved between reading `this()` and loading through
+/// it, and would then read another core's count: always use this instead.
+#[inline(always)]
+pub fn locks_read() -> u32 {
+    let v: u32;
+    // SAFETY: as in `locks_inc`; a single load.
+    unsafe { core::arch::asm!("mov {:e}, gs:[32]", out(reg) v, options(nostack, readonly, preserves_flags)) };
+    v
+}
+
 /// `m.locks -= 1` on the executing core; returns the new value.
 #[inline(always)]
 pub fn locks_dec() -> u32 {
