@@ -337,10 +337,15 @@ fn mpark(mp: &M) {
     mp.parks.fetch_add(1, Ordering::Relaxed);
     loop {
         if notesleep(&mp.park) {
+            // Clear the note *before* looking at nextp: a waker stores nextp,
+            // then sets the note. Cleared first, either we see its nextp, or
+            // its note comes after our clear and the next sleep returns at
+            // once. (Looking first and clearing after could erase a wake-up
+            // that arrived in between, and sleep forever with a P in hand.)
+            noteclear(&mp.park);
             if !mp.nextp.load(Ordering::Acquire).is_null() {
                 break;
             }
-            noteclear(&mp.park);
             // No P came with the wake-up. Either it was meant for a wait
             // that is over, or our locked goroutine became runnable while a
             // stop-the-world had taken our P (ready_locked): then we need a
@@ -1508,6 +1513,8 @@ fn stop_the_world() {
                 last = now;
             }
             if now - start > 20_000_000_000 {
+                // Show who did not stop (P status, M, lockedg) first.
+                super::trace::schedtrace(true);
                 super::fatal::throw("stopTheWorld: Ps did not stop within 20 s");
             }
         }
