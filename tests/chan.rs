@@ -17,15 +17,7 @@ use common::*;
 
 const TK: &str = "testkernel";
 
-fn pass(test: &str, smp: u32, extra: &[&str]) -> Outcome {
-    let t = format!("test={test}");
-    let mut params = vec![t.as_str()];
-    params.extend_from_slice(extra);
-    let o = boot(TK, smp, &params, timeout_for(smp));
-    expect_pass(&o);
-    expect_contains(&o, &format!("test {test}: PASS"));
-    o
-}
+use common::pass_scenario as pass;
 
 fn must_fail(test: &str, smp: u32, needle: &str) -> Outcome {
     let t = format!("test={test}");

@@ -282,3 +282,15 @@ pub fn reported_goroutine(o: &Outcome) -> u64 {
     let line = expect_line(o, "goroutine ");
     line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| fail(o, &format!("bad goroutine header {line:?}")))
 }
+
+/// Boot the `testkernel` with `test=NAME` plus `extra` parameters, and
+/// require that it passes and says so (`test NAME: PASS`).
+pub fn pass_scenario(test: &str, smp: u32, extra: &[&str]) -> Outcome {
+    let t = format!("test={test}");
+    let mut params = vec![t.as_str()];
+    params.extend_from_slice(extra);
+    let o = boot("testkernel", smp, &params, timeout_for(smp));
+    expect_pass(&o);
+    expect_contains(&o, &format!("test {test}: PASS"));
+    o
+}
