@@ -83,13 +83,11 @@ fn syscall_handoff_smp4_gomaxprocs2() {
     pass("syscall_handoff", 4, &["gomaxprocs=2"]);
 }
 
-/// Regression: the cooperative check racing with asynchronous preemption
-/// must never report a false stack overflow.
-#[test]
-fn check_races_async_preemption_smp4() {
-    let o = pass("check_under_preemption", 4, &["forcepreemptns=100000", "hz=2000"]);
+// Regression: the cooperative check racing with asynchronous preemption
+// must never report a false stack overflow (tiny slice, fast ticks).
+at_1_2_4!(check_races_async_preemption, "check_under_preemption", &["forcepreemptns=100000", "hz=2000"], |o: Outcome| {
     expect_contains(&o, "check_under_preemption: 4 goroutines made ");
-}
+});
 
 #[test]
 fn forcepreemptns_knob() {

@@ -239,8 +239,6 @@ pub fn mstart0(main: fn()) -> ! {
     while SCHED.nmidle.load(Ordering::Acquire) < want && time::nanotime() < deadline {
         core::hint::spin_loop();
     }
-    let m0 = getm();
-    let _ = m0;
     newproc_main(main);
     mstart()
 }
@@ -353,30 +351,15 @@ fn mpark(mp: &M) {
             // idle (LOCKEDM_NEEDP, served in find_runnable).
             let lg = mp.lockedg.load(Ordering::Relaxed);
             // SAFETY: Gs are never freed.
-            if !lg.is_null() && unsafe { (*lg).status() } == G_RUNNABLE {
-                let mut s = SCHED.lock.lock();
-                if munlink(&mut s, mp) {
-                    if let Some(pp) = pidleget(&mut s) {
-                        drop(s);
-                        acquirep(mp, pp);
-                        return;
-                    }
-                    LOCKEDM_NEEDP.fetch_or(1 << mp.id, Ordering::SeqCst);
-                    mput(&mut s, mp);
-                }
+            if !lg.is_null() && unsafe { (*lg).status() } == G_RUNNABLE && take_idle_p(mp, true) {
+                return;
             }
             continue;
         }
         super::time::clear_idle_deadline();
-        let mut s = SCHED.lock.lock();
-        if munlink(&mut s, mp) {
-            if let Some(pp) = pidleget(&mut s) {
-                drop(s);
-                acquirep(mp, pp);
-                return;
-            }
-            // Every P is busy: their Ms will run the timers.
-            mput(&mut s, mp);
+        // Every P busy: their Ms will run the timers.
+        if take_idle_p(mp, false) {
+            return;
         }
         // else: startm took us off midle and is waking us; the note is set.
     }
@@ -398,6 +381,27 @@ static LOCKEDM_NEEDP: AtomicU64 = AtomicU64::new(0);
 
 pub fn lockedm_needp() -> u64 {
     LOCKEDM_NEEDP.load(Ordering::Relaxed)
+}
+
+/// A parked M that woke without a P asks for one itself: if it is still on
+/// midle (nobody is handing it a P), leave midle and take any idle P. If
+/// there is none, go back on midle; with `need_for_locked`, also ask for
+/// the next P that goes idle (LOCKEDM_NEEDP). False: sleep on.
+fn take_idle_p(mp: &M, need_for_locked: bool) -> bool {
+    let mut s = SCHED.lock.lock();
+    if !munlink(&mut s, mp) {
+        return false; // startm took us off midle: its wake-up brings a P
+    }
+    if let Some(pp) = pidleget(&mut s) {
+        drop(s);
+        acquirep(mp, pp);
+        return true;
+    }
+    if need_for_locked {
+        LOCKEDM_NEEDP.fetch_or(1 << mp.id, Ordering::SeqCst);
+    }
+    mput(&mut s, mp);
+    false
 }
 
 /// Has goroutine 1 started?
@@ -690,20 +694,10 @@ fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<
     // SAFETY: fastrand owned by this M.
     let fr = if randomize { Some(unsafe { mp.fastrand.get_mut() }) } else { None };
     moved += local.put_batch(&mut it, fr);
-    // Anything that did not fit goes back (cannot happen: n <= 128 and the
-    // local queue is asked only when it is empty or nearly so).
-    let mut leftovers = GQueue::new();
-    for g in it {
-        // SAFETY: popped from the global queue, put on a temporary one.
-        unsafe { leftovers.push_back(g) };
-    }
-    let nleft = leftovers.len();
-    while let Some(g) = leftovers.pop_front() {
-        // SAFETY: back to the global queue.
-        unsafe { s.runq.push_front(g) };
-    }
+    // put_batch pulls from `it` only while a slot is free; with n <= 128
+    // and our queue empty or nearly so, every G fits. Anything left is still
+    // in the global queue (never popped), so nothing can be lost here.
     runqsize_add(s, -(moved as i64));
-    let _ = nleft;
     Some(gp)
 }
 

@@ -15,7 +15,7 @@
 use alloc::boxed::Box;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
-use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
@@ -58,5 +58,4 @@ pub fn init_this_cpu() {
         SS::set_reg(data);
         load_tss(tss_sel);
     }
-    let _ = SegmentSelector::NULL;
 }

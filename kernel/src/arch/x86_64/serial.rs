@@ -108,8 +108,6 @@ pub fn emergency(args: fmt::Arguments) {
     _print(args);
 }
 
-/// Wait until the UART has sent everything (nothing is buffered in software).
-pub fn flush() {}
 
 /// `print!` to the serial console.
 #[macro_export]

@@ -13,10 +13,6 @@ impl Latch {
         Latch { remaining: AtomicU64::new(n), waiter: AtomicPtr::new(core::ptr::null_mut()) }
     }
 
-    pub fn add(&self, n: u64) {
-        self.remaining.fetch_add(n, Ordering::AcqRel);
-    }
-
     /// Count down; the last one wakes the waiter.
     pub fn done(&self) {
         // AcqRel: the waiter's reads after waking see our writes.
@@ -26,10 +22,6 @@ impl Latch {
                 kernel::ready(unsafe_handle(h));
             }
         }
-    }
-
-    pub fn count(&self) -> u64 {
-        self.remaining.load(Ordering::Acquire)
     }
 
     /// Block until the count reaches zero.

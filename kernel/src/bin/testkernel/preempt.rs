@@ -3,7 +3,6 @@
 //! syscall hand-off and stack overflow.
 use crate::latch::Latch;
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::println;
 use kernel::runtime::preempt::{ASYNC_PREEMPTS, COOP_PREEMPTS};
@@ -411,7 +410,6 @@ fn syscall_handoff() {
     stop.store(true, Ordering::Relaxed);
     done.done();
     done.wait();
-    let _ = Vec::<u8>::new();
 }
 
 // ---- the cooperative check racing with asynchronous preemption -----------------------
@@ -430,7 +428,6 @@ fn check_under_preemption() {
     let a0 = ASYNC_PREEMPTS.load(Ordering::Relaxed);
     let r0 = kernel::runtime::preempt::ASYNC_REFUSED.load(Ordering::Relaxed);
     let t0 = kernel::nanotime();
-    let _ = N;
     for _ in 0..workers {
         kernel::go(move || {
             // 500 ms of emulated time, in rounds of N checks.
@@ -458,6 +455,7 @@ fn check_under_preemption() {
 // ---- stack overflow ---------------------------------------------------------------------------
 
 #[inline(never)]
+#[allow(unconditional_recursion)] // on purpose: it ends in a stack overflow
 fn recurse(n: u64, checked: bool) -> u64 {
     if checked {
         kernel::morestack_check!();
