@@ -372,7 +372,16 @@ impl<'a, T> Local<'a, T> {
                 // Release: pairs with the load-acquire of `tail` in
                 // consumers (`runqgrab`, `is_empty`, `len`): makes the slot
                 // and the G's contents visible before the G is.
-                q.tail.store(t.wrapping_add(1), Ordering::Release);
+                // SeqCst (an XCHG on x86, as Go's `StoreRel` is on amd64):
+                // the submitter's half of the spinning protocol is "store
+                // the G, then load `nmspinning`" (wakep). A plain release
+                // store may sit in the store buffer while that load runs
+                // ahead of it, and a spinner that decrements `nmspinning`
+                // and re-checks the queues would miss this G while we see
+                // it still spinning: a lost wake-up. The `runnext` swap is
+                // a locked instruction already; this path (runnext taken,
+                // or `schedrandom=1`) needs the same barrier.
+                q.tail.store(t.wrapping_add(1), Ordering::SeqCst);
                 return None;
             }
             if let Some(batch) = self.put_slow(g, h, t, randomize_next, rand) {

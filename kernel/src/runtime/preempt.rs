@@ -125,6 +125,22 @@ pub fn retake(now: u64) {
     }
 }
 
+/// Go's `canPreemptM` for the running G: no runtime lock or guard held
+/// (`m.locks == 0`), and the goroutine runs Go code on a P (`_Grunning`,
+/// its M's P `_Prunning`). A goroutine between `entersyscall` and
+/// `exitsyscall` has no P (its P is `_Psyscall`, or retaken and running
+/// someone else): it must not be preempted there. Its request stays
+/// pending (`g.preempt`) and `exitsyscall` re-arms it.
+#[inline]
+fn can_preempt(g: &G) -> bool {
+    if super::lock::preempt_disabled() || g.status() != super::runtime2::G_RUNNING {
+        return false;
+    }
+    let pp = super::proc::getm().p.load(Ordering::Relaxed);
+    // SAFETY: Ps are never freed.
+    !pp.is_null() && unsafe { (*pp).status.load(Ordering::Relaxed) } == P_RUNNING
+}
+
 /// If a preemption was requested for the running G and preemption is
 /// allowed here, yield now (Go's `morestack` → `newstack` → `gopreempt_m`).
 #[inline]
@@ -135,11 +151,21 @@ pub fn check_preempt_at_safe_point() {
     }
     // SAFETY: the running G is live.
     let g = unsafe { &*gp };
-    if !g.preempt.load(Ordering::Relaxed) || super::lock::preempt_disabled() {
+    if !g.preempt.load(Ordering::Relaxed) || !can_preempt(g) {
         return;
     }
     COOP_PREEMPTS.fetch_add(1, Ordering::Relaxed);
     super::proc::gopreempt();
+}
+
+/// After `exitsyscall` got a P back: a preemption request that arrived
+/// before or during the syscall, and that the syscall's safe points had to
+/// refuse, is armed again (Go's exitsyscall: `if gp.preempt {
+/// gp.stackguard0 = stackPreempt }`). The next safe point honours it.
+pub fn restore_preempt_request(g: &G) {
+    if g.preempt.load(Ordering::Relaxed) {
+        g.stackguard0.store(STACK_PREEMPT, Ordering::Relaxed);
+    }
 }
 
 /// The cooperative stack check with the shape of Go's prologue:
@@ -169,9 +195,14 @@ pub fn morestack_check() {
 #[cold]
 fn morestack(g: &G, sp: u64, guard: u64) {
     if guard == STACK_PREEMPT {
-        if !super::lock::preempt_disabled() && g.preempt.load(Ordering::Relaxed) {
+        if g.preempt.load(Ordering::Relaxed) && can_preempt(g) {
             COOP_PREEMPTS.fetch_add(1, Ordering::Relaxed);
             super::proc::gopreempt();
+        } else if g.status() == super::runtime2::G_SYSCALL {
+            // Go's newstack when it cannot preempt: un-poison the guard so
+            // the goroutine runs on (every check would trip otherwise) and
+            // keep `g.preempt`; exitsyscall re-arms the request.
+            g.stackguard0.store(g.stack_lo + STACK_GUARD, Ordering::Relaxed);
         }
         return;
     }

@@ -72,8 +72,8 @@ pub static SCHED: Sched = Sched {
         runq: GQueue::new(),
         gfree: GList::new(),
         stopwait: 0,
-        nmsys: 0,
     }),
+    nmsys: AtomicU32::new(0),
     npidle: AtomicU32::new(0),
     nmspinning: AtomicU32::new(0),
     needspinning: AtomicU32::new(0),
@@ -420,14 +420,30 @@ fn mput(s: &mut SchedLocked, mp: &M) {
 }
 
 /// Take an idle M (Go's `mget`).
+///
+/// Never an M with a locked goroutine: such an M runs nothing else, and in
+/// Go it is never on the idle list at all (`stoplockedm` parks it
+/// privately). Here it can be, when a stop-the-world took its P
+/// (`gcstopm` → `stopm`) or its goroutine left a syscall to find no P
+/// (`exitsyscall0`); it gets a P back through `take_idle_p` or
+/// `LOCKEDM_NEEDP`, when its goroutine is runnable. Handing it a P from
+/// `startm` would let it run its locked goroutine with that P while
+/// counted as spinning, leaking `nmspinning` (and no other core would ever
+/// be woken again).
 fn mget(s: &mut SchedLocked) -> Option<&'static M> {
-    if s.midle == 0 {
-        return None;
+    let mut mask = s.midle;
+    while mask != 0 {
+        let id = mask.trailing_zeros() as usize;
+        mask &= !(1 << id);
+        let mp = m_by_id(id);
+        if !mp.lockedg.load(Ordering::Relaxed).is_null() {
+            continue;
+        }
+        s.midle &= !(1 << id);
+        SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
+        return Some(mp);
     }
-    let id = s.midle.trailing_zeros() as usize;
-    s.midle &= !(1 << id);
-    SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
-    Some(m_by_id(id))
+    None
 }
 
 /// Take `mp` off the idle list if it is still there.
@@ -442,7 +458,60 @@ fn munlink(s: &mut SchedLocked, mp: &M) -> bool {
 }
 
 /// Put `pp` on the idle P list (Go's `pidleput`). Its run queue must be empty.
-fn pidleput(s: &mut SchedLocked, pp: &'static P) {
+///
+/// While a stop-the-world is waiting (`gcwaiting`), a P that comes back
+/// goes to the stop instead (`_Pgcstop`, `stopwait -= 1`): stop-the-world
+/// counted the idle list once, under this lock, when it began, so a P that
+/// was *in flight* then (taken off the idle list by `wakep`, or out of
+/// `_Psyscall` by `retake`/`entersyscallblock`, on its way to `startm` or
+/// `handoffp`) and comes back now would otherwise sit on the idle list
+/// uncounted, and the stop would wait for it forever. Putting the check
+/// here covers every path that returns a P. (Go needs no such check in
+/// `startm`: it can always create an M for the P, which then stops in
+/// `gcstopm`.) Only `procresize`, which runs with the world stopped, uses
+/// [`pidleput_raw`].
+///
+/// Otherwise, a core whose locked goroutine is runnable but has no P
+/// (`LOCKEDM_NEEDP`) gets it first (Go's `startlockedm`). Returns true if
+/// the P went onto the idle list.
+fn pidleput(s: &mut SchedLocked, pp: &'static P) -> bool {
+    if !pp.runq.stealer().is_empty() {
+        super::fatal::throw("pidleput: P has non-empty run queue");
+    }
+    if SCHED.gcwaiting.load(Ordering::SeqCst) {
+        pp.status.store(P_GCSTOP, Ordering::Release);
+        stopwait_done(s);
+        return false;
+    }
+    while LOCKEDM_NEEDP.load(Ordering::SeqCst) != 0 {
+        let lid = LOCKEDM_NEEDP.load(Ordering::SeqCst).trailing_zeros() as usize;
+        LOCKEDM_NEEDP.fetch_and(!(1 << lid), Ordering::SeqCst);
+        let lmp = m_by_id(lid);
+        // Only if it still sleeps on midle (it may have found a P itself).
+        if munlink(s, lmp) {
+            pp.status.store(P_IDLE, Ordering::Release);
+            // Release: pairs with the acquire swap in mpark().
+            lmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
+            notewakeup(&lmp.park, lmp.apic_id);
+            return false;
+        }
+    }
+    pidleput_raw(s, pp);
+    true
+}
+
+/// One more P has stopped for the stop-the-world; the last one wakes it.
+fn stopwait_done(s: &mut SchedLocked) {
+    if s.stopwait == 0 {
+        super::fatal::throw("stopTheWorld: a P stopped twice (stopwait underflow)");
+    }
+    s.stopwait -= 1;
+    if s.stopwait == 0 {
+        notewakeup(&SCHED.stopnote, u32::MAX);
+    }
+}
+
+fn pidleput_raw(s: &mut SchedLocked, pp: &'static P) {
     if !pp.runq.stealer().is_empty() {
         super::fatal::throw("pidleput: P has non-empty run queue");
     }
@@ -796,10 +865,7 @@ fn handoffp(pp: &'static P) {
     let mut s = SCHED.lock.lock();
     if SCHED.gcwaiting.load(Ordering::SeqCst) {
         pp.status.store(P_GCSTOP, Ordering::Release);
-        s.stopwait -= 1;
-        if s.stopwait == 0 {
-            notewakeup(&SCHED.stopnote, u32::MAX);
-        }
+        stopwait_done(&mut s);
         return;
     }
     if s.runq.len() != 0 {
@@ -984,33 +1050,19 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
             continue 'top;
         }
         let pp = releasep(mp);
-        let needp = LOCKEDM_NEEDP.load(Ordering::SeqCst);
-        if needp != 0 {
-            let lid = needp.trailing_zeros() as usize;
-            LOCKEDM_NEEDP.fetch_and(!(1 << lid), Ordering::SeqCst);
-            let lmp = m_by_id(lid);
-            if munlink(&mut s, lmp) {
-                // Our P goes to the core whose locked goroutine waits.
-                mput(&mut s, mp);
-                drop(s);
-                lmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
-                notewakeup(&lmp.park, lmp.apic_id);
-                mpark(mp);
-                continue 'top;
-            }
-        }
-        // Sleep no later than the earliest timer of *any* P (Go's
-        // checkTimersNoP/pollUntil). Every M that parks arms for it, so the
-        // earliest timer always has a parked M waiting for it or a running
-        // M that will look at it: timers are added only by running Ms, and
-        // each of those arms for the (new) earliest when it parks.
-        let deadline = super::time::earliest_timer();
-        pidleput(&mut s, pp);
+        // Our P goes idle, or to a core whose locked goroutine waits for
+        // one (see pidleput). Either way we park like any M that gave up
+        // its P (below), spinning count included.
+        let went_idle = pidleput(&mut s, pp);
         mput(&mut s, mp);
         // The other half of wakep's lock-free `needspinning` (npidle was
         // just incremented, SeqCst): a submitter that saw no idle P just
         // before ours became idle asked for a spinner. Be it.
-        if !mp.spinning.load(Ordering::Relaxed) && SCHED.needspinning.load(Ordering::SeqCst) == 1 && munlink(&mut s, mp) {
+        if went_idle
+            && !mp.spinning.load(Ordering::Relaxed)
+            && SCHED.needspinning.load(Ordering::SeqCst) == 1
+            && munlink(&mut s, mp)
+        {
             let pp = pidleget(&mut s).expect("the P we just put");
             drop(s);
             acquirep(mp, pp);
@@ -1018,7 +1070,6 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
             continue 'top;
         }
         drop(s);
-        super::time::set_idle_deadline(deadline);
 
         if mp.spinning.load(Ordering::Relaxed) {
             mp.spinning.store(false, Ordering::Relaxed);
@@ -1028,6 +1079,10 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
             if prev == 0 {
                 super::fatal::throw("findrunnable: negative nmspinning");
             }
+            // The timers are part of the re-check: `wake_netpoller` (a
+            // timer added) reads nmspinning after adding, and relies on a
+            // spinning M to see its timer when it parks, so the deadline
+            // below is read after this decrement.
             if check_runqs_no_p() || super::time::any_timer_due() {
                 let mut s = SCHED.lock.lock();
                 if s.pidle.is_some() && munlink(&mut s, mp) {
@@ -1042,8 +1097,12 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
                 // nextp is ours; fall through to collect it.
             }
         }
-        // Halt; with a one-shot LAPIC timer for the released P's earliest
-        // timer, like Go's netpoll(delay) in the idle M.
+        // Sleep no later than the earliest timer of *any* P (Go's
+        // checkTimersNoP/pollUntil), with a one-shot LAPIC timer, like Go's
+        // netpoll(delay) in the idle M. Every M that parks arms for it, and
+        // a timer added later that is earlier than every armed deadline
+        // wakes a core to re-arm (time::wake_netpoller).
+        super::time::set_idle_deadline(super::time::earliest_timer());
         mpark(mp);
     }
 }
@@ -1137,10 +1196,7 @@ fn gcstopm(mp: &M) {
     let pp = releasep(mp);
     let mut s = SCHED.lock.lock();
     pp.status.store(P_GCSTOP, Ordering::Release);
-    s.stopwait -= 1;
-    if s.stopwait == 0 {
-        notewakeup(&SCHED.stopnote, u32::MAX);
-    }
+    stopwait_done(&mut s);
     drop(s);
     stopm(mp);
 }
@@ -1184,7 +1240,7 @@ fn locked_wait(mp: &M, lg: *mut G) {
             s.nmidlelocked += 1;
             checkdead(&mut s);
         }
-        super::time::set_idle_deadline(pp.timers.next_when());
+        super::time::set_private_deadline(pp.timers.next_when());
         // SeqCst pairs with ready_locked: it stores the status, then wakes
         // us; we publish that we sleep (inside notesleep) and re-check.
         if g.status() != G_RUNNABLE {
@@ -1237,7 +1293,7 @@ fn checkdead(s: &mut SchedLocked) {
         }
         super::fatal::throw("checkdead: all Ms idle but the global run queue is not empty");
     }
-    if s.nmsys > 0 {
+    if SCHED.nmsys.load(Ordering::SeqCst) > 0 {
         return;
     }
     // Go throws "checkdead: runnable g" here. With locked goroutines a
@@ -1473,16 +1529,16 @@ fn stop_the_world() {
     preemptall();
     let pp = p_of(mp);
     pp.status.store(P_GCSTOP, Ordering::Release);
-    s.stopwait -= 1;
+    stopwait_done(&mut s);
     for i in 0..GOMAXPROCS.load(Ordering::Relaxed) {
         let p = allp(i);
         if p.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            s.stopwait -= 1;
+            stopwait_done(&mut s);
         }
     }
     while let Some(p) = pidleget(&mut s) {
         p.status.store(P_GCSTOP, Ordering::Release);
-        s.stopwait -= 1;
+        stopwait_done(&mut s);
     }
     let wait = s.stopwait > 0;
     drop(s);
@@ -1537,6 +1593,15 @@ fn start_the_world(newprocs: u32) {
             None => startm(Some(pp), false),
         }
     }
+    // A core whose locked goroutine is runnable may have parked on the idle
+    // list during the stop (gcstopm), and mget never hands it a P: wake it,
+    // so that it asks for one itself (mpark → take_idle_p).
+    let me = getm();
+    for m in allm_slice() {
+        if !core::ptr::eq(m, me) && !m.lockedg.load(Ordering::Relaxed).is_null() {
+            notewakeup(&m.park, m.apic_id);
+        }
+    }
     wakep();
 }
 
@@ -1589,7 +1654,9 @@ fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, Option<&'sta
         }
         pp.m.store(null_mut(), Ordering::Relaxed);
         if pp.runq.stealer().is_empty() && pp.timers.len() == 0 {
-            pidleput(s, pp);
+            // The world is stopped and gcwaiting still set: not a P
+            // returning to a stop in progress (see pidleput).
+            pidleput_raw(s, pp);
         } else {
             pp.status.store(P_IDLE, Ordering::Release);
             let m = mget(s);
@@ -1712,6 +1779,12 @@ pub fn current_p_id() -> u32 {
     p_of(getm()).id
 }
 
+/// The P the caller runs on. Only meaningful while preemption is disabled
+/// (hold a PreemptGuard); used by tests that poke at per-P state.
+pub fn current_p() -> &'static P {
+    p_of(getm())
+}
+
 /// (stack.lo, goid) of the running goroutine (tests).
 pub fn current_stack_lo() -> (u64, u64) {
     // SAFETY: called on a goroutine; curg is live.
@@ -1738,9 +1811,9 @@ pub fn entersyscall() {
     let gp = getg();
     // SAFETY: the running G.
     let g = unsafe { &*gp };
-    if g.status() != G_RUNNING || !g.lockedm.load(Ordering::Relaxed).is_null() {
+    if g.status() != G_RUNNING {
         super::fatal::fatal(format_args!(
-            "entersyscall: goroutine {} must be running, not already in a syscall, and not locked to its thread",
+            "entersyscall: goroutine {} must be running, not already in a syscall",
             g.id()
         ));
     }
@@ -1751,17 +1824,16 @@ pub fn entersyscall() {
     mp.oldp.store(pp as *const P as *mut P, Ordering::Relaxed);
     pp.m.store(null_mut(), Ordering::Relaxed);
     mp.p.store(null_mut(), Ordering::Release);
+    // No sched.lock here (Go takes none either): the spin lock is unfair,
+    // and a goroutine looping on syscalls could be starved by it.
+    SCHED.nmsys.fetch_add(1, Ordering::SeqCst);
     // Release: pairs with the CAS in retake/stop_the_world that takes it.
     pp.status.store(P_SYSCALL, Ordering::Release);
-    SCHED.lock.lock().nmsys += 1;
     if SCHED.gcwaiting.load(Ordering::SeqCst) {
         // A stop-the-world is waiting for our P: give it now.
         if pp.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             let mut s = SCHED.lock.lock();
-            s.stopwait -= 1;
-            if s.stopwait == 0 {
-                notewakeup(&SCHED.stopnote, u32::MAX);
-            }
+            stopwait_done(&mut s);
         }
     }
 }
@@ -1790,7 +1862,7 @@ pub fn exitsyscall() {
     if g.status() != G_SYSCALL {
         super::fatal::fatal(format_args!("exitsyscall: goroutine {} is not in a syscall (entersyscall first)", g.id()));
     }
-    SCHED.lock.lock().nmsys -= 1;
+    SCHED.nmsys.fetch_sub(1, Ordering::SeqCst);
     let oldp = mp.oldp.swap(null_mut(), Ordering::Relaxed);
     // exitsyscallfast: our old P, if sysmon did not take it.
     // SAFETY: Ps are never freed.
@@ -1800,6 +1872,7 @@ pub fn exitsyscall() {
             mp.p.store(pp as *const P as *mut P, Ordering::Release);
             pp.syscalltick.fetch_add(1, Ordering::Relaxed);
             casgstatus(g, G_SYSCALL, G_RUNNING);
+            super::preempt::restore_preempt_request(g);
             return;
         }
     }
@@ -1811,6 +1884,7 @@ pub fn exitsyscall() {
     if let Some(pp) = pp {
         acquirep(mp, pp);
         casgstatus(g, G_SYSCALL, G_RUNNING);
+        super::preempt::restore_preempt_request(g);
         return;
     }
     // None: queue ourselves and park this M (Go's exitsyscall0).
@@ -1825,6 +1899,26 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
     let g = unsafe { &*gp };
     casgstatus(g, G_SYSCALL, G_RUNNABLE);
     dropg(mp, g);
+    if g.lockedm.load(Ordering::Relaxed) == mp as *const M as *mut M {
+        // A locked goroutine is never queued: its core waits for a P and
+        // then runs it (Go's exitsyscall0 → stoplockedm → execute). Take an
+        // idle P, or ask for the next one that goes idle (LOCKEDM_NEEDP,
+        // served by pidleput) and sleep until it comes.
+        let mut s = SCHED.lock.lock();
+        if !SCHED.gcwaiting.load(Ordering::SeqCst) {
+            if let Some(pp) = pidleget(&mut s) {
+                drop(s);
+                acquirep(mp, pp);
+                schedule()
+            }
+        }
+        LOCKEDM_NEEDP.fetch_or(1 << mp.id, Ordering::SeqCst);
+        mput(&mut s, mp);
+        drop(s);
+        mpark(mp);
+        // We hold a P; schedule() runs our locked goroutine (locked_wait).
+        schedule()
+    }
     {
         let mut s = SCHED.lock.lock();
         // SAFETY: non-null.

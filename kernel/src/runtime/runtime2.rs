@@ -312,8 +312,6 @@ pub struct SchedLocked {
     pub gfree: GList<G>,
     /// Stop-the-world: Ps still to stop.
     pub stopwait: u32,
-    /// Ms currently in a syscall (they count as running for checkdead).
-    pub nmsys: u32,
 }
 // SAFETY: only accessed under sched.lock.
 unsafe impl Send for SchedLocked {}
@@ -338,6 +336,9 @@ pub struct Sched {
     pub stopnote: Note,
     /// Number of Ms parked by `stopm` (== popcount(midle)).
     pub nmidle: AtomicU32,
+    /// Ms currently in a syscall (they count as running for checkdead).
+    /// An atomic, not under the lock: entersyscall/exitsyscall take no lock.
+    pub nmsys: AtomicU32,
     /// Statistics.
     pub ngcreated: AtomicU64,
 }

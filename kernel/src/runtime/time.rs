@@ -40,13 +40,17 @@ pub struct PTimers {
     /// lock. Written under the lock after every change.
     next: AtomicU64,
     count: AtomicU64,
-    /// Deadline of the last timer fired from this heap: timers must fire
-    /// in deadline order per P (checked, see TIMER_ORDER_VIOLATIONS).
-    last_fired: AtomicU64,
 }
 
-/// Timers that fired before an earlier-deadline timer of the same P (a
-/// heap bug if ever non-zero; the many-sleepers test asserts it is 0).
+/// Timers that fired while an earlier-deadline timer sat in the same P's
+/// heap (a heap bug if ever non-zero; the many-sleepers test asserts 0).
+///
+/// This is checked at every pop: the timer popped must be no later than
+/// every timer left in the heap. That is exact. Comparing with the last
+/// deadline fired is not: a timer's deadline is computed before the timer
+/// is added (`sleep` computes `now + d`, then parks, and the timer goes in
+/// from `park_m`), so a timer can arrive already due with a deadline
+/// earlier than one that fired meanwhile; that is not out of order.
 pub static TIMER_ORDER_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
 /// Timers fired and added (statistics).
 pub static TIMERS_FIRED: AtomicU64 = AtomicU64::new(0);
@@ -71,7 +75,6 @@ impl PTimers {
             heap: SpinLock::new(Some(new_heap())),
             next: AtomicU64::new(u64::MAX),
             count: AtomicU64::new(0),
-            last_fired: AtomicU64::new(0),
         }
     }
 
@@ -80,13 +83,16 @@ impl PTimers {
     }
 
     pub fn next_when(&self) -> u64 {
-        self.next.load(Ordering::Acquire)
+        // SeqCst: pairs with the SeqCst store in update(); the parking M's
+        // read of the timers (earliest_timer) and the adder's read of
+        // SLEEP_UNTIL/nmspinning (wake_netpoller) form a Dekker pair.
+        self.next.load(Ordering::SeqCst)
     }
 
     fn update(&self, h: &TimerHeap<Timer, TIMERS_PER_P>) {
-        // Release: pairs with the acquire loads in next_when()/len().
-        self.next.store(h.peek().map(|(w, _)| w).unwrap_or(u64::MAX), Ordering::Release);
+        // SeqCst: see next_when(); also publishes the count for len().
         self.count.store(h.len() as u64, Ordering::Release);
+        self.next.store(h.peek().map(|(w, _)| w).unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
     /// Go's `addtimer`.
@@ -100,6 +106,8 @@ impl PTimers {
             super::fatal::fatal(format_args!("too many timers on one P (limit {TIMERS_PER_P})"));
         }
         self.update(h);
+        drop(g);
+        wake_netpoller(when);
         seq
     }
 
@@ -123,11 +131,10 @@ impl PTimers {
         while n < out.len() {
             match h.pop_expired(now) {
                 Some(t) => {
-                    // Under the lock, so the check sees the true firing order.
-                    if t.0 < self.last_fired.load(Ordering::Relaxed) {
+                    // Under the lock: nothing left may be due before it.
+                    if h.peek().is_some_and(|(w, _)| w < t.0) {
                         TIMER_ORDER_VIOLATIONS.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.last_fired.store(t.0, Ordering::Relaxed);
                     out[n] = t;
                     n += 1;
                 }
@@ -220,14 +227,69 @@ pub fn move_timers(from: &P, to: &P) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Waking a parked core for a new timer (Go's wakeNetPoller)
+//
+// A parked M halts until the earliest timer of any P (findRunnable arms it).
+// A timer added later, on a busy P, may be earlier than every deadline that
+// parked Ms armed, and then nobody would wake for it: it would fire only
+// when its busy P next reschedules (a whole time slice, or more). Go's
+// `wakeNetPoller` wakes the poller, or `wakep`s. We keep `SLEEP_UNTIL`, the
+// earliest deadline a parked M has armed (u64::MAX: none). An adder whose
+// timer is earlier calls `wakep`: an M starts spinning, finds nothing to
+// run yet, and parks again armed for the new earliest timer.
+//
+// Why no timer is missed:
+// - Adder: store the heap's `next` (SeqCst), then load SLEEP_UNTIL and, in
+//   wakep, `npidle` and `nmspinning` (SeqCst).
+// - Parker: put its P idle (`npidle += 1`) or drop its spinning count
+//   (`nmspinning -= 1`), both SeqCst, then read every P's `next`
+//   (earliest_timer) to arm its deadline.
+// In the single total order of these SeqCst operations, either the parker
+// reads the timers after the adder stored it (and arms for it), or the
+// adder's loads come after the parker's increment/decrement: it sees the
+// idle P and starts an M for it, or sees no spinner and starts one.
+// SLEEP_UNTIL may be stale in one direction only (too late, after the M
+// that armed the minimum woke; each M resets it on waking if it still holds
+// its own deadline): that costs a spare wake-up, never a missed one. An M
+// that armed a deadline and wakes at it takes an idle P and runs (or
+// steals) the due timers.
+
+/// Earliest deadline armed by a parked M, or u64::MAX.
+static SLEEP_UNTIL: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// A timer at `when` was just added: wake a core if nobody parked will wake
+/// for it in time.
+fn wake_netpoller(when: u64) {
+    if when < SLEEP_UNTIL.load(Ordering::SeqCst) && super::proc::scheduler_started() {
+        super::proc::wakep();
+    }
+}
+
 /// Before parking, remember the deadline to wake up for: the core then
-/// halts with a one-shot LAPIC timer for it (irq::before_halt).
+/// halts with a one-shot LAPIC timer for it (irq::before_halt), and is
+/// counted on for timers up to then (SLEEP_UNTIL).
 pub fn set_idle_deadline(when: u64) {
+    if when != u64::MAX {
+        SLEEP_UNTIL.fetch_min(when.max(1), Ordering::SeqCst);
+    }
+    set_private_deadline(when);
+}
+
+/// As set_idle_deadline, for a core that will look only at its own P's
+/// timers when it wakes (a core waiting for its locked goroutine): it is
+/// not counted on for other timers.
+pub fn set_private_deadline(when: u64) {
     percpu::this().wake_deadline.store(if when == u64::MAX { 0 } else { when.max(1) }, Ordering::Relaxed);
 }
 
 pub fn clear_idle_deadline() {
-    percpu::this().wake_deadline.store(0, Ordering::Relaxed);
+    let me = percpu::this();
+    let d = me.wake_deadline.swap(0, Ordering::Relaxed);
+    if d != 0 {
+        // If the earliest armed deadline is ours, we no longer stand for it.
+        let _ = SLEEP_UNTIL.compare_exchange(d, u64::MAX, Ordering::SeqCst, Ordering::Relaxed);
+    }
 }
 
 // ---------------------------------------------------------------------------
