@@ -8,6 +8,13 @@
 //! the other counter back to back at the start and at the end, bracket each
 //! pair with a second PIT read, and retry a measurement whose pair was split
 //! by a gap.
+//!
+//! A gap can also hide *inside* the interval: the PIT counts down 16 bits in
+//! mode 2 and reloads, so a vCPU that loses the host CPU for more than 55 ms
+//! while waiting sees the count wrap, and a short PIT distance is taken for
+//! a long real one. The TSC then tells: once the TSC rate is known, every
+//! measurement must agree with it (`measure` checks this); the TSC rate
+//! itself is taken as two measurements that agree.
 use spin::Mutex;
 use x86_64::instructions::port::Port;
 
@@ -43,13 +50,17 @@ fn bracket(sample: &impl Fn() -> u64) -> (u16, u64, u64, u16) {
 /// Run a `ms`-millisecond PIT interval (at most 50) and return the TSC ticks
 /// and the `sample()` difference it took, scaled to exactly `ms` of PIT time.
 /// `sample` reads some other counter (e.g. the LAPIC current count).
-pub fn measure(ms: u64, sample: impl Fn() -> u64) -> (u64, u64) {
+///
+/// With `tsc_per_ms` known (non-zero), a measurement whose TSC ticks differ
+/// from `ms * tsc_per_ms` by more than 2% is retried: the PIT wrapped while
+/// this vCPU was descheduled.
+pub fn measure(ms: u64, tsc_per_ms: u64, sample: impl Fn() -> u64) -> (u64, u64) {
     assert!(ms > 0 && ms <= 50);
     let want = PIT_HZ * ms / 1000;
     let _guard = PIT.lock();
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut best: Option<(u64, u64)> = None;
-        for _ in 0..8 {
+        for _ in 0..32 {
             // SAFETY: port 0x61 gates channel 2 (bit 0) and the speaker
             // (bit 1); ports 0x42/0x43 as in read_count.
             let g = unsafe {
@@ -88,9 +99,15 @@ pub fn measure(ms: u64, sample: impl Fn() -> u64) -> (u64, u64) {
             }
             let tsc = (t1 - t0) as u128 * want as u128 / pit as u128;
             let other = s1.wrapping_sub(s0) as u128 * want as u128 / pit as u128;
+            if tsc_per_ms != 0 {
+                let expect = (tsc_per_ms * ms) as u128;
+                if tsc * 50 < expect * 49 || tsc * 50 > expect * 51 {
+                    continue; // the PIT wrapped during a gap: retry
+                }
+            }
             best = Some((tsc as u64, other as u64));
             break;
         }
-        best.unwrap_or_else(|| panic!("PIT calibration failed 8 times (the host is overloaded)"))
+        best.unwrap_or_else(|| panic!("PIT calibration failed 32 times (the host is overloaded)"))
     })
 }
