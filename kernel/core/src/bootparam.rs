@@ -25,6 +25,8 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("forcepreemptns", "time slice before sysmon preempts a G, ns, 100000..=10000000000 (default 10000000)"),
     ("hz", "timer/sysmon tick rate in Hz, 10..=10000 (default 1000)"),
     ("asyncpreemptoff", "1 = no asynchronous preemption, only cooperative safe points (Go's GODEBUG knob; default 0)"),
+    ("seed", "seed of a scenario's random choices (the torture test), any u64 (default 0 = from the TSC)"),
+    ("duration", "how long a timed scenario (the torture test) runs, seconds, 1..=86400 (default 10)"),
 ];
 
 const KIB: u64 = 1 << 10;
@@ -41,6 +43,8 @@ pub const SCHEDTRACE_MAX_MS: u32 = 60_000;
 pub const FORCEPREEMPT_MIN_NS: u64 = 100_000;
 /// See [`FORCEPREEMPT_MIN_NS`].
 pub const FORCEPREEMPT_MAX_NS: u64 = 10_000_000_000;
+/// Largest accepted `duration` (one day).
+pub const DURATION_MAX_S: u32 = 86_400;
 /// Range of `hz`.
 pub const HZ_MIN: u32 = 10;
 /// See [`HZ_MIN`].
@@ -137,6 +141,10 @@ pub struct BootParams {
     pub hz: u32,
     /// `asyncpreemptoff`: disable asynchronous preemption.
     pub asyncpreemptoff: bool,
+    /// `seed`: seed for a scenario's random choices; 0 = pick one.
+    pub seed: u64,
+    /// `duration`: run time of a timed scenario, seconds.
+    pub duration_s: u32,
 }
 
 impl Default for BootParams {
@@ -180,6 +188,8 @@ pub enum Unit {
     Nanos,
     /// Ticks per second.
     Hertz,
+    /// Seconds.
+    Seconds,
     /// Bytes, printed with K/M/G suffixes.
     Bytes,
 }
@@ -235,12 +245,29 @@ impl fmt::Display for Size {
     }
 }
 
+/// Prints a string with control characters escaped (`\n`, `\u{1}`), so
+/// that a message about a bad key or value stays one readable line.
+pub struct Esc<'a>(pub &'a str);
+
+impl fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for ParamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.key.as_str();
+        let key = Esc(self.key.as_str());
         let kcut = if self.key_cut { "..." } else { "" };
         let vcut = if self.value_cut { "..." } else { "" };
-        let value = self.value.as_str();
+        let value = Esc(self.value.as_str());
         match self.kind {
             ErrorKind::UnknownKey => {
                 write!(f, "unknown boot parameter \"{key}{kcut}\" (known: ")?;
@@ -271,6 +298,7 @@ impl fmt::Display for ParamError {
                     Unit::TraceMillis => write!(f, "{min}..={max} (milliseconds, 0 = off)"),
                     Unit::Nanos => write!(f, "{min}..={max} (nanoseconds)"),
                     Unit::Hertz => write!(f, "{min}..={max} (ticks per second)"),
+                    Unit::Seconds => write!(f, "{min}..={max} (seconds)"),
                     Unit::Bytes => write!(f, "{}..={} (bytes)", Size(min), Size(max)),
                 }
             }
@@ -325,6 +353,8 @@ impl BootParams {
         forcepreemptns: 10_000_000,
         hz: 1000,
         asyncpreemptoff: false,
+        seed: 0,
+        duration_s: 10,
     };
 
     /// The number of Ps to create: `gomaxprocs` if given, else `ncpu`.
@@ -392,6 +422,12 @@ impl BootParams {
             }
             "hz" => self.hz = ranged(HZ_MIN as u64, HZ_MAX as u64, Unit::Hertz)? as u32,
             "asyncpreemptoff" => self.asyncpreemptoff = flag()?,
+            "seed" => self.seed = ranged(0, u64::MAX, Unit::Nanos).map_err(|e| match e.kind {
+                // Every u64 is in range: too many digits is "not a number".
+                ErrorKind::OutOfRange { .. } => err(ErrorKind::NotANumber),
+                _ => e,
+            })?,
+            "duration" => self.duration_s = ranged(1, DURATION_MAX_S as u64, Unit::Seconds)? as u32,
             _ => return Err(err(ErrorKind::UnknownKey)),
         }
         Ok(())
@@ -463,7 +499,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 10);
+        assert_eq!(KNOWN.len(), 12);
     }
 
     #[test]
@@ -473,7 +509,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);
@@ -649,5 +685,76 @@ mod tests {
         assert_eq!(s.as_str(), "abc");
         assert_eq!(format!("{s} {s:?}"), "abc \"abc\"");
         assert_eq!(ArrayStr::<3>::new().as_str(), "");
+    }
+
+    #[test]
+    fn seed_and_duration() {
+        let p = apply("seed", "18446744073709551615").unwrap();
+        assert_eq!(p.seed, u64::MAX);
+        assert_eq!(apply("seed", "0").unwrap().seed, 0);
+        assert!(msg("seed", "18446744073709551616").contains("not a number"));
+        assert!(msg("seed", "-1").contains("not a number"));
+        assert_eq!(apply("duration", "1800").unwrap().duration_s, 1800);
+        assert_eq!(msg("duration", "0"), "duration=0 is out of range: must be 1..=86400 (seconds)");
+        assert!(msg("duration", "86401").contains("1..=86400 (seconds)"));
+    }
+
+    // Fuzzing the parser (issue 8): any bytes at all, as fw_cfg could hand
+    // them over, end in a value or in a one-line error naming the key;
+    // never a panic. (A panic fails the proptest with the input.)
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                proptest::sample::select(KNOWN.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>()),
+                ".{0,40}",
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[0-9]{0,25}",
+                "[0-9]{1,4}[kKmMgG]?",
+                "[a-z0-9_-]{0,70}",
+                "\\PC{0,80}",
+                proptest::collection::vec(any::<u8>(), 0..80).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+            #[test]
+            fn any_input_is_a_value_or_a_clear_error(k in key(), v in value(), ncpu in 1u32..=64) {
+                let mut p = BootParams::DEFAULT;
+                let before = p;
+                match p.apply(&k, &v, ncpu) {
+                    Ok(()) => {
+                        if let Some(g) = p.gomaxprocs {
+                            prop_assert!((1..=ncpu).contains(&g));
+                        }
+                        prop_assert!(p.hz >= HZ_MIN && p.hz <= HZ_MAX);
+                        prop_assert!(p.heap_bytes >= HEAP_MIN && p.heap_bytes <= HEAP_MAX);
+                        prop_assert!(p.duration_s >= 1 && p.duration_s <= DURATION_MAX_S);
+                    }
+                    Err(e) => {
+                        // Nothing changed, and the message is one line that
+                        // names what was given.
+                        prop_assert_eq!(p, before);
+                        let m = e.to_string();
+                        prop_assert!(!m.is_empty() && !m.contains('\n'), "{:?}", m);
+                        let kt = k.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
+                        let shown: String = Esc(kt).to_string().chars().take(8).collect();
+                        prop_assert!(m.contains(&shown), "{:?} does not name {:?}", m, kt);
+                    }
+                }
+            }
+
+            #[test]
+            fn many_pairs_never_panic(pairs in proptest::collection::vec((key(), value()), 0..40)) {
+                let _ = BootParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), 8);
+            }
+        }
     }
 }
