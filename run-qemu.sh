@@ -5,6 +5,7 @@
 #                                  e.g. ./run-qemu.sh --smp 2 gomaxprocs=2 schedtrace=1000
 #   ./run-qemu.sh test [FILTER]    the whole suite (cargo test --workspace): host unit, property
 #                                  and loom tests, and the QEMU scenario tests
+#   ./run-qemu.sh torture [OPTS]   the random torture campaign (gmpos-campaign; --help for options)
 #   ./run-qemu.sh --help           the runner's options
 #
 # First it checks the set-up (quietly once everything is there): the pinned Rust toolchain,
@@ -64,6 +65,15 @@ if [ "${1:-}" = "test" ]; then
     trap - ERR
     say "ALL TESTS PASSED${filter:+ (filter: $filter)}"
     exit 0
+fi
+
+# --- torture campaign ----------------------------------------------------------------------
+
+if [ "${1:-}" = "torture" ]; then
+    shift
+    # Random boots of the torture scenario and other scenarios until --duration has passed;
+    # `./run-qemu.sh torture --help` for the options.
+    exec cargo run -q --bin gmpos-campaign -- "$@"
 fi
 
 # --- run -----------------------------------------------------------------------------------

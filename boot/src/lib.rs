@@ -24,6 +24,11 @@ use std::time::{Duration, Instant, SystemTime};
 pub const REPO_DIR: &str = env!("CARGO_MANIFEST_DIR");
 /// The kernel's cargo project (not part of the host workspace).
 pub const KERNEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/kernel");
+
+/// The repository's root directory.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(REPO_DIR)
+}
 /// Target triple the kernel is built for.
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// Default kernel binary: the demo.

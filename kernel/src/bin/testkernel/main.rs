@@ -14,7 +14,9 @@ mod bringup;
 mod chan;
 mod latch;
 mod preempt;
+mod regress;
 mod sched;
+mod torture;
 
 use kernel::println;
 
@@ -23,7 +25,7 @@ kernel::main!(main);
 type Test = (&'static str, fn());
 
 fn all_tests() -> impl Iterator<Item = &'static Test> {
-    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter())
+    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(regress::TESTS.iter()).chain(torture::TESTS.iter())
 }
 
 fn main() {

@@ -1,0 +1,324 @@
+//! Regression scenarios for scheduler bugs found by the random campaigns and
+//! by reading the code (issues 8 and 14). Each one failed (crashed, hung or
+//! tripped its assertion) before its fix; the host side (tests/regress.rs)
+//! boots each at the core counts that showed the bug.
+use crate::latch::Latch;
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use kernel::println;
+use kernel::runtime::preempt::COOP_PREEMPTS;
+
+pub const TESTS: &[crate::Test] = &[
+    ("syscall_preempt", syscall_preempt),
+    ("stw_syscallblock", stw_syscallblock),
+    ("stw_wakep_churn", stw_wakep_churn),
+    ("locked_spinning_leak", locked_spinning_leak),
+    ("timer_wakes_idle_core", timer_wakes_idle_core),
+    ("timer_order_exact", timer_order_exact),
+    ("syscall_locked", syscall_locked),
+];
+
+fn leak<T>(v: T) -> &'static T {
+    Box::leak(Box::new(v))
+}
+
+fn spin_ns(ns: u64) {
+    let t0 = kernel::nanotime();
+    while kernel::nanotime() - t0 < ns {
+        core::hint::spin_loop();
+    }
+}
+
+// ---- Bug 1: a preemption request honoured inside a syscall --------------------
+//
+// Run with asyncpreemptoff=1: the goroutine spins past its time slice with no
+// safe point, so sysmon's request stays pending. Then it enters a syscall:
+// the guard released by entersyscall is a safe point, but a goroutine in a
+// syscall has no P and must not be preempted there (Go's canPreemptM). The
+// request must be honoured after exitsyscall instead.
+fn syscall_preempt() {
+    let done = leak(Latch::new(1));
+    let c0 = COOP_PREEMPTS.load(Ordering::Relaxed);
+    kernel::go(move || {
+        for _ in 0..5 {
+            spin_ns(30_000_000); // three slices: sysmon asks for a preemption
+            kernel::entersyscall();
+            spin_ns(200_000);
+            kernel::exitsyscall();
+        }
+        done.done();
+    });
+    done.wait();
+    let c = COOP_PREEMPTS.load(Ordering::Relaxed) - c0;
+    println!("syscall_preempt: 5 syscalls entered with a preemption pending; cooperative preemptions={c}");
+    if kernel::boot::params().asyncpreemptoff {
+        // Refused inside each syscall, honoured after it.
+        assert!(c > 0, "the pending preemption requests were never honoured");
+    }
+}
+
+// ---- Bug 2: stop-the-world hangs on a P returned to the idle list --------------
+//
+// One goroutine hands its P off again and again (entersyscallblock), while
+// main stops the world 3000 times. A P taken off the idle list or out of
+// _Psyscall by handoffp is "in flight" while stop-the-world counts the Ps;
+// startm, finding no idle M, put it back on the idle list without counting
+// it for the stop-the-world, which then waited forever.
+fn stw_syscallblock() {
+    let stop = leak(AtomicBool::new(false));
+    let loops = leak(AtomicU64::new(0));
+    let done = leak(Latch::new(1));
+    kernel::go(move || {
+        while !stop.load(Ordering::Relaxed) {
+            kernel::entersyscallblock();
+            for _ in 0..3 {
+                core::hint::spin_loop();
+            }
+            kernel::exitsyscall();
+            loops.fetch_add(1, Ordering::Relaxed);
+        }
+        done.done();
+    });
+    let n = kernel::num_cpu();
+    for i in 0..3000u32 {
+        kernel::gomaxprocs(if n >= 2 { 2 } else { 1 }.min(n)).expect("valid");
+        if i % 100 == 0 {
+            kernel::gosched();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    done.wait();
+    println!("stw_syscallblock: 3000 stop-the-worlds during {} blocking syscalls", loops.load(Ordering::Relaxed));
+}
+
+// The same family without syscalls (issue 14): wakep/startm race with
+// stop-the-world. Goroutines keep readying each other (every ready may
+// wakep an idle core) while main changes GOMAXPROCS.
+fn stw_wakep_churn() {
+    let stop = leak(AtomicBool::new(false));
+    let spawned = leak(AtomicU64::new(0));
+    let finished = leak(AtomicU64::new(0));
+    let done = leak(Latch::new(2));
+    for _ in 0..2 {
+        kernel::go(move || {
+            while !stop.load(Ordering::Relaxed) {
+                spawned.fetch_add(1, Ordering::Relaxed);
+                kernel::go(move || {
+                    finished.fetch_add(1, Ordering::Relaxed);
+                });
+                // Let the spawned goroutine be stolen: an idle core is woken.
+                for _ in 0..200 {
+                    core::hint::spin_loop();
+                }
+            }
+            done.done();
+        });
+    }
+    let n = kernel::num_cpu();
+    for i in 0..2000u32 {
+        kernel::gomaxprocs(1 + (i * 7 + i / 3) % n).expect("valid");
+    }
+    stop.store(true, Ordering::Relaxed);
+    done.wait();
+    let want = spawned.load(Ordering::Relaxed);
+    let deadline = kernel::nanotime() + 20_000_000_000;
+    while finished.load(Ordering::Relaxed) != want {
+        assert!(kernel::nanotime() < deadline, "goroutines lost: {} of {want} finished", finished.load(Ordering::Relaxed));
+        kernel::sleep(1_000_000);
+    }
+    println!("stw_wakep_churn: 2000 GOMAXPROCS changes, {want} goroutines spawned and finished");
+}
+
+// ---- Bug 3: nmspinning leaks while a goroutine is locked to its core ------------
+//
+// A goroutine locks its core and blocks; a stop-the-world parks that locked M
+// on the idle-M list; startm(spinning) may pick it, and it then ran its locked
+// goroutine still counted as spinning. With nmspinning stuck at 1, wakep never
+// woke another core: CPU hogs all ran on one core.
+fn locked_spinning_leak() {
+    let ncpu = kernel::num_cpu();
+    let c: kernel::Chan<u32> = kernel::Chan::new(0);
+    let locked_done = leak(Latch::new(1));
+    {
+        let c = c.clone();
+        kernel::go(move || {
+            kernel::lock_os_thread();
+            let v = c.recv().unwrap();
+            assert_eq!(v, 7);
+            kernel::unlock_os_thread();
+            locked_done.done();
+        });
+    }
+    kernel::sleep(5_000_000);
+    for _ in 0..3 {
+        kernel::gomaxprocs(ncpu).expect("valid");
+        kernel::sleep(20_000_000);
+    }
+    // nmspinning must equal the number of Ms that are spinning. A transient
+    // difference is a core between the two updates; a leak is a difference
+    // that never goes away (in flight: startm marks an M spinning before it
+    // wakes up and takes its P). Sample while the machine is otherwise idle.
+    let mut leaked_samples = 0;
+    let mut spinning = 0;
+    for _ in 0..20 {
+        spinning = kernel::runtime::proc::SCHED.nmspinning.load(Ordering::SeqCst);
+        // A spinning M holds a P and runs no locked goroutine.
+        let marked = kernel::runtime::proc::allm_slice()
+            .filter(|m| {
+                m.spinning.load(Ordering::SeqCst) && !m.p.load(Ordering::SeqCst).is_null() && m.lockedg.load(Ordering::SeqCst).is_null()
+            })
+            .count() as u32;
+        if spinning > marked {
+            leaked_samples += 1;
+        }
+        // Spin, not sleep: a sleep's timer and wake-up start spinners
+        // itself (that is how a parked core re-arms), so sample a quiet
+        // machine, where every real spinner parks within microseconds.
+        spin_ns(2_000_000);
+    }
+    // Four CPU hogs, each 20 ms: with the locked core out, ncpu-1 cores
+    // are free, and the hogs must spread over them.
+    let cores = leak(AtomicU64::new(0));
+    let hogs = leak(Latch::new(4));
+    for _ in 0..4 {
+        kernel::go(move || {
+            let t0 = kernel::nanotime();
+            while kernel::nanotime() - t0 < 20_000_000 {
+                cores.fetch_or(1 << kernel::cpu_id(), Ordering::Relaxed);
+                kernel::morestack_check!();
+            }
+            hogs.done();
+        });
+    }
+    hogs.wait();
+    c.send(7);
+    locked_done.wait();
+    let used = cores.load(Ordering::Relaxed).count_ones();
+    println!(
+        "locked_spinning_leak: nmspinning above the Ms marked spinning in {leaked_samples} of 20 idle samples (last nmspinning={spinning}); 4 hogs ran on {used} core(s) of {ncpu}"
+    );
+    assert!(leaked_samples <= 10, "nmspinning leaked: it stayed above the number of spinning Ms");
+    if ncpu >= 3 {
+        assert!(used >= 2, "the hogs ran on one core: idle cores were never woken");
+    }
+}
+
+// ---- Bug 4: a timer on a busy P waits for that P's next reschedule ---------------
+//
+// The other cores are parked with no deadline; this goroutine spins (a busy
+// P, no reschedule for a long time with forcepreemptns=1s) and arms a 1 ms
+// timer. A parked core must be woken to take the new earliest deadline (Go's
+// wakeNetPoller); before the fix the timer fired only when the spinning
+// goroutine was preempted.
+fn timer_wakes_idle_core() {
+    if kernel::current_gomaxprocs() < 2 {
+        println!("timer_wakes_idle_core: skipped (needs 2 Ps)");
+        return;
+    }
+    let mut worst = 0;
+    let mut all = alloc::vec::Vec::new();
+    for _ in 0..5 {
+        // Let every other core park with nothing to do.
+        kernel::sleep(20_000_000);
+        let t = kernel::after(1_000_000);
+        let t0 = kernel::nanotime();
+        let waited = loop {
+            if t.try_recv().is_ok() {
+                break kernel::nanotime() - t0;
+            }
+            if kernel::nanotime() - t0 > 2_000_000_000 {
+                break u64::MAX;
+            }
+            core::hint::spin_loop();
+        };
+        worst = worst.max(waited);
+        all.push(waited / 1000);
+    }
+    let mut sorted = all.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    println!("timer_wakes_idle_core: a 1 ms timer armed by a spinning goroutine fired after {all:?} us (median {median} us)");
+    // Before the fix: a median of 15 to 50 ms (the timer waited for some
+    // unrelated event, at worst the busy P's preemption); after: 1 to 4 ms.
+    assert!(worst < 2_000_000_000, "the timer never fired while its P was busy");
+    assert!(median < 12_000, "the timer waited for the busy P's reschedule (median {median} us)");
+}
+
+// ---- Issue 14: timers out of deadline order per P ---------------------------------
+//
+// The old check compared each fired deadline with the last one fired from the
+// same heap. But a timer's deadline is computed before it is added (sleep()
+// computes `now + d`, then parks; the timer goes in later), so a timer can
+// legitimately arrive with a deadline that has already passed, after a later
+// timer fired. That was counted as out of order at 8 cores under load. The
+// exact invariant is the heap's: each timer fires before every timer still in
+// the heap with a later deadline. Reproduce the legitimate case directly.
+fn timer_order_exact() {
+    use kernel::runtime::time::{TimerKind, TIMER_ORDER_VIOLATIONS};
+    static FIRED: AtomicU32 = AtomicU32::new(0);
+    fn fire(_: usize) {
+        FIRED.fetch_add(1, Ordering::Relaxed);
+    }
+    let v0 = TIMER_ORDER_VIOLATIONS.load(Ordering::Relaxed);
+    let now = kernel::nanotime();
+    {
+        let _g = kernel::PreemptGuard::new();
+        let pp = kernel::runtime::proc::current_p();
+        // Due now; fires at the next schedule on this P.
+        pp.timers.add(now + 1_000, TimerKind::Func(fire, 0));
+    }
+    spin_ns(2_000_000);
+    kernel::gosched();
+    while FIRED.load(Ordering::Relaxed) < 1 {
+        kernel::gosched();
+    }
+    {
+        let _g = kernel::PreemptGuard::new();
+        let pp = kernel::runtime::proc::current_p();
+        // A deadline computed earlier (as sleep() does), added late.
+        pp.timers.add(now + 500, TimerKind::Func(fire, 1));
+        // And a correct order among timers present together.
+        pp.timers.add(now + 600, TimerKind::Func(fire, 2));
+    }
+    while FIRED.load(Ordering::Relaxed) < 3 {
+        kernel::gosched();
+    }
+    let v = TIMER_ORDER_VIOLATIONS.load(Ordering::Relaxed) - v0;
+    println!("timer_order_exact: a late-added past deadline fired after a later one; violations={v}");
+    assert_eq!(v, 0);
+}
+
+// ---- entersyscall from a locked goroutine (Go allows it) --------------------------
+fn syscall_locked() {
+    let done = leak(Latch::new(1));
+    let other = leak(AtomicU64::new(0));
+    let stop = leak(AtomicBool::new(false));
+    let od = leak(Latch::new(1));
+    kernel::go(move || {
+        while !stop.load(Ordering::Relaxed) {
+            other.fetch_add(1, Ordering::Relaxed);
+            kernel::gosched();
+        }
+        od.done();
+    });
+    kernel::go(move || {
+        kernel::lock_os_thread();
+        let cpu = kernel::cpu_id();
+        for i in 0..20 {
+            if i % 2 == 0 {
+                kernel::entersyscall();
+            } else {
+                kernel::entersyscallblock();
+            }
+            spin_ns(2_000_000);
+            kernel::exitsyscall();
+            assert_eq!(kernel::cpu_id(), cpu, "a locked goroutine left its core across a syscall");
+        }
+        kernel::unlock_os_thread();
+        done.done();
+    });
+    done.wait();
+    stop.store(true, Ordering::Relaxed);
+    od.wait();
+    println!("syscall_locked: 20 syscalls from a locked goroutine, all on its core; other goroutine made progress={}", other.load(Ordering::Relaxed) > 0);
+}
