@@ -186,9 +186,19 @@ impl Trial {
     fn command(&self) -> String {
         let mut s = format!("./run-qemu.sh --bin testkernel --smp {} --timeout {}", self.smp, self.timeout.as_secs());
         for (k, v) in &self.params {
-            s += &format!(" {k}={v}");
+            s += &format!(" {}", shell_quote(&format!("{k}={v}")));
         }
         s
+    }
+}
+
+/// A word as the shell reads it back: quoted when it holds anything but
+/// `[A-Za-z0-9_.=/-]`.
+fn shell_quote(w: &str) -> String {
+    if !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.=/-".contains(&b)) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
     }
 }
 
@@ -595,6 +605,13 @@ mod tests {
                 let _ = v;
             }
         }
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("hz=100"), "hz=100");
+        assert_eq!(shell_quote("asyncpreemptoff= 7 "), "'asyncpreemptoff= 7 '");
+        assert_eq!(shell_quote("k=a'b"), "'k=a'\\''b'");
     }
 
     #[test]
