@@ -498,6 +498,11 @@ fn run_trial(t: &Trial, image: &Path, n: u64, out: &Path) -> Record {
             }
             Record { trial: t.clone(), status: o.status.to_string(), elapsed: o.elapsed, failure }
         }
+        // A parameter set the runner refuses with a message naming the
+        // parameter is a correct outcome of parameter fuzzing.
+        Err(e) if t.fuzz && t.params.iter().any(|(k, _)| e.0.contains(k.as_str())) => {
+            Record { trial: t.clone(), status: format!("refused by the runner: {e}"), elapsed: Duration::ZERO, failure: None }
+        }
         Err(e) => Record {
             trial: t.clone(),
             status: "boot error".into(),

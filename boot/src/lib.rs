@@ -523,9 +523,12 @@ pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, E
     if !image.is_file() {
         return err(format!("disk image {} not found", image.display()));
     }
-    for (k, v) in &cfg.params {
+    for (i, (k, v)) in cfg.params.iter().enumerate() {
         validate_param_key(k)?;
         validate_param_value(k, v)?;
+        if cfg.params[..i].iter().any(|(k2, _)| k2 == k) {
+            return err(format!("boot parameter `{k}` given twice"));
+        }
     }
     let ovmf = if cfg.uefi { Some(find_ovmf()?) } else { None };
     let vars_copy = match &ovmf {
@@ -718,7 +721,15 @@ where
             "--release" => cfg.release = true,
             "bench" => bench = true,
             _ if arg.starts_with('-') => return err(format!("unknown option `{arg}` (see --help)")),
-            _ if arg.contains('=') => cfg.params.push(parse_param(&arg)?),
+            _ if arg.contains('=') => {
+                let (k, v) = parse_param(&arg)?;
+                // QEMU refuses two fw_cfg files of one name ("duplicate
+                // fw_cfg file name") and would end as a QEMU error.
+                if cfg.params.iter().any(|(k2, _)| *k2 == k) {
+                    return err(format!("boot parameter `{k}` given twice"));
+                }
+                cfg.params.push((k, v));
+            }
             _ => return err(format!("unexpected argument `{arg}` (boot parameters are key=value; see --help)")),
         }
     }
@@ -817,6 +828,9 @@ mod tests {
         assert!(parse_err(&["--frobnicate"]).contains("unknown option"));
         assert!(parse_err(&["hello"]).contains("unexpected argument"));
         assert!(parse_err(&["--uefi=1"]).contains("takes no value"));
+        // QEMU would refuse two fw_cfg files of one name (found by the
+        // campaign's parameter fuzzing: it ended as a "QEMU error").
+        assert_eq!(parse_err(&["hz=100", "gomaxprocs=1", "hz=200"]), "boot parameter `hz` given twice");
         assert!(parse_err(&["Key=1"]).contains("invalid character"));
         assert!(parse_err(&["a-b=1"]).contains("invalid character"));
         assert!(parse_err(&["=1"]).contains("empty key"));
