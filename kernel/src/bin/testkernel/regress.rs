@@ -67,7 +67,7 @@ fn syscall_preempt() {
 fn stw_syscallblock() {
     let stop = leak(AtomicBool::new(false));
     let loops = leak(AtomicU64::new(0));
-    let done = leak(Latch::new(1));
+    let done = leak(Latch::new(2));
     kernel::go(move || {
         while !stop.load(Ordering::Relaxed) {
             kernel::entersyscallblock();
@@ -76,6 +76,17 @@ fn stw_syscallblock() {
             }
             kernel::exitsyscall();
             loops.fetch_add(1, Ordering::Relaxed);
+        }
+        done.done();
+    });
+    // And a spawner: each `go` may wakep, taking an idle P off the list
+    // while every core is busy (one in the syscall, one stopping the world).
+    kernel::go(move || {
+        while !stop.load(Ordering::Relaxed) {
+            kernel::go(|| {});
+            for _ in 0..100 {
+                core::hint::spin_loop();
+            }
         }
         done.done();
     });
