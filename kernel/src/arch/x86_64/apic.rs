@@ -118,12 +118,13 @@ pub fn send_sipi(apic_id: u32, page: u8) {
 }
 
 /// Measure this core's LAPIC timer rate (ticks of the /16 clock per ms)
-/// against the PIT, store it in the per-CPU data and return it.
+/// against the TSC (itself calibrated against the PIT), store it in the
+/// per-CPU data and return it.
 pub fn calibrate_timer() -> u64 {
     write(REG_TIMER_DIV, TIMER_DIV_16);
     write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
     write(REG_TIMER_INIT, u32::MAX);
-    let (_, ticks) = super::pit::measure(10, super::time::tsc_per_ms(), || (u32::MAX - read(REG_TIMER_CUR)) as u64);
+    let ticks = super::time::measure_against_tsc(10, || (u32::MAX - read(REG_TIMER_CUR)) as u64);
     write(REG_TIMER_INIT, 0);
     let per_ms = (ticks / 10).max(1);
     super::percpu::this().lapic_ticks_per_ms.store(per_ms, Ordering::Relaxed);

@@ -23,10 +23,10 @@ pub fn rdtsc() -> u64 {
 pub fn calibrate() {
     // Two measurements that agree within 1% (a PIT wrap during a host-side
     // gap makes one of them far off; see pit.rs).
-    let mut prev = super::pit::measure(10, 0, || 0).0;
+    let mut prev = super::pit::measure_tsc(10);
     let mut tsc = prev;
     for _ in 0..16 {
-        tsc = super::pit::measure(10, 0, || 0).0;
+        tsc = super::pit::measure_tsc(10);
         if tsc.abs_diff(prev) * 100 <= tsc {
             break;
         }
@@ -36,6 +36,40 @@ pub fn calibrate() {
     TSC_PER_MS.store(per_ms, Ordering::Relaxed);
     MULT.store(((1_000_000u128 << 32) / per_ms as u128) as u64, Ordering::Relaxed);
     TSC_BASE.store(rdtsc(), Ordering::Relaxed);
+}
+
+/// How far `sample()` (another counter that runs in real time, such as the
+/// LAPIC timer) advances in `ms` milliseconds, measured against the TSC
+/// (calibrated first). Each end reads the TSC, the counter and the TSC
+/// again; a pair split by a host-side gap (the vCPU lost its host CPU) is
+/// read again. A gap *between* the ends does not matter: both counters run
+/// in real time.
+pub fn measure_against_tsc(ms: u64, sample: impl Fn() -> u64) -> u64 {
+    let per_ms = tsc_per_ms();
+    let tight = (per_ms / 100).max(1); // 10 us
+    let pair = || {
+        let mut best = (u64::MAX, 0, 0);
+        for _ in 0..1000 {
+            let a = rdtsc();
+            let s = sample();
+            let b = rdtsc();
+            if b - a < best.0 {
+                best = (b - a, a / 2 + b / 2, s);
+            }
+            if b - a <= tight {
+                break;
+            }
+        }
+        (best.1, best.2)
+    };
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let (t0, s0) = pair();
+        while rdtsc() - t0 < ms * per_ms {
+            core::hint::spin_loop();
+        }
+        let (t1, s1) = pair();
+        (s1.wrapping_sub(s0) as u128 * (ms * per_ms) as u128 / (t1 - t0).max(1) as u128) as u64
+    })
 }
 
 pub fn tsc_per_ms() -> u64 {
