@@ -6,7 +6,18 @@ mod common;
 
 use common::*;
 
-use common::pass_scenario as pass;
+/// Boot `test` and require a pass. These scenarios are stress loops (3000
+/// stop-the-worlds, a torture run): a longer hard timeout than the usual
+/// scenario's, still a failure with the serial tail if it hangs.
+fn pass(test: &str, smp: u32, extra: &[&str]) -> Outcome {
+    let t = format!("test={test}");
+    let mut params = vec![t.as_str()];
+    params.extend_from_slice(extra);
+    let o = boot("testkernel", smp, &params, 300);
+    expect_pass(&o);
+    expect_contains(&o, &format!("test {test}: PASS"));
+    o
+}
 
 // Bug 1: `casgstatus: bad transition running -> runnable (it is syscall)`:
 // a pending preemption honoured at a safe point inside a syscall.
@@ -65,7 +76,7 @@ fn locked_spinning_leak_smp4() {
 // A latency bound: boot it alone (all QEMU slots), so that another QEMU on
 // this small host does not add its own delays.
 fn timer_wakes(smp: u32) -> Outcome {
-    let mut b = Boot::new("testkernel", smp, &["test=timer_wakes_idle_core", "forcepreemptns=1000000000"], timeout_for(smp));
+    let mut b = Boot::new("testkernel", smp, &["test=timer_wakes_idle_core", "forcepreemptns=1000000000"], 300);
     b.exclusive = true;
     let o = b.run();
     expect_pass(&o);
