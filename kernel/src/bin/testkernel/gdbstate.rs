@@ -11,8 +11,8 @@
 //! | send     | waiting `[chan send]` in `gdbstate_sender`                      |
 //! | select   | waiting `[select]` in `gdbstate_selector`                       |
 //! | sleep    | waiting `[sleep]` in `gdbstate_sleeper` (a timer on P0)          |
-//! | hog      | runnable in the global queue, preempted asynchronously in `gdbstate_hog` |
-//! | queued   | runnable in P0's local queue                                    |
+//! | hog      | runnable, first in P0's local queue, preempted asynchronously in `gdbstate_hog` |
+//! | queued   | runnable, second in P0's local queue                            |
 //! | next     | runnable in P0's `runnext`                                      |
 //!
 //! Each goroutine prints `gdbstate: goroutine N is ROLE` first, so the host
@@ -126,8 +126,9 @@ fn gdbstate() {
     }
     kernel::gosched();
     // The hog runs when main yields, and keeps the only P until sysmon
-    // preempts it asynchronously (it has no safe point): then main, first in
-    // the global queue, runs again, and the hog waits behind it.
+    // preempts it asynchronously (it has no safe point). It goes to the
+    // global queue behind main; globrunqget takes both, runs main and moves
+    // the hog to P0's local queue.
     kernel::go(gdbstate_hog);
     kernel::gosched();
     assert!(HOG_STARTED.load(Ordering::SeqCst), "gdbstate: main ran again before the hog");
