@@ -181,6 +181,13 @@ fn gdb_goroutines_runq_and_backtraces() {
         "info sched".to_string(),
         "echo ==== check\\n".to_string(),
         "info gmpos check".to_string(),
+        format!("source {}", root.join("tests/gdb/corrupt.py").display()),
+        format!("python corrupt({send}, {select}, {queued})"),
+        "echo ==== corrupt\\n".to_string(),
+        "info goroutines".to_string(),
+        format!("goroutine {send} bt"),
+        "info runq".to_string(),
+        "python restore()".to_string(),
         "echo ==== after\\n".to_string(),
         "printf \"rip=%#lx rsp=%#lx rbp=%#lx rbx=%#lx\\n\", $rip, $rsp, $rbp, $rbx".to_string(),
         "delete".to_string(),
@@ -224,8 +231,8 @@ fn gdb_goroutines_runq_and_backtraces() {
         check(ids.get(role) == Some(&id), &format!("the scenario's {role} goroutine is not goroutine {id} (serial: {ids:?})"));
     }
     check(!out.contains("Traceback") && !err.contains("Traceback"), "the extension raised a Python exception");
-    check(!out.contains("gmpos: ") || !out.lines().any(|l| l.starts_with("gmpos: ") && !l.starts_with("gmpos: loaded")),
-        "the extension reported an error");
+    let clean = &out[..out.find("==== corrupt").unwrap_or(out.len())];
+    check(!clean.lines().any(|l| l.starts_with("gmpos: ") && !l.starts_with("gmpos: loaded")), "the extension reported an error");
 
     // info goroutines: ids, statuses, wait reasons, where.
     let section = |name: &str| -> String {
@@ -302,6 +309,21 @@ fn gdb_goroutines_runq_and_backtraces() {
     check(sc.contains("SCHED (from memory): gomaxprocs=1 ") && sc.contains(&format!("G{recv}: status=4(chan receive)")),
         "info sched lacks the SCHED line or a G line");
     check(section("check").contains("gmpos gdb extension: OK"), "info gmpos check found problems");
+    // A broken state: each bad item is one readable error, the rest prints.
+    let bad = section("corrupt");
+    for needle in [
+        format!("goroutine {select}: status 77 is not a goroutine status"),
+        "g 0xdead0000: cannot read".to_string(),
+        "g 0x40: cannot read".to_string(),
+        "is on a queue or core but not in allgs".to_string(),
+        "frame pointer 0x12345678 is outside the goroutine's stack".to_string(),
+        format!("runnext: g 0x40 (cannot read"),
+    ] {
+        check(bad.contains(&needle), &format!("with a corrupted state, no {needle:?}"));
+    }
+    for id in [main, recv, send, sleep, hog, queued] {
+        check(goroutine_line(&bad, id).is_some(), &format!("with a corrupted state, goroutine {id} is not listed"));
+    }
     // The registers are back as they were before `goroutine N frame`.
     let (before, after) = (section("before"), section("after"));
     let first = |s: &str| s.lines().next().unwrap_or("").to_string();

@@ -811,9 +811,11 @@ of a parked or runnable one, with the first frame outside the runtime.
                     continue
                 w = where.get(g.addr)
                 running = isinstance(w, tuple)
-                on = ("P%s cpu%d" % (p_index(k, w[1]), w[1])) if running else (w or "cpu%d" % g.lastcpu)
-                if g.status == G_WAITING and not running:
-                    on = "last cpu%d" % g.lastcpu
+                on = ("P%s cpu%d" % (p_index(k, w[1]), w[1])) if running else w
+                if not on:
+                    # A runnable G in no queue is lost, or (caught mid-move)
+                    # in a stealer's hands; anything else just ran there last.
+                    on = ("in no queue (last cpu%d)" if g.status == G_RUNNABLE else "last cpu%d") % g.lastcpu
                 reason = g.reason if g.status == G_WAITING else ""
                 try:
                     st = Start(k, g, threads)
