@@ -431,8 +431,12 @@ class Kernel:
 
     def __init__(self):
         self.errors = []
-        self.gomaxprocs = global_uint("gomaxprocs")
-        self.ncpu = global_uint("ncpu")
+        try:
+            self.gomaxprocs = global_uint("gomaxprocs")
+            self.ncpu = global_uint("ncpu")
+        except Bad as e:
+            raise Bad("cannot read the scheduler's globals (%s): has the kernel booted yet? (gdb stops QEMU "
+                      "in the firmware first: `continue`, then Ctrl-C)" % e)
         self.ps = []   # (index, address)
         self.ms = []
         _, allp = symbol_addr("allp")
@@ -629,6 +633,34 @@ class RunQ:
 # ---------------------------------------------------------------------------
 # Cores (gdb threads) and their registers
 
+class KeepSelection:
+    """Put the user's selected thread and frame back afterwards (by level:
+    frame objects do not survive a thread switch or a register write), and
+    quietly (Frame.select prints nothing)."""
+
+    def __enter__(self):
+        self.thread = gdb.selected_thread()
+        try:
+            self.level = gdb.selected_frame().level()
+        except (gdb.error, RuntimeError):
+            self.level = 0
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if self.thread is not None and self.thread.is_valid():
+                self.thread.switch()
+            f = gdb.newest_frame()
+            for _ in range(self.level):
+                if f.older() is None:
+                    break
+                f = f.older()
+            f.select()
+        except (gdb.error, RuntimeError):
+            pass
+        return False
+
+
 def threads_by_cpu(k):
     """kernel cpu index -> gdb thread. The kernel points each core's GS base
     at its own entry of percpu::CPUS; QEMU shows each vCPU as a thread, and
@@ -641,8 +673,7 @@ def threads_by_cpu(k):
         stride = sym.type.strip_typedefs().target().sizeof
     except Bad:
         cpus, stride = None, None
-    cur = gdb.selected_thread()
-    try:
+    with KeepSelection():
         for n, t in enumerate(threads):
             idx = None
             if cpus is not None:
@@ -654,21 +685,14 @@ def threads_by_cpu(k):
                 except (gdb.error, ValueError, RuntimeError):
                     idx = None
             out[n if idx is None else idx] = t
-    finally:
-        if cur is not None and cur.is_valid():
-            cur.switch()
     return out
 
 
 def thread_regs(t, names=("rip", "rsp", "rbp")):
-    cur = gdb.selected_thread()
-    try:
+    with KeepSelection():
         t.switch()
         f = gdb.newest_frame()
         return {r: int(f.read_register(r)) & 0xFFFFFFFFFFFFFFFF for r in names}
-    finally:
-        if cur is not None and cur.is_valid():
-            cur.switch()
 
 
 # ---------------------------------------------------------------------------
@@ -770,7 +794,7 @@ def first_user_frame(g, st):
         name, where, _, inlined = symbolise(pc, ret)
         for n in inlined + [name]:
             if not is_runtime(n):
-                return name, where
+                return n, where
     return None, None
 
 
@@ -950,15 +974,11 @@ def with_goroutine(k, g, threads, cmds):
     if st.kind == "fresh":
         raise Bad("%s has not started: it has no frames yet" % g.name)
     if st.kind == "running":
-        cur = gdb.selected_thread()
-        try:
+        with KeepSelection():
             st.thread.switch()
             gdb.newest_frame().select()
             for c in cmds:
                 gdb.execute(c)
-        finally:
-            if cur is not None and cur.is_valid():
-                cur.switch()
         return
     regs = dict(st.regs)
     regs.update(rip=st.pc, rsp=st.sp, rbp=st.bp)
@@ -973,11 +993,11 @@ def with_goroutine(k, g, threads, cmds):
     th = gdb.selected_thread()
     if th is None or not th.is_stopped():
         raise Bad("the kernel must be stopped (interrupt it first)")
+    keep = KeepSelection().__enter__()
     f0 = gdb.newest_frame()
     saved = {}
     for r in regs:
         saved[r] = int(f0.read_register(r)) & 0xFFFFFFFFFFFFFFFF
-    sel = gdb.selected_frame()
     f0.select()
     try:
         try:
@@ -996,11 +1016,7 @@ def with_goroutine(k, g, threads, cmds):
                 gdb.execute("set $%s = %#x" % (r, v), to_string=True)
             except gdb.error as e:
                 errline("could not restore $%s = %#x: %s" % (r, v, e))
-        try:
-            sel_level = sel.level() if sel.is_valid() else 0
-            gdb.execute("frame %d" % sel_level, to_string=True)
-        except (gdb.error, RuntimeError):
-            pass
+        keep.__exit__(None, None, None)
 
 
 class InfoRunq(gdb.Command):
