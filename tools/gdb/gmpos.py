@@ -233,14 +233,16 @@ def _pc_minsym(pc):
     or (None, None). The context-switch functions are naked asm without
     DWARF, so only the ELF's symbol table knows them."""
     try:
-        o = gdb.execute("info symbol %#x" % pc, to_string=True).strip()
+        o = gdb.execute("info symbol %#x" % pc, to_string=True)
     except gdb.error:
         return None, None
-    if o.startswith("No symbol"):
-        return None, None
-    o = short(o.split(" in section")[0])
-    name, _, off = o.partition(" + ")
-    return name.strip(), int(off) if off else 0
+    # One line "NAME [+ OFF] in section S"; other lines (e.g. the echo of
+    # `set trace-commands on`) are not ours.
+    for line in o.splitlines():
+        m = re.match(r"^(\S.*?)(?: \+ (\d+))? in section \S+", line)
+        if m:
+            return short(m.group(1)).strip(), int(m.group(2) or 0)
+    return None, None
 
 
 def func_start(key):
