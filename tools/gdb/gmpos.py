@@ -115,6 +115,12 @@ class Bad(Exception):
     """The kernel's state is not what it should be (or not readable)."""
 
 
+# What a command catches per goroutine, queue or line: a broken kernel can
+# make gdb itself fail in many ways (a value it cannot read or decode), and
+# one bad item must not stop the others from printing.
+Oops = (Bad, gdb.error, RuntimeError, ValueError, TypeError, KeyError, OverflowError, IndexError)
+
+
 # ---------------------------------------------------------------------------
 # Memory and layout
 
@@ -347,26 +353,44 @@ class GInfo:
         try:
             if addr % 8:
                 raise Bad("misaligned g pointer")
-            self.goid = rd(addr, "G", "goid")
-            self.status = rd(addr, "G", "atomicstatus")
-            self.stack_lo = rd(addr, "G", "stack_lo")
-            self.stack_hi = rd(addr, "G", "stack_hi")
-            self.sp = rd(addr, "G", "sched.sp")
-            self.pc = rd(addr, "G", "sched.pc")
-            self.bp = rd(addr, "G", "sched.bp")
-            self.ret = rd(addr, "G", "sched.ret")
-            self.reason = wait_reason(rd(addr, "G", "waitreason"))
-            self.lastcpu = rd(addr, "G", "lastcpu")
-            self.lockedm = rd(addr, "G", "lockedm")
-            self.parent = rd(addr, "G", "parent_goid")
-            self.preempt = rd(addr, "G", "preempt")
-            self.startfn = read_str(addr, "G", "startfn")
+            # One read of the whole g (a remote round trip per field would
+            # make a list of thousands of goroutines slow), decoded by DWARF.
+            gt = ktype("G")
+            buf = read_bytes(addr, gt.sizeof)
+
+            def get(path):
+                off, t = field(gt, path)
+                if t.sizeof not in (1, 2, 4, 8):
+                    raise Bad("field %s is %d bytes, not a scalar" % (path, t.sizeof))
+                return int.from_bytes(buf[off:off + t.sizeof], "little")
+
+            self.goid = get("goid")
+            self.status = get("atomicstatus")
+            self.stack_lo = get("stack_lo")
+            self.stack_hi = get("stack_hi")
+            self.sp = get("sched.sp")
+            self.pc = get("sched.pc")
+            self.bp = get("sched.bp")
+            self.ret = get("sched.ret")
+            self.reason = wait_reason(get("waitreason"))
+            self.lastcpu = get("lastcpu")
+            self.lockedm = get("lockedm")
+            self.parent = get("parent_goid")
+            self.preempt = get("preempt")
             if self.status not in GSTATUS:
                 raise Bad("goroutine %d: status %d is not a goroutine status (corrupted g?)" % (self.goid, self.status))
             if not (self.stack_lo < self.stack_hi and self.stack_hi - self.stack_lo <= 1 << 30):
                 raise Bad("goroutine %d: bad stack bounds [%#x, %#x)" % (self.goid, self.stack_lo, self.stack_hi))
-        except Bad as e:
+        except Oops as e:
             self.error = str(e)
+
+    @property
+    def startfn(self):
+        """The entry closure's type name (`g.startfn`), read on demand."""
+        try:
+            return read_str(self.addr, "G", "startfn")
+        except Oops as e:
+            return "<startfn unreadable: %s>" % e
 
     @property
     def name(self):
@@ -433,10 +457,11 @@ class Kernel:
 
     def __init__(self):
         self.errors = []
+        inferior()
         try:
             self.gomaxprocs = global_uint("gomaxprocs")
             self.ncpu = global_uint("ncpu")
-        except Bad as e:
+        except Oops as e:
             raise Bad("cannot read the scheduler's globals (%s): has the kernel booted yet? (gdb stops QEMU "
                       "in the firmware first: `continue`, then Ctrl-C)" % e)
         self.ps = []   # (index, address)
@@ -459,6 +484,7 @@ class Kernel:
                 self.errors.append("allm[%d] is null" % i)
         self._gs = None
         self._where = None
+        self._ginfos = None
 
     # --- goroutines ---
 
@@ -481,7 +507,7 @@ class Kernel:
             gs = [int.from_bytes(raw[8 * i:8 * i + 8], "little") for i in range(n)]
             if rd(base, t, "locked"):
                 self.errors.append("allgs's lock is held: a goroutine may be being added right now")
-        except Bad as e:
+        except Oops as e:
             self.errors.append("cannot read allgs: %s" % e)
         known = set(gs)
         for g in self.where_map():
@@ -493,7 +519,9 @@ class Kernel:
         return gs
 
     def goroutines(self):
-        return [GInfo(a) for a in self.allgs()]
+        if self._ginfos is None:
+            self._ginfos = [GInfo(a) for a in self.allgs()]
+        return self._ginfos
 
     def find(self, goid):
         for g in self.goroutines():
@@ -518,7 +546,7 @@ class Kernel:
                 g = rd(m, "M", "curg")
                 if g:
                     w[g] = ("running", i)
-            except Bad as e:
+            except Oops as e:
                 self.errors.append("M%d: %s" % (i, e))
         for i, p in self.ps:
             try:
@@ -529,7 +557,7 @@ class Kernel:
                     w.setdefault(g, "P%d runq[%d]" % (i, k))
                 if q.error:
                     self.errors.append("P%d: %s" % (i, q.error))
-            except Bad as e:
+            except Oops as e:
                 self.errors.append("P%d: %s" % (i, e))
         gq, err = self.global_runq()
         for k, g in enumerate(gq):
@@ -553,7 +581,7 @@ class Kernel:
             head = rd(base + qoff, qt, "head")
             n = rd(base + qoff, qt, "len")
             return walk_glist(head, min(n, MAX_QUEUE) if n else 0, "the global queue")
-        except Bad as e:
+        except Oops as e:
             return [], str(e)
 
     def m_of_cpu(self, i):
@@ -602,7 +630,7 @@ def walk_glist(head, limit, what):
         out.append(g)
         try:
             g = rd(g, "G", "schedlink")
-        except Bad as e:
+        except Oops as e:
             return out, "%s: %s" % (what, e)
     if g and len(out) >= limit:
         return out, None if limit < MAX_QUEUE else "%s longer than %d: stopped" % (what, MAX_QUEUE)
@@ -777,7 +805,7 @@ def frames(g, st):
         try:
             nfp = read_uint(fp)
             ret = read_uint(fp + 8)
-        except Bad as e:
+        except Oops as e:
             return out, str(e)
         if ret == 0:
             return out, None
@@ -854,7 +882,7 @@ of a parked or runnable one, with the first frame outside the runtime.
                             loc += " in " + uname
                         if st.kind == "async":
                             reason = "preempted (async)"
-                except Bad as e:
+                except Oops as e:
                     loc = "?? (%s)" % e
                 out("%s %-5d %-10s %-24s %-12s %s" % ("*" if running else " ", g.goid, g.status_name(),
                                                      reason, on, loc))
@@ -863,7 +891,7 @@ of a parked or runnable one, with the first frame outside the runtime.
                     errline("g %#x: %s" % (g.addr, g.error))
             for e in k.errors:
                 errline(e)
-        except Bad as e:
+        except Oops as e:
             errline(str(e))
 
 
@@ -925,7 +953,7 @@ registers of a parked goroutine are gone, so gdb may show some locals as
                 errline("goroutine: %r is not a goroutine id" % words[0])
                 return
             self.run(k, k.find(goid), words[1:], threads)
-        except Bad as e:
+        except Oops as e:
             errline(str(e))
 
     def run(self, k, g, cmd, threads):
@@ -938,7 +966,7 @@ registers of a parked goroutine are gone, so gdb may show some locals as
                 with_goroutine(k, g, threads, [" ".join(cmd), "info locals"])
             else:
                 with_goroutine(k, g, threads, [" ".join(cmd)])
-        except Bad as e:
+        except Oops as e:
             errline(str(e))
 
 
@@ -1037,7 +1065,7 @@ spinning or parked, and the goroutine it runs."""
             for i, p in k.ps:
                 try:
                     show_p(k, i, p)
-                except Bad as e:
+                except Oops as e:
                     errline("P%d at %#x: %s" % (i, p, e))
             gq, err = k.global_runq()
             sym, base = k.sched_base()
@@ -1053,9 +1081,9 @@ spinning or parked, and the goroutine it runs."""
             for i, m in k.ms:
                 try:
                     show_m(k, i, m)
-                except Bad as e:
+                except Oops as e:
                     errline("M%d at %#x: %s" % (i, m, e))
-        except Bad as e:
+        except Oops as e:
             errline(str(e))
 
 
@@ -1068,8 +1096,14 @@ def gname(a):
     return "G%d" % g.goid
 
 
+MAX_QUEUE_SHOWN = 64      # queue entries listed by info runq (all are counted)
+
+
 def glist_str(gs):
-    return "[%s]" % " ".join(gname(g) for g in gs) if gs else "[]"
+    if not gs:
+        return "[]"
+    more = " ... %d more" % (len(gs) - MAX_QUEUE_SHOWN) if len(gs) > MAX_QUEUE_SHOWN else ""
+    return "[%s%s]" % (" ".join(gname(g) for g in gs[:MAX_QUEUE_SHOWN]), more)
 
 
 def show_p(k, i, p):
@@ -1089,7 +1123,7 @@ def show_p(k, i, p):
         loff, lt = find_field(ft, "len")
         n = read_uint(p + foff + loff, lt.sizeof)
         out("    gfree: %d dead Gs kept for reuse" % n)
-    except Bad as e:
+    except Oops as e:
         errline("P%d gfree: %s" % (i, e))
     show_timers(p)
 
@@ -1212,7 +1246,7 @@ Works on a hung kernel: nothing is called, no lock is taken."""
             try:
                 extra.append("lockedm_needp=%#x" % global_uint("lockedm_needp"))
                 extra.append("timers added=%d fired=%d" % (global_uint("timers_added"), global_uint("timers_fired")))
-            except Bad as e:
+            except Oops as e:
                 errline(str(e))
             out(line + " " + " ".join(extra))
             for i, p in k.ps:
@@ -1222,7 +1256,7 @@ Works on a hung kernel: nothing is called, no lock is taken."""
                     out("  P%d: status=%d schedtick=%d syscalltick=%d m=%d runqsize=%d timerslen=%d" % (
                         rd(p, "P", "id"), rd(p, "P", "status"), rd(p, "P", "schedtick"), rd(p, "P", "syscalltick"),
                         rd(m, "M", "id") if m else -1, len(RunQ(p).gs), rd(p + toff, tt, "count")))
-                except Bad as e:
+                except Oops as e:
                     errline("P%d: %s" % (i, e))
             for i, m in k.ms:
                 try:
@@ -1232,7 +1266,7 @@ Works on a hung kernel: nothing is called, no lock is taken."""
                     out("  M%d: p=%d curg=%d spinning=%s lockedg=%d parks=%d wakeups=%d steals=%d" % (
                         rd(m, "M", "id"), rd(p, "P", "id") if p else -1, goid_or(g), "true" if rd(m, "M", "spinning") else "false",
                         goid_or(lg), rd(m, "M", "parks"), rd(m, "M", "wakeups"), rd(m, "M", "steals")))
-                except Bad as e:
+                except Oops as e:
                     errline("M%d: %s" % (i, e))
             for g in k.goroutines():
                 if g.error is not None:
@@ -1250,7 +1284,7 @@ Works on a hung kernel: nothing is called, no lock is taken."""
                                                              g.lastcpu, lm))
             for e in k.errors:
                 errline(e)
-        except Bad as e:
+        except Oops as e:
             errline(str(e))
 
 
@@ -1274,13 +1308,13 @@ class InfoGmpos(gdb.Command):
         for key, name in TYPE.items():
             try:
                 ktype(key)
-            except Bad as e:
+            except Oops as e:
                 errline(str(e))
                 problems += 1
         for key in SYM:
             try:
                 symbol_addr(key)
-            except Bad as e:
+            except Oops as e:
                 errline(str(e))
                 problems += 1
         for key, name in FUNC.items():
@@ -1293,14 +1327,14 @@ class InfoGmpos(gdb.Command):
                 if n not in WAIT_REASONS:
                     errline("WaitReason::%s has no text in WAIT_REASONS (shown as %r)" % (n, wait_reason(f.enumval)))
                     problems += 1
-        except Bad as e:
+        except Oops as e:
             errline(str(e))
             problems += 1
         for path in ("goid", "atomicstatus", "stack_lo", "stack_hi", "sched.sp", "sched.pc", "sched.bp", "sched.ret",
                      "waitreason", "lastcpu", "lockedm", "parent_goid", "preempt", "schedlink"):
             try:
                 field(ktype("G"), path)
-            except Bad as e:
+            except Oops as e:
                 errline(str(e))
                 problems += 1
         out("gmpos gdb extension: %s" % ("OK" if problems == 0 else "%d problem(s)" % problems))
