@@ -672,7 +672,7 @@ class KeepSelection:
         self.thread = gdb.selected_thread()
         try:
             self.level = gdb.selected_frame().level()
-        except (gdb.error, RuntimeError):
+        except (gdb.error, RuntimeError, AttributeError):  # Frame.level: gdb 11+
             self.level = 0
         return self
 
@@ -754,6 +754,9 @@ class Start:
             return
         if g.status == G_DEAD:
             raise Bad("%s is dead (its stack is kept for reuse; nothing to unwind)" % g.name)
+        if g.status in (G_RUNNING, G_SYSCALL):
+            self.note = "status %s but no core runs it (caught mid-switch, or corrupted): its last saved context" \
+                        % g.status_name()
         if in_func(g.pc, "gostart") or g.pc == func_start("gostart"):
             self.kind = "fresh"
             self.pc, self.sp, self.bp = g.ret, g.sp, 0
