@@ -111,6 +111,10 @@ FUNC = {
 }
 
 
+NO_DEBUG_HINT = ("is this a gmpos kernel ELF with full debug info? A --release kernel has only line tables "
+                 "(debug = 1 in kernel/Cargo.toml): build it with CARGO_PROFILE_RELEASE_DEBUG=2")
+
+
 class Bad(Exception):
     """The kernel's state is not what it should be (or not readable)."""
 
@@ -154,7 +158,7 @@ def ktype(key):
         try:
             t = gdb.lookup_type(name).strip_typedefs()
         except gdb.error:
-            raise Bad("type %s not found in the kernel's debug info (is this a gmpos kernel ELF with debug info?)" % name)
+            raise Bad("type %s not found in the kernel's debug info (%s)" % (name, NO_DEBUG_HINT))
         _types[key] = t
     return t
 
@@ -200,7 +204,7 @@ def symbol_addr(key):
     name = SYM[key]
     sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
     if sym is None:
-        raise Bad("symbol %s not found (is this a gmpos kernel ELF?)" % name)
+        raise Bad("symbol %s not found (%s)" % (name, NO_DEBUG_HINT))
     return sym, int(sym.value().address)
 
 
