@@ -57,7 +57,10 @@ fn run(mut cfg: RunConfig) -> Result<u8, boot::Error> {
     );
     if cfg.gdb {
         eprintln!("gmpos: QEMU waits for a debugger on localhost:1234; attach from another terminal with:");
-        eprintln!("gmpos:   gdb {} -ex 'target remote :1234'", shown(&elf));
+        // The extension (tools/gdb/gmpos.py) adds `info goroutines`, `goroutine N bt`, `info runq`
+        // and `info sched`; see the README's "Debugging with gdb".
+        let ext = Path::new(boot::REPO_DIR).join("tools/gdb/gmpos.py");
+        eprintln!("gmpos:   gdb {} -ex 'source {}' -ex 'target remote :1234'", shown(&elf), shown(&ext));
     }
     let outcome = boot::run_image(&cfg, &image, true)?;
     let secs = outcome.elapsed.as_secs_f64();

@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod bringup;
 mod chan;
+mod gdbstate;
 mod latch;
 mod preempt;
 mod regress;
@@ -25,7 +26,7 @@ kernel::main!(main);
 type Test = (&'static str, fn());
 
 fn all_tests() -> impl Iterator<Item = &'static Test> {
-    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(regress::TESTS.iter()).chain(torture::TESTS.iter())
+    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(regress::TESTS.iter()).chain(torture::TESTS.iter()).chain(gdbstate::TESTS.iter())
 }
 
 fn main() {
