@@ -410,3 +410,100 @@ fn uefi_bootloader_panic_is_a_boot_failure_not_a_timeout() {
     assert!(err.contains("the bootloader panicked"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(200), "took {:?}: waited for the timeout", start.elapsed());
 }
+
+// --- 2: a test binary dies with its parent (a killed `cargo test`) -----------------------------
+
+/// Not a test on its own: the child process of `a_test_binary_dies_with_its_parent`, which sets
+/// `GMPOS_RUNNER_HELPER`. It boots a UEFI kernel through the shared harness, as any QEMU test
+/// does.
+#[test]
+#[ignore = "helper process of a_test_binary_dies_with_its_parent"]
+fn helper_boot_until_killed() {
+    if std::env::var_os("GMPOS_RUNNER_HELPER").is_none() {
+        return;
+    }
+    let o = common::Boot { uefi: true, ..common::Boot::new("testkernel", 1, &["test=timer_rate"], 600) }.run();
+    eprintln!("helper: the boot ended: {}", o.status);
+}
+
+/// `cargo test` forwards no signal to its test binary; killing it (here: a shell standing in for
+/// it, killed with SIGKILL) must still end the test binary and its QEMU, and leave no temp file.
+#[test]
+fn a_test_binary_dies_with_its_parent() {
+    testkernel(); // built here, not in the helper
+    let tmp = TestDir::new("dies-with-parent");
+    let me = std::env::current_exe().unwrap();
+    let _permit = common::Permit::one();
+    // `sh` stays the parent: a command follows the test binary.
+    let mut sh = Command::new("sh")
+        .args(["-c", "\"$0\" --ignored --exact helper_boot_until_killed --nocapture; echo ended"])
+        .arg(&me)
+        .env("GMPOS_RUNNER_HELPER", "1")
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sh_pid = sh.id();
+    let mut found = None;
+    poll(240, || {
+        found = children_of(sh_pid)
+            .into_iter()
+            .find_map(|(t, _)| children_of(t).into_iter().find(|(_, c)| c.starts_with("qemu-system")).map(|(q, _)| (t, q)));
+        found.is_some()
+    });
+    let Some((test_pid, qemu_pid)) = found else {
+        let _ = sh.kill();
+        panic!("the helper never started QEMU");
+    };
+    sh.kill().unwrap(); // SIGKILL: the parent cannot pass anything on
+    sh.wait().unwrap();
+    assert!(poll(30, || !alive(test_pid)), "the test binary (pid {test_pid}) outlived its parent");
+    assert!(poll(10, || !alive(qemu_pid)), "its QEMU (pid {qemu_pid}) outlived it");
+    assert!(tmp.entries().is_empty(), "temp files left behind: {:?}", tmp.entries());
+}
+
+// --- 2, 8: run-qemu.sh is the runner's process, also through a symlink -------------------------
+
+/// `run-qemu.sh` run through a symlink (it used to fail to find rust-toolchain.toml), then
+/// SIGTERM to the script's PID: it `exec`s the runner, so the runner gets the signal, stops
+/// QEMU and removes its temp files.
+#[test]
+fn sigterm_to_run_qemu_sh_through_a_symlink_stops_everything() {
+    let elf = testkernel();
+    let tmp = TestDir::new("run-qemu-sh");
+    let links = TestDir::new("run-qemu-sh-link");
+    let root = boot::repo_dir().unwrap();
+    let link = links.path().join("rq");
+    std::os::unix::fs::symlink(root.join("run-qemu.sh"), &link).unwrap();
+    let _permit = common::Permit::one();
+    let mut child = Command::new(&link)
+        .args(["--kernel", elf.to_str().unwrap(), "--smp", "1", "--timeout", "0", "test=timer_rate"])
+        .current_dir(links.path())
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut qemu = None;
+    poll(240, || {
+        qemu = children_of(pid).into_iter().find(|(_, c)| c.starts_with("qemu-system"));
+        qemu.is_some() || child.try_wait().unwrap().is_some()
+    });
+    let Some((qemu_pid, _)) = qemu else {
+        let _ = child.kill();
+        let mut e = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut e);
+        panic!("QEMU never started as a child of run-qemu.sh's PID; it said:\n{e}");
+    };
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.ends_with("gmpos"), "run-qemu.sh's PID runs {} (not exec'd?)", exe.display());
+    sigterm(pid);
+    let st = wait_for(&mut child, 30, "SIGTERM to run-qemu.sh");
+    assert_eq!(st.code(), Some(128 + libc::SIGTERM), "{st}");
+    assert!(poll(10, || !alive(qemu_pid)), "QEMU outlived run-qemu.sh");
+    assert!(tmp.entries().is_empty(), "temp files left behind: {:?}", tmp.entries());
+}

@@ -361,11 +361,12 @@ pub fn exit_with_parent() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         install();
-        // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid have no memory effects.
+        // SAFETY: getppid, prctl(PR_SET_PDEATHSIG) and raise have no memory effects.
         unsafe {
+            let parent = libc::getppid();
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
-            if libc::getppid() == 1 {
-                // The parent is already gone (we were re-parented to init).
+            if libc::getppid() != parent {
+                // The parent died before the prctl took effect (we were re-parented).
                 libc::raise(libc::SIGTERM);
             }
         }
