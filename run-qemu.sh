@@ -9,9 +9,14 @@
 #   ./run-qemu.sh --help           the runner's options
 #
 # First it checks the set-up (quietly once everything is there): the pinned Rust toolchain,
-# qemu-system-x86_64 and the OVMF firmware.
+# qemu-system-x86_64 and the OVMF firmware. A set-up that cannot be fixed here exits 3, the
+# runner's code for "build or launch error" (1 means "the kernel failed").
+#
+# A run `exec`s the runner (cargo run replaces itself with it too), so the PID of this script is
+# the runner's: a SIGTERM or Ctrl-C reaches it, and it stops QEMU and removes its temp files.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")"
+# The checkout this script is in, also when it is run through a symlink.
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
 say() { printf 'run-qemu.sh: %s\n' "$*" >&2; }
 
@@ -21,7 +26,7 @@ if ! command -v rustup >/dev/null 2>&1; then
     say "rustup is not installed. Install it with:"
     say "  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain none"
     say "then open a new shell (or: source \"\$HOME/.cargo/env\") and run this script again."
-    exit 1
+    exit 3
 fi
 
 # The toolchain pinned in rust-toolchain.toml, with its components and the kernel target.
@@ -43,12 +48,14 @@ have_ovmf() { [ -d /usr/share/OVMF ] || [ -d /usr/share/ovmf ]; }
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! have_ovmf; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         say "installing QEMU and OVMF"
-        apt-get update
-        DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-x86 ovmf
+        if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-x86 ovmf; }; then
+            say "installing QEMU and OVMF with apt-get failed"
+            exit 3
+        fi
     else
         say "QEMU (qemu-system-x86_64) and/or the OVMF firmware are missing. Install them with:"
         say "  sudo apt-get update && sudo apt-get install -y qemu-system-x86 ovmf"
-        exit 1
+        exit 3
     fi
 fi
 
@@ -57,12 +64,27 @@ fi
 if [ "${1:-}" = "test" ]; then
     shift
     filter="${1:-}"
-    trap 'say "FAILED: cargo test --workspace${filter:+ $filter}"' ERR
     # Everything: the runner's and kernel/core's unit and property tests,
     # the loom models (tests/loom.rs runs them in a nested cargo with
     # --cfg loom and its own target dir), and the QEMU scenario tests.
-    cargo test --workspace ${filter:+"$filter"}
-    trap - ERR
+    # cargo runs in the background so that a SIGTERM/SIGINT/SIGHUP to this
+    # script can be passed on to it; each test binary dies with cargo
+    # (boot::cleanup::exit_with_parent) and takes its QEMUs along.
+    cargo test --workspace ${filter:+"$filter"} &
+    cargo_pid=$!
+    trap 'kill -TERM "$cargo_pid" 2>/dev/null || true' TERM INT HUP
+    status=0
+    wait "$cargo_pid" || status=$?
+    # A trapped signal interrupts `wait`; wait again for cargo's own end.
+    while kill -0 "$cargo_pid" 2>/dev/null; do
+        status=0
+        wait "$cargo_pid" || status=$?
+    done
+    trap - TERM INT HUP
+    if [ "$status" -ne 0 ]; then
+        say "FAILED (exit $status): cargo test --workspace${filter:+ $filter}"
+        exit "$status"
+    fi
     say "ALL TESTS PASSED${filter:+ (filter: $filter)}"
     exit 0
 fi
@@ -83,14 +105,5 @@ for arg in "$@"; do
 done
 
 # The runner's own --release picks the kernel's build profile; the runner itself is built in dev.
-status=0
-cargo run -- "$@" || status=$?
-case $status in
-    0) say "kernel PASSED (exit 0)" ;;
-    1) say "kernel FAILED (exit 1): see the serial output above" ;;
-    2) say "kernel did not exit through isa-debug-exit (exit 2): triple fault or QEMU error" ;;
-    124) say "TIMEOUT (exit 124)" ;;
-    64) say "bad arguments (exit 64): ./run-qemu.sh --help" ;;
-    *) say "error (exit $status)" ;;
-esac
-exit $status
+# It prints the verdict and exits with the documented status (README, "Running").
+exec cargo run -- "$@"

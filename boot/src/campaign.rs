@@ -308,6 +308,7 @@ fn failure_kind(o: &Outcome) -> String {
         Status::Fail => "fail",
         Status::Timeout => "TIMEOUT",
         Status::NoExit(_) => "no debug exit (triple fault?)",
+        Status::BootFailure(_) => "boot failure (before the kernel started)",
     };
     if k.is_empty() {
         status.to_string()
@@ -396,7 +397,14 @@ fn main() -> ExitCode {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
     };
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let out = o.out.clone().unwrap_or_else(|| boot::repo_root().join("target").join("campaign").join(started.to_string()));
+    let out = match (&o.out, boot::repo_dir()) {
+        (Some(d), _) => d.clone(),
+        (None, Ok(root)) => root.join("target").join("campaign").join(started.to_string()),
+        (None, Err(e)) => {
+            eprintln!("gmpos-campaign: {e}");
+            return ExitCode::from(3);
+        }
+    };
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("gmpos-campaign: cannot create {}: {e}", out.display());
         return ExitCode::from(3);

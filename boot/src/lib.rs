@@ -10,7 +10,16 @@
 //!
 //! `cargo run -- --help` (the `gmpos` binary) is the command-line front end; the integration tests
 //! in `tests/` use [`run`] and the builders directly.
+//!
+//! The checkout to build is found at run time ([`root`]); children and temporary files are
+//! recorded so that a signal leaves nothing behind ([`cleanup`]); a `--kernel` file is checked
+//! before it is imaged ([`elf`]).
 
+pub mod cleanup;
+pub mod elf;
+pub mod root;
+
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,17 +27,18 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-/// Root of this repository (where the top-level Cargo.toml lives).
+pub use root::{kernel_dir, repo_dir};
+
+/// The directory this runner was *compiled* in. Do not use it to find the tree to build: a
+/// copied or moved checkout keeps the old value. [`repo_dir`] finds the root at run time.
+#[deprecated(note = "compile-time path; use boot::repo_dir()")]
 pub const REPO_DIR: &str = env!("CARGO_MANIFEST_DIR");
-/// The kernel's cargo project (not part of the host workspace).
+/// `REPO_DIR/kernel`, with the same problem; use [`kernel_dir`].
+#[deprecated(note = "compile-time path; use boot::kernel_dir()")]
 pub const KERNEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/kernel");
 
-/// The repository's root directory.
-pub fn repo_root() -> std::path::PathBuf {
-    std::path::PathBuf::from(REPO_DIR)
-}
 /// Target triple the kernel is built for.
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// Default kernel binary: the demo.
@@ -37,6 +47,12 @@ pub const DEFAULT_BIN: &str = "kernel";
 pub const FW_CFG_PREFIX: &str = "opt/gmp/";
 /// QEMU's limit on a fw_cfg file name, including the terminating NUL.
 const FW_CFG_MAX_NAME: usize = 56;
+/// Most boot parameters one run can pass: the kernel's own limit, which QEMU's fw_cfg directory
+/// also fits (one file more than QEMU's slots aborts QEMU with an assertion).
+pub const MAX_PARAMS: usize = gmp_core::bootparam::MAX_PARAMS;
+/// Smallest guest memory for a UEFI boot: below it OVMF drops to the EFI shell (32-44 MiB) or
+/// the bootloader's UEFI stage panics (48 MiB). BIOS boots work from the runner's minimum, 32.
+pub const UEFI_MIN_MEM_MIB: u32 = 64;
 
 /// QEMU exit status when the kernel writes 0x10 to the isa-debug-exit port: `(0x10 << 1) | 1`.
 pub const QEMU_EXIT_PASS: i32 = 33;
@@ -133,6 +149,10 @@ pub enum Status {
     NoExit(i32),
     /// The run exceeded its timeout and QEMU was killed.
     Timeout,
+    /// The firmware or the bootloader failed before the kernel started (OVMF fell to the EFI
+    /// shell, the bootloader panicked): QEMU was stopped at once instead of waiting for the
+    /// timeout. The text says what was seen.
+    BootFailure(&'static str),
 }
 
 impl Status {
@@ -163,12 +183,13 @@ impl Status {
         }
     }
 
-    /// The runner's own process exit code: 0 pass, 1 fail, 2 no debug-exit, 124 timeout.
+    /// The runner's own process exit code: 0 pass, 1 fail, 2 no debug-exit (or the boot
+    /// failed before the kernel), 124 timeout.
     pub fn exit_code(self) -> i32 {
         match self {
             Status::Pass => 0,
             Status::Fail => 1,
-            Status::NoExit(_) => 2,
+            Status::NoExit(_) | Status::BootFailure(_) => 2,
             Status::Timeout => 124,
         }
     }
@@ -184,6 +205,7 @@ impl fmt::Display for Status {
                 "kernel did not exit through isa-debug-exit (status {s}): triple fault or QEMU error"
             ),
             Status::Timeout => f.write_str("TIMEOUT"),
+            Status::BootFailure(why) => write!(f, "the boot failed before the kernel started: {why}"),
         }
     }
 }
@@ -274,21 +296,18 @@ pub fn fw_cfg_arg(key: &str, value: &str) -> String {
 // Building the kernel and the disk images
 // ---------------------------------------------------------------------------------------------
 
-/// Where `cargo build --bin BIN [--release] --target x86_64-unknown-none` puts the kernel ELF.
-pub fn kernel_elf_path(bin: &str, release: bool) -> PathBuf {
-    Path::new(KERNEL_DIR)
-        .join("target")
-        .join(KERNEL_TARGET)
-        .join(if release { "release" } else { "debug" })
-        .join(bin)
+/// Where `cargo build --bin BIN [--release] --target x86_64-unknown-none` puts the kernel ELF,
+/// in the kernel project `kernel_dir` (see [`kernel_dir`]).
+pub fn kernel_elf_path(kernel_dir: &Path, bin: &str, release: bool) -> PathBuf {
+    kernel_dir.join("target").join(KERNEL_TARGET).join(if release { "release" } else { "debug" }).join(bin)
 }
 
-/// The nested `cargo build` command for a kernel binary (current dir `kernel/`, leaking
+/// The nested `cargo build` command for a kernel binary (current dir `kernel_dir`, leaking
 /// variables in [`SCRUBBED_ENV`] removed).
-pub fn kernel_build_command(bin: &str, release: bool) -> Command {
+pub fn kernel_build_command(kernel_dir: &Path, bin: &str, release: bool) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(KERNEL_DIR).args(["build", "--bin", bin, "--target", KERNEL_TARGET]);
+    cmd.current_dir(kernel_dir).args(["build", "--bin", bin, "--target", KERNEL_TARGET]);
     if release {
         cmd.arg("--release");
     }
@@ -298,45 +317,54 @@ pub fn kernel_build_command(bin: &str, release: bool) -> Command {
     cmd
 }
 
-/// Build a kernel binary and return the ELF path.
+/// Build a kernel binary of this checkout ([`kernel_dir`]) and return the ELF path.
 ///
 /// With `echo`, cargo's progress goes to our stderr; otherwise it is captured and returned in
-/// the error on failure (what the tests want).
+/// the error on failure (what the tests want). Cargo runs in its own process group, recorded
+/// with [`cleanup`]: a signal to the runner stops it and its rustc processes.
 pub fn build_kernel(bin: &str, release: bool, echo: bool) -> Result<PathBuf, Error> {
     if bin.is_empty() || bin.contains(['/', '\\']) {
         return err(format!("invalid kernel binary name `{bin}`"));
     }
-    let mut cmd = kernel_build_command(bin, release);
+    let kdir = kernel_dir()?;
+    let mut cmd = kernel_build_command(&kdir, bin, release);
     let shown = format!(
-        "(cd {KERNEL_DIR} && cargo build --bin {bin} --target {KERNEL_TARGET}{})",
+        "(cd {} && cargo build --bin {bin} --target {KERNEL_TARGET}{})",
+        kdir.display(),
         if release { " --release" } else { "" }
     );
-    if echo {
-        let status = cmd
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| Error(format!("cannot run cargo for the kernel build: {e}")))?;
-        if !status.success() {
-            return err(format!("kernel build failed ({status}): {shown}"));
-        }
-    } else {
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error(format!("cannot run cargo for the kernel build: {e}")))?;
-        if !out.status.success() {
-            return err(format!(
-                "kernel build failed ({}): {shown}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+    cmd.stdin(Stdio::null());
+    if !echo {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
-    let elf = kernel_elf_path(bin, release);
+    let mut child = cleanup::spawn(&mut cmd, true)
+        .map_err(|e| Error(format!("cannot run cargo for the kernel build in {}: {e}", kdir.display())))?;
+    let (out, errs) = if echo {
+        (None, None)
+    } else {
+        let c = child.child_mut();
+        let out = c.stdout.take().map(|r| thread::spawn(move || read_all(r)));
+        let errs = c.stderr.take().map(|r| thread::spawn(move || read_all(r)));
+        (out, errs)
+    };
+    let status = child.wait().map_err(|e| Error(format!("waiting for cargo failed: {e}")))?;
+    let _ = out.map(|t| t.join());
+    let stderr = errs.and_then(|t| t.join().ok()).unwrap_or_default();
+    cleanup::wait_if_interrupted();
+    if !status.success() {
+        return err(format!("kernel build failed ({status}): {shown}\n{}", String::from_utf8_lossy(&stderr)));
+    }
+    let elf = kernel_elf_path(&kdir, bin, release);
     if !elf.is_file() {
         return err(format!("kernel build succeeded but {} does not exist", elf.display()));
     }
     Ok(elf)
+}
+
+fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = r.read_to_end(&mut v);
+    v
 }
 
 /// The bootloader configuration used for every image: the bootloader's own logging is off, so
@@ -348,14 +376,45 @@ pub fn boot_config() -> bootloader::BootConfig {
     cfg
 }
 
+/// What [`boot_config`] sets, for the image stamp (the config type has no `Debug`).
+const BOOT_CONFIG_ID: &str = "bootloader 0.11 serial_logging=false frame_buffer_logging=false";
+
 /// `NAME.bios.img` / `NAME.uefi.img` next to the ELF.
 pub fn image_path(elf: &Path, uefi: bool) -> PathBuf {
     let name = elf.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     elf.with_file_name(format!("{name}.{}.img", if uefi { "uefi" } else { "bios" }))
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// `IMAGE.stamp`: what the image was built from (see [`image_stamp`]).
+pub fn stamp_path(image: &Path) -> PathBuf {
+    let mut s = image.as_os_str().to_owned();
+    s.push(".stamp");
+    PathBuf::from(s)
+}
+
+/// What an image is built from: the ELF's path, size and a hash of its contents, plus the image
+/// kind and the bootloader settings. The image is rebuilt whenever this differs from the stamp
+/// written beside it.
+///
+/// Comparing modification times is not enough: `cp -p` or a cache restored by `tar` puts an
+/// *older* mtime on a new kernel, and the old image was booted. Size, mtime, ctime and inode
+/// would catch those too, except that two writes within one tick of the file system's coarse
+/// clock can leave all four equal; the contents cannot lie. Hashing a debug kernel (tens of MB)
+/// takes a few tens of milliseconds. The hash is std's SipHash: stable enough for a cache (a
+/// new toolchain at worst rebuilds the image once), and no adversary is involved.
+pub fn image_stamp(elf: &Path, uefi: bool) -> Result<String, Error> {
+    use std::hash::Hasher;
+    let data = std::fs::read(elf).map_err(|e| Error(format!("cannot read kernel ELF {}: {e}", elf.display())))?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(&data);
+    let abs = elf.canonicalize().unwrap_or_else(|_| elf.to_path_buf());
+    Ok(format!(
+        "gmpos image stamp 1\nelf={}\nsize={}\nsiphash={:016x}\nkind={}\nconfig={BOOT_CONFIG_ID}\n",
+        abs.display(),
+        data.len(),
+        h.finish(),
+        if uefi { "uefi" } else { "bios" },
+    ))
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -364,34 +423,75 @@ fn unique_suffix() -> String {
     format!("{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Build (if the ELF is newer than the image, or the image is missing) the BIOS or UEFI disk
-/// image for any kernel ELF, and return its path. The image is written under a temporary name
-/// and renamed, so a concurrent QEMU never sees a half-written image.
-pub fn build_image(elf: &Path, uefi: bool) -> Result<PathBuf, Error> {
-    let elf_time = match mtime(elf) {
-        Some(t) => t,
-        None => return err(format!("kernel ELF {} not found", elf.display())),
-    };
-    let img = image_path(elf, uefi);
-    if let Some(img_time) = mtime(&img) {
-        if img_time >= elf_time {
-            return Ok(img);
+/// An exclusive `flock` on `path` (created if needed), released when dropped.
+struct FileLock(#[allow(dead_code)] std::fs::File); // held for its lock
+
+impl FileLock {
+    fn take(path: &Path) -> Result<FileLock, Error> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error(format!("cannot open lock file {}: {e}", path.display())))?;
+        loop {
+            // SAFETY: flock(2) on a descriptor we own; no memory is passed.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(FileLock(f));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return err(format!("cannot lock {}: {e}", path.display()));
+            }
         }
     }
-    let tmp = img.with_extension(format!("img.tmp-{}", unique_suffix()));
+}
+
+/// Build (unless the stamp beside it says it was built from this very ELF) the BIOS or UEFI disk
+/// image for any kernel ELF, and return its path. The ELF is checked first ([`elf`]). Builds of
+/// one image are serialised with a lock file (`IMAGE.lock`); the image is written under a
+/// temporary name and renamed, so a concurrent QEMU never sees a half-written image, and the
+/// temporary files are recorded with [`cleanup`], so a signal leaves none behind.
+pub fn build_image(elf: &Path, uefi: bool) -> Result<PathBuf, Error> {
+    elf::check_kernel_elf(elf)?;
+    let img = image_path(elf, uefi);
+    let stamp_file = stamp_path(&img);
+    let mut lock_name = img.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let _lock = FileLock::take(Path::new(&lock_name))?;
+    let stamp = image_stamp(elf, uefi)?;
+    if img.is_file() && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp) {
+        return Ok(img);
+    }
+    let _private = cleanup::private_tmp()
+        .map_err(|e| Error(format!("cannot make the temp directory {}: {e}", cleanup::private_tmp_path().display())))?;
+    let tmp = cleanup::create_temp(img.with_extension(format!("img.tmp-{}", unique_suffix())), |p| {
+        std::fs::File::create(p).map(drop)
+    })
+    .map_err(|e| Error(format!("cannot create a temporary image next to {}: {e}", img.display())))?;
     let mut builder = bootloader::DiskImageBuilder::new(elf.to_path_buf());
     builder.set_boot_config(&boot_config());
-    let res = if uefi { builder.create_uefi_image(&tmp) } else { builder.create_bios_image(&tmp) };
+    let res = if uefi { builder.create_uefi_image(tmp.path()) } else { builder.create_bios_image(tmp.path()) };
+    cleanup::wait_if_interrupted();
     if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
         return err(format!(
             "cannot build the {} image for {}: {e:#}",
             if uefi { "UEFI" } else { "BIOS" },
             elf.display()
         ));
     }
-    std::fs::rename(&tmp, &img)
-        .map_err(|e| Error(format!("cannot move {} to {}: {e}", tmp.display(), img.display())))?;
+    // The stamp goes first (removed), then the image, then the new stamp: a crash in between
+    // leaves an image without a stamp, which is rebuilt next time.
+    let _ = std::fs::remove_file(&stamp_file);
+    std::fs::rename(tmp.path(), &img)
+        .map_err(|e| Error(format!("cannot move {} to {}: {e}", tmp.path().display(), img.display())))?;
+    let stamp_tmp = cleanup::create_temp(stamp_file.with_extension(format!("stamp.tmp-{}", unique_suffix())), |p| {
+        std::fs::write(p, &stamp)
+    })
+    .map_err(|e| Error(format!("cannot write the image stamp {}: {e}", stamp_file.display())))?;
+    std::fs::rename(stamp_tmp.path(), &stamp_file)
+        .map_err(|e| Error(format!("cannot move {} to {}: {e}", stamp_tmp.path().display(), stamp_file.display())))?;
     Ok(img)
 }
 
@@ -405,11 +505,14 @@ pub fn build_uefi_image(elf: &Path) -> Result<PathBuf, Error> {
     build_image(elf, true)
 }
 
-/// The kernel ELF for a config: `kernel_path` as given, or the nested cargo build of `bin`.
+/// The kernel ELF for a config: `kernel_path` as given (checked to be a bootable ELF), or the
+/// nested cargo build of `bin`.
 pub fn kernel_for(cfg: &RunConfig, echo: bool) -> Result<PathBuf, Error> {
     match &cfg.kernel_path {
-        Some(p) if p.is_file() => Ok(p.clone()),
-        Some(p) => err(format!("kernel ELF {} not found", p.display())),
+        Some(p) => {
+            elf::check_kernel_elf(p)?;
+            Ok(p.clone())
+        }
         None => build_kernel(&cfg.bin, cfg.release, echo),
     }
 }
@@ -497,15 +600,6 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Removes the per-run copy of the OVMF variable store when the run ends.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Running
 // ---------------------------------------------------------------------------------------------
@@ -517,37 +611,82 @@ pub fn run(cfg: &RunConfig, echo: bool) -> Result<Outcome, Error> {
     run_image(cfg, &image, echo)
 }
 
+/// Serial text that means the firmware or the bootloader gave up before the kernel started, and
+/// what to call it. Only looked for before the kernel's first line (every kernel line starts
+/// with `[cpuN] `), so a kernel printing these words is not mistaken for it.
+const BOOT_FAILURES: &[(&str, &str)] = &[
+    ("UEFI Interactive Shell", "OVMF found nothing to boot and started the EFI shell (too little memory? try --mem 128)"),
+    ("Shell> ", "OVMF found nothing to boot and started the EFI shell (too little memory? try --mem 128)"),
+    ("BdsDxe: No bootable option", "OVMF found no bootable device"),
+    ("panicked at ", "the bootloader panicked (its message is above)"),
+];
+
+/// The first boot failure in `serial` that comes before the kernel's first line, if any.
+pub fn boot_failure(serial: &str) -> Option<&'static str> {
+    let before_kernel = match serial.find("[cpu") {
+        Some(i) => &serial[..i],
+        None => serial,
+    };
+    BOOT_FAILURES.iter().find(|(needle, _)| before_kernel.contains(needle)).map(|&(_, why)| why)
+}
+
+/// QEMU's own failure to start or run (as opposed to the kernel's): QEMU exits with 1 and says
+/// why on stderr (`qemu-system-x86_64: ...`), or it aborts (an assertion such as the fw_cfg
+/// slot check) or crashes on a signal we did not send. `None` for every other ending.
+fn qemu_failure(status: ExitStatus, serial: &str, qemu_stderr: &str) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let said = qemu_stderr.lines().filter(|l| l.starts_with("qemu-system-x86_64:")).collect::<Vec<_>>().join("\n");
+    match (status.code(), status.signal()) {
+        // Exit 1 is also what a kernel writing 0 to isa-debug-exit produces ((0 << 1) | 1); QEMU
+        // then prints nothing.
+        (Some(1), _) if !said.is_empty() => Some(format!("QEMU failed (exit status 1):\n{said}")),
+        (None, Some(sig)) => {
+            let tail = if said.is_empty() { last_lines(qemu_stderr, 5) } else { said };
+            let when = if serial.is_empty() { "before the guest printed anything" } else { "during the run" };
+            Some(format!("QEMU died on signal {sig} {when}:\n{tail}"))
+        }
+        _ => None,
+    }
+}
+
 /// Boot an already built disk image (BIOS or UEFI as `cfg.uefi` says). With `echo`, the serial
-/// output is copied live to our stdout and QEMU's stderr to our stderr; it is captured either way.
+/// output is copied live to our stdout and QEMU's stderr to our stderr; it is captured either way
+/// (if our stdout is closed, e.g. piped into `head`, echoing stops and the run goes on).
+///
+/// QEMU is a [`cleanup`] child: it dies with the thread that waits for it, and a signal to the
+/// runner stops it. The per-run copy of the OVMF variable store lives in the runner's private
+/// temp directory and goes with the run. A QEMU that cannot start (bad option, no memory) is an
+/// `Err`, not a kernel verdict.
 pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, Error> {
     if !image.is_file() {
         return err(format!("disk image {} not found", image.display()));
     }
-    for (i, (k, v)) in cfg.params.iter().enumerate() {
-        validate_param_key(k)?;
-        validate_param_value(k, v)?;
-        if cfg.params[..i].iter().any(|(k2, _)| k2 == k) {
-            return err(format!("boot parameter `{k}` given twice"));
-        }
-    }
+    check_params(&cfg.params)?;
+    check_mem(cfg.uefi, cfg.mem_mib)?;
     let ovmf = if cfg.uefi { Some(find_ovmf()?) } else { None };
+    let private = match &ovmf {
+        Some(Ovmf::Split { .. }) => Some(cleanup::private_tmp().map_err(|e| {
+            Error(format!("cannot make the temp directory {}: {e}", cleanup::private_tmp_path().display()))
+        })?),
+        _ => None,
+    };
     let vars_copy = match &ovmf {
         Some(Ovmf::Split { vars, .. }) => {
-            let copy = std::env::temp_dir().join(format!("gmpos-ovmf-vars-{}.fd", unique_suffix()));
-            std::fs::copy(vars, &copy)
+            let copy = cleanup::private_tmp_path().join(format!("gmpos-ovmf-vars-{}.fd", unique_suffix()));
+            let t = cleanup::create_temp(copy.clone(), |p| std::fs::copy(vars, p).map(drop))
                 .map_err(|e| Error(format!("cannot copy {} to {}: {e}", vars.display(), copy.display())))?;
-            Some(TempFile(copy))
+            Some(t)
         }
         _ => None,
     };
-    let mut cmd = qemu_command(cfg, image, ovmf.as_ref(), vars_copy.as_ref().map(|t| t.0.as_path()));
+    let mut cmd = qemu_command(cfg, image, ovmf.as_ref(), vars_copy.as_ref().map(|t| t.path()));
     let command = render_command(&cmd);
     // stdin is /dev/null: QEMU must not put the terminal in raw mode (it would stay that way if
     // we kill QEMU on a timeout).
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
 
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| {
+    let mut child = cleanup::spawn(&mut cmd, false).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error("qemu-system-x86_64 not found; install it with: sudo apt-get install -y qemu-system-x86 \
                    (or run ./run-qemu.sh, which checks the set-up)"
@@ -559,24 +698,45 @@ pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, E
 
     let serial = Arc::new(Mutex::new(Vec::<u8>::new()));
     let stderr_buf = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let out_reader = spawn_reader(child.stdout.take().expect("piped stdout"), serial.clone(), echo, false);
-    let err_reader = spawn_reader(child.stderr.take().expect("piped stderr"), stderr_buf.clone(), echo, true);
+    let c = child.child_mut();
+    let out_reader = spawn_reader(c.stdout.take().expect("piped stdout"), serial.clone(), echo, false);
+    let err_reader = spawn_reader(c.stderr.take().expect("piped stderr"), stderr_buf.clone(), echo, true);
+    let take = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
 
     let deadline = cfg.timeout.filter(|t| !t.is_zero()).map(|t| start + t);
+    let mut exit = None;
+    let mut watch_boot = true;
     let status = loop {
         match child.try_wait() {
-            Ok(Some(st)) => break Status::from_qemu_exit(st),
+            Ok(Some(st)) => {
+                exit = Some(st);
+                break Status::from_qemu_exit(st);
+            }
             Ok(None) => {}
             Err(e) => {
                 let _ = child.kill();
-                let _ = child.wait();
                 return err(format!("waiting for QEMU failed: {e}"));
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
-            let _ = child.wait();
             break Status::Timeout;
+        }
+        if watch_boot {
+            // Only the firmware and the bootloader print these, before the kernel's first line;
+            // once the kernel speaks there is nothing more to watch.
+            let failed = {
+                let s = serial.lock().unwrap_or_else(|p| p.into_inner());
+                let text = String::from_utf8_lossy(&s);
+                watch_boot = !text.contains("[cpu") && s.len() < 256 * 1024;
+                boot_failure(&text)
+            };
+            if let Some(why) = failed {
+                // Let the rest of the message (a panic's text) arrive before stopping QEMU.
+                thread::sleep(Duration::from_millis(200));
+                let _ = child.kill();
+                break Status::BootFailure(why);
+            }
         }
         thread::sleep(Duration::from_millis(20));
     };
@@ -584,15 +744,21 @@ pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, E
     let _ = out_reader.join();
     let _ = err_reader.join();
     drop(vars_copy);
+    drop(private);
+    cleanup::wait_if_interrupted();
 
-    let take = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    Ok(Outcome { status, serial: take(&serial), qemu_stderr: take(&stderr_buf), elapsed, command })
+    let serial = take(&serial);
+    let qemu_stderr = take(&stderr_buf);
+    if let Some(why) = exit.and_then(|st| qemu_failure(st, &serial, &qemu_stderr)) {
+        return err(format!("{why}\nQEMU: {command}"));
+    }
+    Ok(Outcome { status, serial, qemu_stderr, elapsed, command })
 }
 
 fn spawn_reader(
     mut src: impl Read + Send + 'static,
     buf: Arc<Mutex<Vec<u8>>>,
-    echo: bool,
+    mut echo: bool,
     to_stderr: bool,
 ) -> thread::JoinHandle<()> {
     thread::spawn(move || {
@@ -603,14 +769,17 @@ fn spawn_reader(
                 Ok(n) => {
                     buf.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&chunk[..n]);
                     if echo {
-                        if to_stderr {
+                        let res = if to_stderr {
                             let mut e = std::io::stderr().lock();
-                            let _ = e.write_all(&chunk[..n]);
-                            let _ = e.flush();
+                            e.write_all(&chunk[..n]).and_then(|()| e.flush())
                         } else {
                             let mut o = std::io::stdout().lock();
-                            let _ = o.write_all(&chunk[..n]);
-                            let _ = o.flush();
+                            o.write_all(&chunk[..n]).and_then(|()| o.flush())
+                        };
+                        // The reader went away (`| head`): stop echoing, keep capturing; the
+                        // run still ends with the kernel's verdict.
+                        if res.is_err() {
+                            echo = false;
                         }
                     }
                 }
@@ -619,6 +788,74 @@ fn spawn_reader(
             }
         }
     })
+}
+
+/// Check the boot parameters of a run: each key and value, no key twice, at most
+/// [`MAX_PARAMS`].
+pub fn check_params(params: &[(String, String)]) -> Result<(), Error> {
+    for (k, v) in params {
+        validate_param_key(k)?;
+        validate_param_value(k, v)?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (k, _) in params {
+        if !seen.insert(k.as_str()) {
+            return err(format!("boot parameter `{k}` given twice"));
+        }
+    }
+    if params.len() > MAX_PARAMS {
+        return err(format!(
+            "{} boot parameters given; at most {MAX_PARAMS} fit (the kernel reads at most {MAX_PARAMS}, \
+             and QEMU's fw_cfg directory aborts QEMU when it overflows)",
+            params.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Check the guest memory for the firmware: UEFI needs [`UEFI_MIN_MEM_MIB`].
+pub fn check_mem(uefi: bool, mem_mib: u32) -> Result<(), Error> {
+    if uefi && mem_mib < UEFI_MIN_MEM_MIB {
+        return err(format!(
+            "--mem {mem_mib} is too little for a UEFI boot: OVMF and the bootloader need at least \
+             {UEFI_MIN_MEM_MIB} MiB (below that OVMF falls to the EFI shell or the bootloader panics)"
+        ));
+    }
+    Ok(())
+}
+
+/// QEMU options the runner sets itself, and what to use instead; `GMPOS_QEMU_ARGS` may not
+/// repeat them (QEMU would take the last one silently, and the banner would lie).
+const OWNED_QEMU_OPTIONS: &[(&str, &str)] = &[
+    ("-smp", "--smp N"),
+    ("-m", "--mem MIB"),
+    ("-accel", "nothing: the runner uses TCG with one thread per vCPU"),
+    ("-serial", "nothing: the serial console is the runner's stdout"),
+    ("-monitor", "nothing: the runner disables the monitor"),
+    ("-display", "nothing: the runner runs without a display"),
+    ("-nographic", "nothing: the runner runs without a display"),
+    ("-no-reboot", "nothing: the runner sets it"),
+    ("-daemonize", "nothing: the runner waits for QEMU"),
+    ("-s", "--gdb"),
+    ("-S", "--gdb"),
+    ("-gdb", "--gdb"),
+    ("-bios", "--uefi"),
+    ("-pflash", "--uefi"),
+];
+
+/// Split `GMPOS_QEMU_ARGS` like a shell would (quotes and backslashes, via the `shlex` crate),
+/// and refuse the options the runner owns.
+pub fn parse_qemu_args(s: &str) -> Result<Vec<String>, Error> {
+    let Some(words) = shlex::split(s) else {
+        return err(format!("GMPOS_QEMU_ARGS: unbalanced quotes or a trailing backslash in {s:?}"));
+    };
+    for w in &words {
+        let name = w.strip_prefix('-').map(|r| format!("-{}", r.trim_start_matches('-')));
+        if let Some((_, instead)) = name.and_then(|n| OWNED_QEMU_OPTIONS.iter().find(|(o, _)| *o == n)) {
+            return err(format!("GMPOS_QEMU_ARGS: `{w}` is set by the runner; use {instead}"));
+        }
+    }
+    Ok(words)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,17 +884,35 @@ options:
                    test=NAME selects a scenario of the testkernel
 
 environment:
-  GMPOS_QEMU_ARGS  extra QEMU arguments (split on whitespace), e.g. \"-d int,cpu_reset -D qemu.log\"
+  GMPOS_QEMU_ARGS  extra QEMU arguments, split like a shell does (quotes work), e.g.
+                   \"-d int,cpu_reset -D qemu.log\" or '-name \"my vm\"'; options the runner sets
+                   (-smp, -m, -serial, -s, ...) are refused: use the runner's own options
+  GMPOS_ROOT       the checkout to build (default: the one holding this runner, or the
+                   current directory's); cargo sets it from .cargo/config.toml
 
 exit status: 0 kernel passed (wrote 0x10 to port 0xf4), 1 kernel failed (0x11),
-             2 QEMU ended without a debug exit (triple fault, QEMU error), 124 timeout,
-             3 build/launch error, 64 bad arguments";
+             2 the kernel ended without a debug exit (triple fault) or the firmware/bootloader
+             failed before it, 124 timeout, 3 build/launch/QEMU error, 64 bad arguments,
+             128+N killed by signal N (QEMU and temp files are cleaned up first)";
 
 /// What the command line asks for.
 #[derive(Debug, Clone)]
 pub enum Cli {
     Help,
     Run(RunConfig),
+}
+
+/// [`parse_args`] for the process's own arguments, which need not be UTF-8: one that is not is
+/// a usage error naming it, not a panic.
+pub fn parse_args_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<Cli, Error> {
+    let mut words = Vec::new();
+    for a in args {
+        match a.into_string() {
+            Ok(s) => words.push(s),
+            Err(a) => return err(format!("argument {a:?} is not valid UTF-8")),
+        }
+    }
+    parse_args(words)
 }
 
 /// Parse the runner's arguments (without the program name). Options accept both `--opt VALUE`
@@ -748,12 +1003,8 @@ where
     if let Some(path) = &cfg.kernel_path {
         cfg.bin = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     }
-    let mut seen = std::collections::HashSet::new();
-    for (k, _) in &cfg.params {
-        if !seen.insert(k.clone()) {
-            return err(format!("boot parameter `{k}` given twice"));
-        }
-    }
+    check_params(&cfg.params)?;
+    check_mem(cfg.uefi, cfg.mem_mib)?;
     if cfg.gdb && !timeout_given {
         cfg.timeout = None;
     }
@@ -882,10 +1133,93 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert!(kernel_elf_path("testkernel", false).ends_with("kernel/target/x86_64-unknown-none/debug/testkernel"));
-        assert!(kernel_elf_path("kernel", true).ends_with("kernel/target/x86_64-unknown-none/release/kernel"));
+        let k = Path::new("/r/kernel");
+        assert_eq!(kernel_elf_path(k, "testkernel", false), Path::new("/r/kernel/target/x86_64-unknown-none/debug/testkernel"));
+        assert_eq!(kernel_elf_path(k, "kernel", true), Path::new("/r/kernel/target/x86_64-unknown-none/release/kernel"));
+        assert_eq!(stamp_path(Path::new("/a/b/kernel.bios.img")), Path::new("/a/b/kernel.bios.img.stamp"));
         assert_eq!(image_path(Path::new("/a/b/kernel"), false), Path::new("/a/b/kernel.bios.img"));
         assert_eq!(image_path(Path::new("/a/b/kernel"), true), Path::new("/a/b/kernel.uefi.img"));
+    }
+
+    #[test]
+    fn too_many_params_and_too_little_uefi_memory() {
+        let words: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("k{i}=1")).collect();
+        let e = parse_err(&words.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(e.contains(&format!("{} boot parameters given; at most {MAX_PARAMS}", MAX_PARAMS + 1)), "{e}");
+        assert_eq!(run_cfg(&words[..MAX_PARAMS].iter().map(String::as_str).collect::<Vec<_>>()).params.len(), MAX_PARAMS);
+        assert_eq!(MAX_PARAMS, gmp_core::bootparam::MAX_PARAMS, "the runner and the kernel agree");
+        let e = parse_err(&["--uefi", "--mem", "48"]);
+        assert!(e.contains("too little for a UEFI boot") && e.contains(&UEFI_MIN_MEM_MIB.to_string()), "{e}");
+        assert_eq!(run_cfg(&["--uefi", "--mem", &UEFI_MIN_MEM_MIB.to_string()]).mem_mib, UEFI_MIN_MEM_MIB);
+        assert_eq!(run_cfg(&["--mem", "32"]).mem_mib, 32, "BIOS boots need less");
+        // The library entry point checks too (the tests call it directly).
+        assert!(check_params(&vec![("k".to_string(), "1".to_string()); 2]).unwrap_err().0.contains("twice"));
+    }
+
+    #[test]
+    fn non_utf8_argument_is_a_usage_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(vec![b'-', b'-', b's', 0xff]);
+        let e = parse_args_os([OsString::from("--smp"), OsString::from("2"), bad]).unwrap_err();
+        assert!(e.0.contains("not valid UTF-8"), "{e}");
+        assert!(matches!(parse_args_os([OsString::from("--uefi")]), Ok(Cli::Run(c)) if c.uefi));
+    }
+
+    #[test]
+    fn qemu_args_are_split_like_a_shell_and_owned_options_refused() {
+        assert_eq!(parse_qemu_args("-name \"my vm\" -d int,cpu_reset").unwrap(), ["-name", "my vm", "-d", "int,cpu_reset"]);
+        assert_eq!(parse_qemu_args("  -D 'a b.log'  ").unwrap(), ["-D", "a b.log"]);
+        assert!(parse_qemu_args("").unwrap().is_empty());
+        assert!(parse_qemu_args("-name \"oops").unwrap_err().0.contains("unbalanced quotes"));
+        for (args, hint) in [("-smp 2", "--smp N"), ("--smp 2", "--smp N"), ("-m 1G", "--mem MIB"), ("-d int -S", "--gdb"), ("-serial file:x", "serial")] {
+            let e = parse_qemu_args(args).unwrap_err().0;
+            assert!(e.contains("is set by the runner") && e.contains(hint), "{args}: {e}");
+        }
+        // -machine, -cpu, -d and -D are the user's.
+        assert_eq!(parse_qemu_args("-cpu max -machine q35").unwrap().len(), 4);
+    }
+
+    #[test]
+    fn boot_failures_are_recognised_before_the_kernel_only() {
+        assert_eq!(boot_failure("BdsDxe: loading Boot0001\r\nUEFI Interactive Shell v2.2\r\nShell> "), Some(BOOT_FAILURES[0].1));
+        let panic = "panicked at src/main.rs:107:18:\nbootloader config section not found";
+        assert_eq!(boot_failure(panic), Some("the bootloader panicked (its message is above)"));
+        assert_eq!(boot_failure("[cpu0] smp: 4 of 4 cores online\n[cpu1] panic: panicked at x"), None);
+        assert_eq!(boot_failure(""), None);
+        assert_eq!(Status::BootFailure("x").exit_code(), 2);
+    }
+
+    #[test]
+    fn qemu_failures_are_not_kernel_verdicts() {
+        use std::os::unix::process::ExitStatusExt;
+        let code = |c: i32| ExitStatus::from_raw(c << 8);
+        let msg = "qemu-system-x86_64: cannot set up guest memory 'pc.ram': Cannot allocate memory\n";
+        assert!(qemu_failure(code(1), "", msg).unwrap().contains("cannot set up guest memory"));
+        // A kernel writing 0 to isa-debug-exit also makes QEMU exit 1, silently.
+        assert_eq!(qemu_failure(code(1), "[cpu0] bye\n", ""), None);
+        assert_eq!(qemu_failure(code(0), "", ""), None);
+        assert_eq!(qemu_failure(code(33), "", ""), None);
+        let abort = "qemu-system-x86_64: ../../hw/nvram/fw_cfg.c:935: fw_cfg_add_file_callback: Assertion `count < fw_cfg_file_slots(s)' failed.\n";
+        let why = qemu_failure(ExitStatus::from_raw(6), "", abort).unwrap();
+        assert!(why.contains("signal 6 before the guest printed anything") && why.contains("fw_cfg_add_file_callback"), "{why}");
+    }
+
+    #[test]
+    fn stamp_follows_the_file_not_its_mtime() {
+        let dir = std::env::temp_dir().join(format!("gmpos-stamp-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let elf = dir.join("k");
+        std::fs::write(&elf, b"one").unwrap();
+        let s1 = image_stamp(&elf, false).unwrap();
+        assert_eq!(s1, image_stamp(&elf, false).unwrap(), "unchanged file, same stamp");
+        assert_ne!(s1, image_stamp(&elf, true).unwrap(), "BIOS and UEFI images differ");
+        // Same size, mtime put back (what `cp -p` and `tar` do): the stamp still changes.
+        let old = std::fs::metadata(&elf).unwrap().modified().unwrap();
+        std::fs::write(&elf, b"two").unwrap();
+        std::fs::File::options().write(true).open(&elf).unwrap().set_modified(old).unwrap();
+        assert_eq!(std::fs::metadata(&elf).unwrap().modified().unwrap(), old);
+        assert_ne!(s1, image_stamp(&elf, false).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `gmpos`: build a kernel, wrap it in a disk image and boot it in QEMU. See `cargo run -- --help`.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -10,35 +11,67 @@ const EXIT_SETUP: u8 = 3;
 /// Exit code for bad command-line arguments (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
+/// `eprintln!` that ignores a closed stderr (`gmpos ... 2>&1 | head`): the run's result is the
+/// exit status, and a panic on a broken pipe would turn it into 101.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 fn main() -> ExitCode {
-    let cfg = match boot::parse_args(std::env::args().skip(1)) {
+    let cfg = match boot::parse_args_os(std::env::args_os().skip(1)) {
         Ok(Cli::Help) => {
-            println!("{}", boot::USAGE);
+            let _ = writeln!(std::io::stdout().lock(), "{}", boot::USAGE);
             return ExitCode::SUCCESS;
         }
         Ok(Cli::Run(cfg)) => cfg,
         Err(e) => {
-            eprintln!("gmpos: {e}");
-            eprintln!("{}", boot::USAGE.lines().next().unwrap_or_default());
+            say!("gmpos: {e}");
+            say!("{}", boot::USAGE.lines().next().unwrap_or_default());
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // Signals are handled from here on: a SIGINT/SIGTERM/SIGHUP stops the build or QEMU, removes
+    // the temp files and exits with 128 + the signal (boot::cleanup).
+    boot::cleanup::install();
     match run(cfg) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("gmpos: error: {e}");
+        Err(Failure::Usage(e)) => {
+            say!("gmpos: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Setup(e)) => {
+            boot::cleanup::wait_if_interrupted();
+            say!("gmpos: error: {e}");
             ExitCode::from(EXIT_SETUP)
         }
     }
 }
 
-fn run(mut cfg: RunConfig) -> Result<u8, boot::Error> {
-    if let Ok(extra) = std::env::var("GMPOS_QEMU_ARGS") {
-        cfg.extra_qemu_args.extend(extra.split_whitespace().map(String::from));
+enum Failure {
+    /// Bad input from the user (exit 64).
+    Usage(boot::Error),
+    /// Build, image or launch error (exit 3).
+    Setup(boot::Error),
+}
+
+impl From<boot::Error> for Failure {
+    fn from(e: boot::Error) -> Self {
+        Failure::Setup(e)
+    }
+}
+
+fn run(mut cfg: RunConfig) -> Result<u8, Failure> {
+    if let Some(extra) = std::env::var_os("GMPOS_QEMU_ARGS") {
+        let Some(extra) = extra.to_str() else {
+            return Err(Failure::Usage(boot::Error("GMPOS_QEMU_ARGS is not valid UTF-8".into())));
+        };
+        cfg.extra_qemu_args.extend(boot::parse_qemu_args(extra).map_err(Failure::Usage)?);
     }
     let elf = boot::kernel_for(&cfg, true)?;
     let image = boot::build_image(&elf, cfg.uefi)?;
-    eprintln!(
+    say!(
         "gmpos: booting {} ({}, {} cores, {} MiB{}{})",
         shown(&elf),
         if cfg.uefi { "UEFI" } else { "BIOS" },
@@ -59,7 +92,7 @@ fn run(mut cfg: RunConfig) -> Result<u8, boot::Error> {
         eprintln!("gmpos: QEMU waits for a debugger on localhost:1234; attach from another terminal with:");
         // The extension (tools/gdb/gmpos.py) adds `info goroutines`, `goroutine N bt`, `info runq`
         // and `info sched`; see the README's "Debugging with gdb".
-        let ext = Path::new(boot::REPO_DIR).join("tools/gdb/gmpos.py");
+        let ext = boot::repo_dir()?.join("tools/gdb/gmpos.py");
         eprintln!("gmpos:   gdb {} -ex 'source {}' -ex 'target remote :1234'", shown(&elf), shown(&ext));
     }
     let outcome = boot::run_image(&cfg, &image, true)?;
@@ -67,17 +100,17 @@ fn run(mut cfg: RunConfig) -> Result<u8, boot::Error> {
     match outcome.status {
         Status::Timeout => {
             let limit = cfg.timeout.map(|t| t.as_secs()).unwrap_or_default();
-            eprintln!();
-            eprintln!("TIMEOUT after {limit} s");
-            eprintln!("--- last 40 lines of serial output ---");
-            eprintln!("{}", outcome.last_lines(40));
-            eprintln!("--- QEMU: {}", outcome.command);
+            say!();
+            say!("TIMEOUT after {limit} s");
+            say!("--- last 40 lines of serial output ---");
+            say!("{}", outcome.last_lines(40));
+            say!("--- QEMU: {}", outcome.command);
         }
-        Status::NoExit(_) => {
-            eprintln!("gmpos: {} after {secs:.1} s", outcome.status);
-            eprintln!("gmpos: QEMU: {}", outcome.command);
+        Status::NoExit(_) | Status::BootFailure(_) => {
+            say!("gmpos: {} after {secs:.1} s", outcome.status);
+            say!("gmpos: QEMU: {}", outcome.command);
         }
-        Status::Pass | Status::Fail => eprintln!("gmpos: {} after {secs:.1} s", outcome.status),
+        Status::Pass | Status::Fail => say!("gmpos: {} after {secs:.1} s", outcome.status),
     }
     Ok(outcome.status.exit_code() as u8)
 }
@@ -85,7 +118,8 @@ fn run(mut cfg: RunConfig) -> Result<u8, boot::Error> {
 /// A path relative to the repository root when it is inside it (shorter, and what the README uses).
 fn shown(p: &Path) -> String {
     let cwd = std::env::current_dir().ok();
-    for base in [cwd.as_deref(), Some(Path::new(boot::REPO_DIR))].into_iter().flatten() {
+    let root = boot::repo_dir().ok();
+    for base in [cwd.as_deref(), root.as_deref()].into_iter().flatten() {
         if let Ok(rel) = p.strip_prefix(base) {
             return rel.display().to_string();
         }

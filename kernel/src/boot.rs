@@ -25,7 +25,6 @@ static ENTRY_TSC: AtomicU64 = AtomicU64::new(0);
 /// Where the bootloader loaded our position-independent image (for
 /// translating backtrace addresses back to ELF addresses).
 pub static KERNEL_IMAGE_OFFSET: AtomicU64 = AtomicU64::new(0);
-static APIC_IDS: spin::Once<alloc::vec::Vec<u32>> = spin::Once::new();
 /// LAPIC register window (virtual), in the MMIO slot.
 static LAPIC_VIRT: AtomicU64 = AtomicU64::new(0);
 
@@ -105,11 +104,20 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
     percpu::CPUS[0].online.store(true, Ordering::Release);
 
     let found = cpus.apic_ids.len();
-    APIC_IDS.call_once(|| cpus.apic_ids.clone());
-    let (online, failed) = smp::start_aps(&cpus, ap_main);
+    if let Err(e) = early.check_skipap(found as u32) {
+        bad_params(format_args!("{e}"));
+    }
+    let skip = (early.skipap != 0).then_some(early.skipap as usize);
+    let (online, failed) = smp::start_aps(&cpus, ap_main, skip);
     let us = time::tsc_to_us(time::rdtsc() - ENTRY_TSC.load(Ordering::Relaxed));
     for n in &failed {
         println!("smp: core #{n} (apic id {}) is not used", cpus.apic_ids[*n]);
+    }
+    if !failed.is_empty() {
+        // The dense CPU numbers no longer follow the MADT: say which is which.
+        for cpu in 0..online {
+            println!("smp: cpu{cpu} is apic id {}", apic_id(cpu));
+        }
     }
     println!("smp: {online} of {found} cores online in {us} us");
     println!("time: tsc {} kHz; cpu0 lapic timer {} kHz (/16)", time::tsc_per_ms(), per_ms);
@@ -130,14 +138,17 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
 }
 
 /// Where each AP lands after the trampoline, on its own boot stack.
+///
+/// `cpu` is dense (the n-th AP to come up), so it says nothing about which
+/// MADT entry this core is once an earlier AP failed to start: the core reads
+/// its own APIC id from its LAPIC (the boot core mapped the register window
+/// for everyone) and records that, before it reports online.
 fn ap_main(cpu: usize) -> ! {
-    let apic_id = APIC_IDS.get().map(|ids| ids[cpu]).unwrap_or(0);
-    percpu::init(cpu, apic_id);
+    percpu::init(cpu, apic::id());
     gdt::init_this_cpu();
     idt::init_this_cpu();
     crate::arch::x86_64::enable_sse();
     apic::init_this_cpu();
-    let _ = apic::id();
     apic::calibrate_timer();
     percpu::CPUS[cpu].online.store(true, Ordering::Release);
     while !RUNTIME_READY.load(Ordering::Acquire) {

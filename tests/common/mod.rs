@@ -46,6 +46,8 @@ fn build_lock() -> MutexGuard<'static, ()> {
 
 /// The kernel ELF for `bin`, built once per test process.
 pub fn kernel(bin: &str) -> PathBuf {
+    // A killed `cargo test` takes this process, its QEMUs and temp files with it.
+    boot::cleanup::exit_with_parent();
     let slot = cache_slot(format!("{bin}/{}/elf", release()));
     let res = slot.get_or_init(|| {
         let _g = build_lock();

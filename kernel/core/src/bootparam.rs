@@ -27,7 +27,18 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("asyncpreemptoff", "1 = no asynchronous preemption, only cooperative safe points (Go's GODEBUG knob; default 0)"),
     ("seed", "seed of a scenario's random choices (the torture test), any u64 (default 0 = from the TSC)"),
     ("duration", "how long a timed scenario (the torture test) runs, seconds, 1..=86400 (default 10)"),
+    ("skipap", "N = do not start core #N of the ACPI MADT (1..=cores-1), to test the AP-timeout path; 0 = start every core (default)"),
 ];
+
+/// Most boot parameters one boot can carry. The kernel reads at most this
+/// many `opt/gmp/` fw_cfg files, and the runner refuses more: QEMU's fw_cfg
+/// directory has 32 file slots in all, QEMU itself fills about a dozen (ACPI
+/// tables, e820 map, boot order, VGA ROM, ...), and one more file than fits
+/// aborts QEMU with an assertion. 16 is more than the number of keys.
+pub const MAX_PARAMS: usize = 16;
+
+/// Largest `skipap` (APIC ids, and so MADT positions we use, fit in 8 bits).
+pub const SKIPAP_MAX: u32 = 254;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -145,6 +156,9 @@ pub struct BootParams {
     pub seed: u64,
     /// `duration`: run time of a timed scenario, seconds.
     pub duration_s: u32,
+    /// `skipap`: position in the ACPI MADT of an AP the boot core must not
+    /// start (it is treated as an AP that never answered); 0 = none.
+    pub skipap: u32,
 }
 
 impl Default for BootParams {
@@ -192,6 +206,8 @@ pub enum Unit {
     Seconds,
     /// Bytes, printed with K/M/G suffixes.
     Bytes,
+    /// A core's position in the ACPI MADT (0 = none).
+    CorePosition,
 }
 
 /// A rejected boot parameter. It owns copies of the key and value (cut to
@@ -226,6 +242,19 @@ impl ParamError {
     /// What was wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+}
+
+/// `fmt::Write` into an [`ArrayStr`] (what does not fit is dropped).
+struct Writer<'a, const N: usize>(&'a mut ArrayStr<N>);
+
+impl<const N: usize> fmt::Write for Writer<'_, N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let a = &mut *self.0;
+        let n = s.len().min(N - a.len);
+        a.buf[a.len..a.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        a.len += n;
+        Ok(())
     }
 }
 
@@ -300,6 +329,9 @@ impl fmt::Display for ParamError {
                     Unit::Hertz => write!(f, "{min}..={max} (ticks per second)"),
                     Unit::Seconds => write!(f, "{min}..={max} (seconds)"),
                     Unit::Bytes => write!(f, "{}..={} (bytes)", Size(min), Size(max)),
+                    Unit::CorePosition => {
+                        write!(f, "{min}..={max} (a core's position in the ACPI MADT; 0 = none)")
+                    }
                 }
             }
         }
@@ -355,11 +387,30 @@ impl BootParams {
         asyncpreemptoff: false,
         seed: 0,
         duration_s: 10,
+        skipap: 0,
     };
 
     /// The number of Ps to create: `gomaxprocs` if given, else `ncpu`.
     pub fn gomaxprocs_or(&self, ncpu: u32) -> u32 {
         self.gomaxprocs.unwrap_or(ncpu)
+    }
+
+    /// Checks `skipap` against the number of cores the ACPI MADT lists
+    /// (`found`, the boot core included): the skipped core must be an AP,
+    /// `1..found`. Call it once the cores are known; `apply` can only check
+    /// the syntax.
+    pub fn check_skipap(&self, found: u32) -> Result<(), ParamError> {
+        if self.skipap == 0 || self.skipap < found {
+            return Ok(());
+        }
+        let mut value = ArrayStr::<64>::new();
+        let mut w = Writer(&mut value);
+        let _ = fmt::write(&mut w, format_args!("{}", self.skipap));
+        Err(ParamError::new(
+            "skipap",
+            value.as_str(),
+            ErrorKind::OutOfRange { min: 0, max: found.saturating_sub(1) as u64, unit: Unit::CorePosition },
+        ))
     }
 
     /// Parses every pair in turn, starting from the defaults. Stops at the
@@ -428,6 +479,9 @@ impl BootParams {
                 _ => e,
             })?,
             "duration" => self.duration_s = ranged(1, DURATION_MAX_S as u64, Unit::Seconds)? as u32,
+            // The bound that matters (the number of cores found) is only
+            // known after ACPI is read: see `check_skipap`.
+            "skipap" => self.skipap = ranged(0, SKIPAP_MAX as u64, Unit::CorePosition)? as u32,
             _ => return Err(err(ErrorKind::UnknownKey)),
         }
         Ok(())
@@ -499,7 +553,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 12);
+        assert_eq!(KNOWN.len(), 13);
     }
 
     #[test]
@@ -509,7 +563,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);
@@ -641,6 +695,43 @@ mod tests {
         assert_eq!(msg("hz", "9"), "hz=9 is out of range: must be 10..=10000 (ticks per second)");
         assert!(f("10001").is_err());
         assert_eq!(f("1k").unwrap_err().kind(), ErrorKind::NotANumber);
+    }
+
+    #[test]
+    fn skipap() {
+        let f = |v: &str| apply("skipap", v).map(|p| p.skipap);
+        assert_eq!(BootParams::DEFAULT.skipap, 0, "every core is started by default");
+        assert_eq!(f("0").unwrap(), 0);
+        assert_eq!(f("1").unwrap(), 1);
+        assert_eq!(f("254").unwrap(), 254);
+        assert_eq!(
+            msg("skipap", "255"),
+            "skipap=255 is out of range: must be 0..=254 (a core's position in the ACPI MADT; 0 = none)"
+        );
+        for bad in ["", "-1", "one", "1 2", "0x1"] {
+            assert_eq!(f(bad).unwrap_err().kind(), ErrorKind::NotANumber, "{bad:?}");
+        }
+        // Against the cores found: only an AP (1..found) can be skipped.
+        let p = apply("skipap", "3").unwrap();
+        assert!(p.check_skipap(4).is_ok());
+        assert!(p.check_skipap(200).is_ok());
+        let e = p.check_skipap(3).unwrap_err();
+        assert_eq!((e.key(), e.value()), ("skipap", "3"));
+        assert_eq!(
+            e.to_string(),
+            "skipap=3 is out of range: must be 0..=2 (a core's position in the ACPI MADT; 0 = none)"
+        );
+        assert!(apply("skipap", "1").unwrap().check_skipap(1).is_err(), "one core: no AP to skip");
+        assert!(BootParams::DEFAULT.check_skipap(1).is_ok(), "0 is always fine");
+        let big = apply("skipap", "254").unwrap().check_skipap(0).unwrap_err();
+        assert_eq!(big.value(), "254");
+    }
+
+    #[test]
+    fn max_params_fits_every_key() {
+        // Every key once must fit; duplicates are the runner's to refuse.
+        assert!(KNOWN.len() <= MAX_PARAMS);
+        assert!(MAX_PARAMS < 32, "QEMU's fw_cfg has 32 file slots and uses some itself");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use x86_64::instructions::port::Port;
 pub const PREFIX: &str = "opt/gmp/";
 const SEL_SIGNATURE: u16 = 0x0000;
 const SEL_DIR: u16 = 0x0019;
-const MAX_PARAMS: usize = 32;
+/// The runner refuses more, with a message (QEMU would abort on them).
+const MAX_PARAMS: usize = gmp_core::bootparam::MAX_PARAMS;
 pub const MAX_VALUE: usize = 128;
 
 fn select(sel: u16) {

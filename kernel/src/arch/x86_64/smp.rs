@@ -20,6 +20,17 @@
 //! flag. One AP at a time means one parameter block suffices. An AP that does
 //! not come up in time is sent INIT again (so it cannot wake later and run on
 //! a block meant for another core) and is reported by number.
+//!
+//! CPU numbers are dense (the n-th AP to come up is cpu n), so once an AP has
+//! failed, cpu n is no longer the n-th core of the MADT. Each AP therefore
+//! reads its own APIC id from its LAPIC and records it in its per-CPU entry
+//! (before it sets `online`); IPIs go to that id. The boot core checks it
+//! against the id it sent the SIPI to.
+//!
+//! `skip` (the `skipap` boot parameter) names one MADT position that gets no
+//! INIT-SIPI-SIPI at all, so the boot core takes the same path as for an AP
+//! that never answers: the full wait, then the report. Tests use it to check
+//! that a machine with a dead core still schedules and IPIs correctly.
 use super::{apic, percpu, time};
 use crate::mem;
 use alloc::vec::Vec;
@@ -192,10 +203,11 @@ fn sym(s: &u8) -> u64 {
     s as *const u8 as u64
 }
 
-/// Start every AP in `cpus` (index 0 is the boot core). CPU indices stay
-/// dense: the n-th AP to come up is cpu n. Returns (cores online, the list
-/// positions of the cores that did not come up).
-pub fn start_aps(cpus: &CpuList, main: ApMain) -> (usize, Vec<usize>) {
+/// Start every AP in `cpus` (index 0 is the boot core) but the one at list
+/// position `skip`, which is treated as a core that does not answer. CPU
+/// indices stay dense: the n-th AP to come up is cpu n. Returns (cores
+/// online, the list positions of the cores that did not come up).
+pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, Vec<usize>) {
     AP_MAIN.store(main as usize as u64, Ordering::Release);
     // SAFETY: the symbols are defined in the global_asm above; we only take
     // their addresses.
@@ -242,19 +254,29 @@ pub fn start_aps(cpus: &CpuList, main: ApMain) -> (usize, Vec<usize>) {
             param(p_arg).write_volatile(cpu as u64);
         }
         core::sync::atomic::fence(Ordering::SeqCst);
-        apic::send_init(apic_id);
-        time::udelay(10_000);
-        apic::send_sipi(apic_id, (TRAMPOLINE >> 12) as u8);
-        time::udelay(200);
         let up = || percpu::CPUS[cpu].online.load(Ordering::Acquire);
-        if !up() {
+        if skip == Some(n) {
+            crate::println!("smp: core #{n} (apic id {apic_id}) not started (skipap={n}): treated as a core that does not answer");
+        } else {
+            apic::send_init(apic_id);
+            time::udelay(10_000);
             apic::send_sipi(apic_id, (TRAMPOLINE >> 12) as u8);
+            time::udelay(200);
+            if !up() {
+                apic::send_sipi(apic_id, (TRAMPOLINE >> 12) as u8);
+            }
         }
         let deadline = time::rdtsc() + AP_TIMEOUT_US * time::tsc_per_ms() / 1000;
         while !up() && time::rdtsc() < deadline {
             core::hint::spin_loop();
         }
         if up() {
+            // The AP stored its own APIC id before `online` (release; our
+            // load of `online` above was acquire).
+            let own = percpu::CPUS[cpu].apic_id.load(Ordering::Relaxed);
+            if own != apic_id {
+                crate::println!("smp: cpu{cpu} reports apic id {own}, but the MADT entry #{n} it was started as says {apic_id}");
+            }
             online += 1;
         } else {
             apic::send_init(apic_id);
