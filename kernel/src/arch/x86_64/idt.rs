@@ -7,7 +7,8 @@
 //! returns) or hitting its guard page (then it reports a stack overflow
 //! naming the goroutine, as Go's `runtime: goroutine stack exceeds` does).
 //!
-//! The device vectors (timer, wake-up IPI, preemption IPI) run on the
+//! The device vectors (timer, wake-up IPI, preemption IPI, TLB shootdown
+//! IPI) run on the
 //! per-core IRQ IST stack; see gdt.rs.
 use super::apic;
 use super::gdt;
@@ -83,6 +84,11 @@ extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
     apic::eoi();
 }
 
+extern "x86-interrupt" fn tlb_shootdown(_frame: InterruptStackFrame) {
+    crate::mem::tlb::on_ipi();
+    apic::eoi();
+}
+
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
     // No EOI for the spurious vector.
 }
@@ -129,6 +135,7 @@ fn build() -> InterruptDescriptorTable {
         idt[apic::PREEMPT_VECTOR]
             .set_handler_addr(x86_64::VirtAddr::new(super::switch::irq_stub_preempt as *const () as u64))
             .set_stack_index(gdt::IRQ_IST);
+        idt[apic::TLB_VECTOR].set_handler_fn(tlb_shootdown).set_stack_index(gdt::IRQ_IST);
         idt[apic::SPURIOUS_VECTOR].set_handler_fn(spurious).set_stack_index(gdt::IRQ_IST);
     }
     idt

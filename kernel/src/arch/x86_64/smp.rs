@@ -262,5 +262,7 @@ pub fn start_aps(cpus: &CpuList, main: ApMain) -> (usize, Vec<usize>) {
             failed.push(n);
         }
     }
+    // No AP runs the trampoline any more (each came up or was sent INIT).
+    mem::unmap_low(TRAMPOLINE);
     (online, failed)
 }

@@ -13,6 +13,7 @@ extern crate alloc;
 mod bringup;
 mod chan;
 mod latch;
+mod mem;
 mod preempt;
 mod sched;
 
@@ -23,7 +24,7 @@ kernel::main!(main);
 type Test = (&'static str, fn());
 
 fn all_tests() -> impl Iterator<Item = &'static Test> {
-    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter())
+    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(mem::TESTS.iter())
 }
 
 fn main() {
