@@ -131,3 +131,13 @@ fn spawn_million_smp2() {
     expect_pass(&o);
     million_ok(&o);
 }
+
+/// Issue 16, item 11: the interrupt, AP boot and g0 stacks have guard
+/// pages; an overflow of a core's g0 stack is reported as such (it used to
+/// run silently into the heap).
+#[test]
+fn g0_stack_overflow_is_reported() {
+    let o = boot(TK, 2, &["test=g0_overflow"], 60);
+    expect_fail_with(&o, "fatal error: kernel stack overflow: page fault at ");
+    expect_contains(&o, "g0_overflow: 11 kernel stacks with guard pages");
+}

@@ -4,13 +4,14 @@
 //! ## Address-space layout
 //!
 //! The bootloader gives us its page tables with the kernel, its boot stack
-//! and all of physical memory mapped (at `phys_offset`). We claim three free
+//! and all of physical memory mapped (at `phys_offset`). We claim four free
 //! level-4 slots (512 GiB each) for our own regions:
 //!
 //! ```text
 //!   HEAP    [heap_base, heap_base + heap=)      mapped eagerly at boot
 //!   STACKS  goroutine stack slots               mapped lazily, page by page, on first touch
 //!   MMIO    LAPIC window                        mapped uncached at boot
+//!   KSTACKS interrupt, AP boot and g0 stacks    mapped at boot, a guard page below each
 //! ```
 //! plus one identity-mapped page at 0x8000 for the AP trampoline.
 //!
@@ -25,6 +26,7 @@
 //! those locks held by the code it interrupted.
 pub mod frame;
 pub mod heap;
+pub mod kstack;
 pub mod stack;
 pub mod tlb;
 

@@ -179,8 +179,8 @@ pub fn schedinit(ncpu: usize) {
     let params = crate::boot::params();
     SCHEDRANDOM.store(params.schedrandom, Ordering::Relaxed);
     for id in 0..ncpu {
-        let stack = Box::leak(alloc::vec![0u8; G0_STACK_SIZE].into_boxed_slice());
-        let top = (stack.as_ptr() as u64 + G0_STACK_SIZE as u64) & !0xf;
+        // With a guard page below it (mem::kstack).
+        let top = crate::mem::kstack::alloc(G0_STACK_SIZE);
         let m = Box::leak(Box::new(M {
             g0_stack_top: top,
             id,

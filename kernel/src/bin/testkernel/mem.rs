@@ -16,6 +16,7 @@ pub static TESTS: &[crate::Test] = &[
     ("fault_in_report", fault_in_report),
     ("trampoline_unmapped", trampoline_unmapped),
     ("foreign_guard", foreign_guard),
+    ("g0_overflow", g0_overflow),
 ];
 
 /// Use `n` KiB of this goroutine's stack, so that later calls (println's
@@ -342,4 +343,26 @@ fn foreign_guard() {
     // SAFETY: deliberately not: must end in a clean fatal report.
     unsafe { core::ptr::write_volatile(addr as *mut u64, 1) };
     unreachable!("the write into a guard page returned");
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)] // on purpose: it ends in a stack overflow
+fn down_forever(n: u64) -> u64 {
+    let b = core::hint::black_box([n; 64]);
+    down_forever(n + 1) + b[3]
+}
+
+extern "C" fn overflow_on_g0(_gp: *mut kernel::runtime::runtime2::G) -> ! {
+    core::hint::black_box(down_forever(0));
+    unreachable!("the g0 stack did not overflow");
+}
+
+/// Issue 16, item 11: the kernel's own stacks (interrupt, AP boot, g0) have
+/// guard pages: an overflow of this core's g0 stack is reported, not a
+/// silent write over the heap.
+fn g0_overflow() {
+    println!("g0_overflow: {} kernel stacks with guard pages; recursing on g0", kernel::mem::kstack::count());
+    // SAFETY: deliberately not: the function never returns and overflows
+    // the scheduler stack; it must end in a clean fatal report.
+    unsafe { kernel::arch::x86_64::switch::mcall(overflow_on_g0) };
 }
