@@ -4,25 +4,31 @@
 //! ## Address-space layout
 //!
 //! The bootloader gives us its page tables with the kernel, its boot stack
-//! and all of physical memory mapped (at `phys_offset`). We claim three free
+//! and all of physical memory mapped (at `phys_offset`). We claim four free
 //! level-4 slots (512 GiB each) for our own regions:
 //!
 //! ```text
 //!   HEAP    [heap_base, heap_base + heap=)      mapped eagerly at boot
 //!   STACKS  goroutine stack slots               mapped lazily, page by page, on first touch
 //!   MMIO    LAPIC window                        mapped uncached at boot
+//!   KSTACKS interrupt, AP boot and g0 stacks    mapped at boot, a guard page below each
 //! ```
 //! plus one identity-mapped page at 0x8000 for the AP trampoline.
 //!
-//! ## Who maps pages at run time
+//! ## Who maps and unmaps pages at run time
 //!
 //! After bring-up the only code that maps pages is the page-fault handler
 //! growing a goroutine stack (see `stack`). It runs on its own IST stack with
-//! interrupts off, and nothing else at run time takes the frame or page-table
-//! locks, so it can never find those locks held by the code it interrupted.
+//! interrupts off. The only code that unmaps is the scheduler giving dead
+//! goroutines' stacks back (`stack::release`, on g0 with interrupts off,
+//! then a TLB shootdown, see `tlb`). Neither touches a goroutine stack while
+//! it holds the frame or page-table lock, so a page fault can never find
+//! those locks held by the code it interrupted.
 pub mod frame;
 pub mod heap;
+pub mod kstack;
 pub mod stack;
+pub mod tlb;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
@@ -96,7 +102,13 @@ pub fn is_mapped(addr: u64) -> bool {
 pub fn map_fresh(virt: u64, pages: u64, flags: Flags) {
     for i in 0..pages {
         let frame = frame::alloc_zeroed().unwrap_or_else(|| frame::out_of_frames("mapping kernel memory"));
-        map_page(virt + i * 4096, frame, flags).expect("map_fresh: page already mapped");
+        match map_page(virt + i * 4096, frame, flags) {
+            Ok(()) => {}
+            // A page table for it could not be had: out of memory, not a
+            // double mapping (which is what the message used to say).
+            Err(MapToError::FrameAllocationFailed) => frame::out_of_frames("mapping kernel memory (no frame for a page table)"),
+            Err(e) => panic!("map_fresh: cannot map {:#x}: {e:?}", virt + i * 4096),
+        }
     }
 }
 
@@ -116,6 +128,22 @@ pub fn identity_map_low(phys: u64) {
     }
 }
 
+/// Remove the identity mapping of a low page (the AP trampoline, once
+/// every AP is up: it need not stay writable and executable for the whole
+/// run), and flush it from every core's TLB. The frame is below 1 MiB and
+/// never the allocator's, so nothing waits for the shootdown to complete.
+pub fn unmap_low(phys: u64) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut guard = MAPPER.lock();
+        let m = guard.as_mut().expect("mem::init first");
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(phys));
+        if let Ok((_, flush)) = m.unmap(page) {
+            flush.ignore(); // tlb::start flushes every core, this one included
+        }
+    });
+    let _ = tlb::start();
+}
+
 /// Is `addr` mapped? For the fault path: walks the page tables without
 /// taking MAPPER's lock (the faulting code may hold it).
 pub fn is_mapped_unlocked(addr: u64) -> bool {
@@ -129,4 +157,39 @@ pub fn is_mapped_unlocked(addr: u64) -> bool {
     // concurrent mapping can only turn "unmapped" into "mapped".
     let table = unsafe { OffsetPageTable::new(&mut *l4, VirtAddr::new(PHYS_OFFSET.load(Ordering::Relaxed))) };
     table.translate_addr(VirtAddr::new(addr)).is_some()
+}
+
+/// The level-1 page table that maps `addr`, and the level-2 entry that
+/// points at it, if both levels exist. Walks the live tables through the
+/// linear map without MAPPER's lock: the caller either holds it (to change
+/// them) or knows the level-1 table cannot be freed meanwhile (a page of its
+/// own stays mapped in it). Level-2 and higher tables are never freed.
+///
+/// # Safety
+/// The returned references alias the live page tables: write through them
+/// only while holding MAPPER's lock.
+unsafe fn l1_table(addr: u64) -> Option<(&'static mut x86_64::structures::paging::page_table::PageTableEntry, &'static mut PageTable)> {
+    let off = PHYS_OFFSET.load(Ordering::Relaxed);
+    if off == 0 {
+        return None;
+    }
+    let va = VirtAddr::new(addr);
+    let (l4_frame, _) = x86_64::registers::control::Cr3::read();
+    let mut table = phys_to_virt(l4_frame.start_address().as_u64()) as *mut PageTable;
+    let idx = [va.p4_index(), va.p3_index(), va.p2_index()];
+    for (level, i) in idx.iter().enumerate() {
+        // SAFETY: `table` is a live page table reached through the linear
+        // map (the caller's contract covers the aliasing).
+        let e = unsafe { &mut (&mut *table)[*i] };
+        if !e.flags().contains(Flags::PRESENT) || e.flags().contains(Flags::HUGE_PAGE) {
+            return None;
+        }
+        let next = phys_to_virt(e.addr().as_u64()) as *mut PageTable;
+        if level == 2 {
+            // SAFETY: as above; `next` is the level-1 table `e` points at.
+            return Some((e, unsafe { &mut *next }));
+        }
+        table = next;
+    }
+    None
 }

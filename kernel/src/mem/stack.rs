@@ -25,9 +25,15 @@
 //!   above `lo` so that a cooperative check catches an overflow before the
 //!   guard page does, and doubles as the preemption flag.
 //!
-//! Stacks are never unmapped: a dead G keeps its stack on the gFree lists
-//! and the next G reuses it, pages and all, so no TLB shootdown is ever needed.
-use core::sync::atomic::{AtomicU64, Ordering};
+//! A dead G keeps its stack on its P's gFree list for the next G, top page
+//! mapped; the stacks of the Gs beyond the list's bound, and of a dead G
+//! that grew past its top page, are unmapped and their frames given back
+//! after a TLB shootdown (`release` below, and tlb.rs).
+use super::tlb::Shootdown;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::structures::paging::mapper::MapToError;
 use x86_64::structures::paging::PageTableFlags as Flags;
 
 /// Virtual size of one stack slot, guard page included.
@@ -86,19 +92,150 @@ pub fn handle_fault(addr: u64) -> Fault {
     let page = addr & !(PAGE - 1);
     let frame = super::frame::alloc_zeroed().unwrap_or_else(|| super::frame::out_of_frames("growing a goroutine stack"));
     match super::map_page(page, frame, Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE) {
-        Ok(()) => {}
+        Ok(()) => {
+            PAGES_MAPPED.fetch_add(1, Ordering::Relaxed);
+        }
         // Two cores cannot fault on the same stack at once (a G runs on one
-        // core), but be robust: someone mapped it, give the frame back.
-        Err(_) => super::frame::free(frame),
+        // core), but be robust: someone mapped it, give the frame back and
+        // let the instruction run again. This is the only error that may be
+        // retried: any other one would fault again at once, forever.
+        Err(MapToError::PageAlreadyMapped(_)) => super::frame::free(frame),
+        // The leaf frame was there but a page-table page for it was not:
+        // out of memory just the same (it used to loop on the fault).
+        Err(MapToError::FrameAllocationFailed) => {
+            super::frame::free(frame);
+            super::frame::out_of_frames("growing a goroutine stack (no frame for its page table)")
+        }
+        Err(MapToError::ParentEntryHugePage) => {
+            super::frame::free(frame);
+            crate::runtime::fatal::fatal(format_args!("stack region at {page:#x} lies under a huge page"))
+        }
     }
-    PAGES_MAPPED.fetch_add(1, Ordering::Relaxed);
     Fault::Grown
 }
 
-pub fn pages_mapped() -> u64 {
-    PAGES_MAPPED.load(Ordering::Relaxed)
+
+// ---------------------------------------------------------------------------
+// Giving stacks back
+//
+// A dead goroutine keeps its stack reservation for good (its `g` keeps the
+// slot), but its pages can go: the scheduler (runtime::proc, gfput) calls
+// `release` for the stacks it no longer wants to keep mapped. Their entries
+// are cleared at once, and so is every level-1 table left empty (a table
+// maps the 8 slots of a 2 MiB block); the frames wait in LIMBO until the
+// TLB shootdown that `release` started has completed on every core (see
+// tlb.rs), and `reap` then gives them to the frame allocator. A released
+// stack is mapped again page by page by the fault handler, like a new one.
+
+/// Frames unmapped from dead stacks, each batch waiting for its shootdown.
+static LIMBO: spin::Mutex<Vec<(Shootdown, Vec<PhysFrame>)>> = spin::Mutex::new(Vec::new());
+/// Batches in LIMBO (a lock-free "anything to do?" for `reap`).
+static LIMBO_BATCHES: AtomicUsize = AtomicUsize::new(0);
+static PAGES_UNMAPPED: AtomicU64 = AtomicU64::new(0);
+static TABLES_FREED: AtomicU64 = AtomicU64::new(0);
+
+/// Index of `addr`'s entry in its level-1 table.
+fn pte_index(addr: u64) -> usize {
+    ((addr >> 12) & 511) as usize
 }
 
-pub fn slots_reserved() -> u64 {
-    NEXT_SLOT.load(Ordering::Relaxed)
+/// Has this (dead) stack any page mapped below its top one? A goroutine
+/// that once recursed deeply keeps those pages until they are released.
+pub fn grew(st: Stack) -> bool {
+    // SAFETY: read-only walk. The caller's dead goroutine has its top page
+    // mapped in this level-1 table (newproc1 wrote there), so the table is
+    // not empty and no `release` frees it meanwhile; a stale read could only
+    // make us release a stack that did not need it, or keep one a while.
+    let Some((_, l1)) = (unsafe { super::l1_table(st.lo) }) else { return false };
+    (pte_index(st.lo)..pte_index(st.hi - PAGE)).any(|i| !l1[i].is_unused())
+}
+
+/// Unmap every page of each stack, free the level-1 tables this leaves
+/// empty, and start one TLB shootdown for all of them. The frames go back
+/// to the allocator (in `reap`) once the shootdown has completed; the
+/// caller must not let anything run on these stacks before
+/// `Shootdown::done` either, since a core may still translate through the
+/// old entries until then. Never waits for another core.
+pub fn release(stacks: impl Iterator<Item = Stack>) -> Shootdown {
+    let mut frames: Vec<PhysFrame> = Vec::new();
+    let (mut pages, mut tables) = (0, 0);
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // The fault handler maps under this lock too: no page of these
+        // slots' neighbours is mapped into a table while we decide it is empty.
+        let _mapper = super::MAPPER.lock();
+        for st in stacks {
+            // SAFETY: we hold MAPPER's lock, so we may change the tables.
+            let Some((l2e, l1)) = (unsafe { super::l1_table(st.lo) }) else { continue };
+            for i in pte_index(st.lo)..=pte_index(st.hi - PAGE) {
+                let e = &mut l1[i];
+                if !e.is_unused() {
+                    frames.push(PhysFrame::containing_address(e.addr()));
+                    e.set_unused();
+                    pages += 1;
+                }
+            }
+            if l1.iter().all(|e| e.is_unused()) {
+                frames.push(PhysFrame::containing_address(l2e.addr()));
+                l2e.set_unused();
+                tables += 1;
+            }
+        }
+    });
+    PAGES_UNMAPPED.fetch_add(pages, Ordering::Relaxed);
+    TABLES_FREED.fetch_add(tables, Ordering::Relaxed);
+    // After the entries are cleared (tlb.rs, step 2 after step 1).
+    let sd = super::tlb::start();
+    if !frames.is_empty() {
+        x86_64::instructions::interrupts::without_interrupts(|| LIMBO.lock().push((sd, frames)));
+        LIMBO_BATCHES.fetch_add(1, Ordering::Release);
+    }
+    sd
+}
+
+/// Give the frames of every completed shootdown back to the allocator.
+pub fn reap() {
+    if LIMBO_BATCHES.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let mut ready: Vec<Vec<PhysFrame>> = Vec::new();
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let Some(mut l) = LIMBO.try_lock() else { return };
+        let mut i = 0;
+        while i < l.len() {
+            if l[i].0.done() {
+                ready.push(l.swap_remove(i).1);
+                LIMBO_BATCHES.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                i += 1;
+            }
+        }
+    });
+    for f in ready.into_iter().flatten() {
+        super::frame::free(f);
+    }
+}
+
+/// Memory statistics of the stack region.
+#[derive(Clone, Copy, Debug)]
+pub struct StackStats {
+    /// Pages mapped by the fault handler, ever.
+    pub pages_mapped: u64,
+    /// Pages unmapped by `release`, ever.
+    pub pages_unmapped: u64,
+    /// Level-1 page tables freed by `release`, ever.
+    pub tables_freed: u64,
+    /// Stack slots reserved (one per `g` ever made).
+    pub slots: u64,
+    /// Shootdown batches whose frames are not back yet.
+    pub limbo_batches: usize,
+}
+
+pub fn stats() -> StackStats {
+    StackStats {
+        pages_mapped: PAGES_MAPPED.load(Ordering::Relaxed),
+        pages_unmapped: PAGES_UNMAPPED.load(Ordering::Relaxed),
+        tables_freed: TABLES_FREED.load(Ordering::Relaxed),
+        slots: NEXT_SLOT.load(Ordering::Relaxed),
+        limbo_batches: LIMBO_BATCHES.load(Ordering::Relaxed),
+    }
 }

@@ -10,14 +10,18 @@
 //!
 //! followed by a blank line and `goroutine N [status]:` for the goroutine
 //! that failed, as Go's traceback begins. Only the first failure is
-//! reported: a fault while reporting (or a second core failing at the same
-//! moment) just waits for the exit.
+//! reported: a second core failing at the same moment halts and waits for
+//! the exit; a fault on the reporting core itself while it prints ends the
+//! run at once with a failure exit.
 use super::runtime2::{gstatus_name, G, G_WAITING};
 use crate::arch::x86_64::{exit, percpu, serial};
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-static DYING: AtomicBool = AtomicBool::new(false);
+/// The core printing the failure report, or NOBODY. Set once by the first
+/// failure (CAS in `begin`); read by a later failure on any core.
+static REPORTER: AtomicUsize = AtomicUsize::new(NOBODY);
+const NOBODY: usize = usize::MAX;
 
 macro_rules! eprintln {
     ($($arg:tt)*) => (serial::emergency(format_args!("{}\n", format_args!($($arg)*))));
@@ -25,9 +29,19 @@ macro_rules! eprintln {
 
 fn begin() {
     x86_64::instructions::interrupts::disable();
-    if DYING.swap(true, Ordering::SeqCst) {
-        // Someone is already reporting; let them finish and exit.
-        crate::arch::x86_64::halt_forever();
+    let me = percpu::cpu_id();
+    match REPORTER.compare_exchange(NOBODY, me, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => {}
+        // This core failed again while printing its own report (a fault in
+        // a panic message's Display, in the backtrace, ...): that report
+        // will never finish, so end the run now. Halting here, as every
+        // other core does, left no one to exit QEMU: a hang until timeout.
+        Err(r) if r == me => {
+            serial::emergency(format_args!("fatal error: fault while printing the failure report above\n"));
+            exit::exit_failure()
+        }
+        // Another core is reporting; let it finish and exit.
+        Err(_) => crate::arch::x86_64::halt_forever(),
     }
 }
 
@@ -180,6 +194,18 @@ pub fn exception(desc: &str, vector: u8, code: Option<u64>, rip: u64, rsp: u64, 
 pub fn stack_overflow(addr: u64, lo: u64, rip: u64) -> ! {
     begin();
     let g = current_g();
+    if g.map(|g| g.stack_lo) != Some(lo) {
+        // Not this goroutine's own guard page: a wild pointer into another
+        // stack's guard (or a fault on g0), not an overflow of this one.
+        eprintln!(
+            "fatal error: unexpected page fault at {addr:#x} (rip={rip:#x}) in the guard page of another goroutine's stack [{lo:#x}, {:#x}) on cpu{}",
+            lo + crate::mem::stack::STACK_SIZE,
+            percpu::cpu_id()
+        );
+        eprintln!("");
+        goroutine_header(g);
+        exit::exit_failure()
+    }
     let hi = g.map(|g| g.stack_hi).unwrap_or(0);
     eprintln!("runtime: goroutine stack exceeds {}-byte limit", crate::mem::stack::STACK_SIZE);
     eprintln!("runtime: page fault at {addr:#x} in the guard page below stack=[{lo:#x}, {hi:#x}] (rip={rip:#x})");

@@ -179,8 +179,8 @@ pub fn schedinit(ncpu: usize) {
     let params = crate::boot::params();
     SCHEDRANDOM.store(params.schedrandom, Ordering::Relaxed);
     for id in 0..ncpu {
-        let stack = Box::leak(alloc::vec![0u8; G0_STACK_SIZE].into_boxed_slice());
-        let top = (stack.as_ptr() as u64 + G0_STACK_SIZE as u64) & !0xf;
+        // With a guard page below it (mem::kstack).
+        let top = crate::mem::kstack::alloc(G0_STACK_SIZE);
         let m = Box::leak(Box::new(M {
             g0_stack_top: top,
             id,
@@ -660,34 +660,123 @@ pub fn newproc<F: FnOnce() + Send + 'static>(f: F) {
 
 // ---------------------------------------------------------------------------
 // Free Gs (Go's gfput/gfget)
+//
+// A dead G goes on its P's gFree list with its stack's top page still
+// mapped, ready for the next newproc (Go's `gFree.stack`). The lists are
+// bounded: at GFREE_MAX the P moves GFREE_BATCH Gs out, and (unlike Go,
+// which leaves stack freeing to its garbage collector) their stacks are
+// given back right there: `mem::stack::release` unmaps their pages in one
+// batch and starts a TLB shootdown. Those Gs wait in GFREE_LIMBO until the
+// shootdown has completed on every core (no core may still translate their
+// old pages: see mem/tlb.rs), then go to the global list with no pages at
+// all (Go's `gFree.noStack`); a G taken from there faults its pages in
+// again. A G whose stack grew past its top page gives all of it back at
+// once, so a goroutine that once recursed deeply does not keep 250 KiB.
+// Nothing here waits for another core: `gfreap` moves what is ready, and
+// it runs whenever a list is refilled or trimmed.
+
+/// Gs whose stacks are being unmapped, each batch with its shootdown.
+static GFREE_LIMBO: SpinLock<Vec<(crate::mem::tlb::Shootdown, Vec<GPtr>)>> = SpinLock::new(Vec::new());
+/// Gs in GFREE_LIMBO (a lock-free "anything to do?").
+static GFREE_LIMBO_N: AtomicU32 = AtomicU32::new(0);
+
+fn stack_of(gp: NonNull<G>) -> crate::mem::stack::Stack {
+    // SAFETY: Gs are never freed; stack_lo/hi never change after malg.
+    let g = unsafe { gp.as_ref() };
+    crate::mem::stack::Stack { lo: g.stack_lo, hi: g.stack_hi }
+}
+
+/// Unmap the stacks of dead Gs that are on no list; they reach the global
+/// list (pageless) through GFREE_LIMBO once the TLB shootdown is done.
+fn gfrelease(gs: Vec<NonNull<G>>) {
+    if gs.is_empty() {
+        return;
+    }
+    let sd = crate::mem::stack::release(gs.iter().map(|&g| stack_of(g)));
+    let n = gs.len() as u32;
+    GFREE_LIMBO.lock().push((sd, gs.into_iter().map(GPtr).collect()));
+    GFREE_LIMBO_N.fetch_add(n, Ordering::Release);
+}
+
+/// Move the Gs whose shootdown has completed to the global list, and give
+/// the frames of completed shootdowns back. Never waits.
+pub fn gfreap() {
+    crate::mem::stack::reap();
+    if GFREE_LIMBO_N.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let mut ready: Vec<GPtr> = Vec::new();
+    if let Some(mut l) = GFREE_LIMBO.try_lock() {
+        let mut i = 0;
+        while i < l.len() {
+            if l[i].0.done() {
+                ready.extend(l.swap_remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    if ready.is_empty() {
+        return;
+    }
+    GFREE_LIMBO_N.fetch_sub(ready.len() as u32, Ordering::Relaxed);
+    let mut s = SCHED.lock.lock();
+    for g in ready {
+        // SAFETY: out of limbo, onto exactly one list.
+        unsafe { s.gfree.push(g.0) };
+    }
+}
+
+/// Dead Gs whose stacks are still being given back (tests, statistics).
+pub fn gfree_limbo() -> u32 {
+    GFREE_LIMBO_N.load(Ordering::Relaxed)
+}
 
 fn gfput(pp: &'static P, gp: NonNull<G>) {
+    if crate::mem::stack::grew(stack_of(gp)) {
+        gfrelease(alloc::vec![gp]);
+        return;
+    }
     // SAFETY: the gfree list is owned by the M holding pp (us); gp is dead
     // and on no list.
     let list = unsafe { pp.gfree.get_mut() };
     unsafe { list.push(gp) };
     if list.len() >= GFREE_MAX {
-        let mut s = SCHED.lock.lock();
+        let mut batch = Vec::with_capacity(GFREE_BATCH as usize);
         while list.len() > GFREE_BATCH {
-            let g = list.pop().unwrap();
-            // SAFETY: g came off our list; it goes on exactly one list.
-            unsafe { s.gfree.push(g) };
+            batch.push(list.pop().unwrap());
         }
+        gfrelease(batch);
+        gfreap();
     }
 }
 
 fn gfget(pp: &'static P) -> Option<NonNull<G>> {
     // SAFETY: as in gfput.
     let list = unsafe { pp.gfree.get_mut() };
-    if list.is_empty() && !SCHED.lock.try_lock().map(|s| s.gfree.is_empty()).unwrap_or(true) {
-        let mut s = SCHED.lock.lock();
-        while list.len() < GFREE_BATCH {
-            let Some(g) = s.gfree.pop() else { break };
-            // SAFETY: moved from one list to the other under the lock.
-            unsafe { list.push(g) };
+    if list.is_empty() {
+        gfreap();
+        if !SCHED.lock.try_lock().map(|s| s.gfree.is_empty()).unwrap_or(true) {
+            let mut s = SCHED.lock.lock();
+            while list.len() < GFREE_BATCH {
+                let Some(g) = s.gfree.pop() else { break };
+                // SAFETY: moved from one list to the other under the lock.
+                unsafe { list.push(g) };
+            }
         }
     }
     list.pop()
+}
+
+/// Go's `gfpurge`: a P that stops existing gives its free Gs' stacks back.
+fn gfpurge(pp: &'static P) {
+    // SAFETY: the world is stopped; nobody else holds pp.
+    let gfree = unsafe { pp.gfree.get_mut() };
+    let mut gs = Vec::new();
+    while let Some(g) = gfree.pop() {
+        gs.push(g);
+    }
+    gfrelease(gs);
 }
 
 // ---------------------------------------------------------------------------
@@ -1676,12 +1765,7 @@ fn destroy_p(s: &mut SchedLocked, pp: &'static P, to: &'static P) {
     for g in tmp.into_iter().rev() {
         globrunqputhead(s, g);
     }
-    // SAFETY: as above.
-    let gfree = unsafe { pp.gfree.get_mut() };
-    while let Some(g) = gfree.pop() {
-        // SAFETY: from one list to another.
-        unsafe { s.gfree.push(g) };
-    }
+    gfpurge(pp);
     super::time::move_timers(pp, to);
     pp.status.store(P_DEAD, Ordering::Release);
 }

@@ -136,12 +136,34 @@ pub fn at_exit() {
         schedtrace(crate::boot::params().scheddetail);
         let s = stats();
         println!(
-            "sched summary: goroutines created={} steals={} M parks={} M wakeups={} stack pages mapped={}",
-            s.created,
-            s.steals,
-            s.parks,
-            s.wakeups,
-            crate::mem::stack::pages_mapped()
+            "sched summary: goroutines created={} steals={} M parks={} M wakeups={}",
+            s.created, s.steals, s.parks, s.wakeups
         );
+        mem_summary();
     }
+}
+
+/// The `mem` line of the summary: physical frames in use (each 4 KiB:
+/// the heap, mapped whole at boot, page tables, goroutine stack pages), and
+/// what the goroutine stacks did.
+pub fn mem_summary() {
+    proc::gfreap();
+    let (used, total) = crate::mem::frame::stats();
+    let st = crate::mem::stack::stats();
+    let (shootdowns, sent, answered) = crate::mem::tlb::stats();
+    println!(
+        "mem: frames in use={} of {} ({} KiB) stack pages mapped={} unmapped={} in use={} page tables freed={} stack slots={} stacks being freed={} TLB shootdowns={} IPIs sent={} answered={}",
+        used,
+        total,
+        used * 4,
+        st.pages_mapped,
+        st.pages_unmapped,
+        st.pages_mapped.saturating_sub(st.pages_unmapped),
+        st.tables_freed,
+        st.slots,
+        proc::gfree_limbo(),
+        shootdowns,
+        sent,
+        answered
+    );
 }

@@ -8,12 +8,14 @@
 //! - [`TIMER_VECTOR`]: the LAPIC timer (sysmon tick, or a one-shot wake-up of an idle core);
 //! - [`WAKE_VECTOR`]: "wake up and look for work" (`wakep`/`startm`), and the IPI tests;
 //! - [`PREEMPT_VECTOR`]: `preemptM`, Go's SIGURG;
+//! - [`TLB_VECTOR`]: flush this core's TLB (a shootdown, see mem::tlb);
 //! - [`SPURIOUS_VECTOR`].
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub const TIMER_VECTOR: u8 = 0x30;
 pub const WAKE_VECTOR: u8 = 0x31;
 pub const PREEMPT_VECTOR: u8 = 0x32;
+pub const TLB_VECTOR: u8 = 0x33;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 const REG_ID: usize = 0x20;

@@ -26,12 +26,10 @@ pub const IRQ_IST: u16 = 3;
 
 const IST_STACK_SIZE: usize = 32 * 1024;
 
-#[repr(C, align(16))]
-struct IstStack([u8; IST_STACK_SIZE]);
-
+/// An IST stack with an unmapped guard page below it (mem::kstack): an
+/// overflow is a reported page fault, not silent heap corruption.
 fn new_stack() -> VirtAddr {
-    let stack: &'static mut IstStack = Box::leak(Box::new(IstStack([0; IST_STACK_SIZE])));
-    VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
+    VirtAddr::new(crate::mem::kstack::alloc(IST_STACK_SIZE))
 }
 
 /// Build and load this core's GDT and TSS. Needs the heap.

@@ -7,10 +7,12 @@
 //! returns) or hitting its guard page (then it reports a stack overflow
 //! naming the goroutine, as Go's `runtime: goroutine stack exceeds` does).
 //!
-//! The device vectors (timer, wake-up IPI, preemption IPI) run on the
+//! The device vectors (timer, wake-up IPI, preemption IPI, TLB shootdown
+//! IPI) run on the
 //! per-core IRQ IST stack; see gdt.rs.
 use super::apic;
 use super::gdt;
+use core::sync::atomic::{AtomicBool, Ordering};
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
@@ -61,13 +63,38 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
     report("machine check", 18, None, &frame);
 }
 
+#[allow(clippy::declare_interior_mutable_const)]
+const NOT_IN_PF: AtomicBool = AtomicBool::new(false);
+/// Per core: is the page-fault handler running? Set and cleared only by
+/// that core, with interrupts off (no partner on another core).
+static IN_PAGE_FAULT: [AtomicBool; super::percpu::MAX_CPUS] = [NOT_IN_PF; super::percpu::MAX_CPUS];
+
+/// The page-fault handler runs on its own IST stack, and the CPU starts
+/// every #PF at the top of that stack: a page fault *inside* the handler
+/// would overwrite the frames of the one it interrupted. The handler itself
+/// touches only mapped memory, so that is a kernel bug; it is caught here,
+/// on entry, and reported before anything else runs on the clobbered stack.
+/// (Every path that does not return below ends the run.)
 extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let addr = Cr2::read_raw();
+    let busy = &IN_PAGE_FAULT[super::percpu::cpu_id()];
+    if busy.swap(true, Ordering::Relaxed) {
+        report("page fault inside the page-fault handler", 14, Some(code.bits()), &frame);
+    }
     if !code.contains(PageFaultErrorCode::PROTECTION_VIOLATION) {
         match crate::mem::stack::handle_fault(addr) {
-            crate::mem::stack::Fault::Grown => return,
+            crate::mem::stack::Fault::Grown => {
+                busy.store(false, Ordering::Relaxed);
+                return;
+            }
             crate::mem::stack::Fault::Guard { lo } => crate::runtime::fatal::stack_overflow(addr, lo, frame.instruction_pointer.as_u64()),
             crate::mem::stack::Fault::NotStack => {}
+        }
+        if let Some(guard) = crate::mem::kstack::guard_of(addr) {
+            crate::runtime::fatal::fatal(format_args!(
+                "kernel stack overflow: page fault at {addr:#x} in the guard page {guard:#x} of an interrupt, boot or g0 stack (rip={:#x})",
+                frame.instruction_pointer.as_u64()
+            ));
         }
     }
     report("page fault", 14, Some(code.bits()), &frame);
@@ -80,6 +107,11 @@ fn report(desc: &str, vector: u8, code: Option<u64>, frame: &InterruptStackFrame
 
 extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
     crate::runtime::irq::on_wake();
+    apic::eoi();
+}
+
+extern "x86-interrupt" fn tlb_shootdown(_frame: InterruptStackFrame) {
+    crate::mem::tlb::on_ipi();
     apic::eoi();
 }
 
@@ -129,6 +161,7 @@ fn build() -> InterruptDescriptorTable {
         idt[apic::PREEMPT_VECTOR]
             .set_handler_addr(x86_64::VirtAddr::new(super::switch::irq_stub_preempt as *const () as u64))
             .set_stack_index(gdt::IRQ_IST);
+        idt[apic::TLB_VECTOR].set_handler_fn(tlb_shootdown).set_stack_index(gdt::IRQ_IST);
         idt[apic::SPURIOUS_VECTOR].set_handler_fn(spurious).set_stack_index(gdt::IRQ_IST);
     }
     idt

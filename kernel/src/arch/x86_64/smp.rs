@@ -242,8 +242,8 @@ pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, V
             failed.push(n);
             continue;
         }
-        let stack = alloc::boxed::Box::leak(alloc::vec![0u8; AP_STACK_SIZE].into_boxed_slice());
-        let top = (stack.as_ptr() as u64 + AP_STACK_SIZE as u64) & !0xf;
+        // With a guard page below it (mem::kstack).
+        let top = mem::kstack::alloc(AP_STACK_SIZE);
         // SAFETY: the parameter block lies inside the trampoline copy; no AP
         // is running the trampoline now (the previous one reported in or was
         // sent INIT).
@@ -284,5 +284,7 @@ pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, V
             failed.push(n);
         }
     }
+    // No AP runs the trampoline any more (each came up or was sent INIT).
+    mem::unmap_low(TRAMPOLINE);
     (online, failed)
 }

@@ -326,6 +326,23 @@ fn g_memory() {
         kernel::ready(unsafe { core::mem::transmute::<*mut (), GoroutineHandle>(h) });
     }
     exited.wait();
+    // Memory comes back: the dead goroutines' stacks beyond the gFree
+    // bound are unmapped, and their frames return once the TLB shootdowns
+    // have completed (bounded wait).
+    for _ in 0..1000 {
+        kernel::runtime::proc::gfreap();
+        if kernel::num_goroutine() <= 1
+            && kernel::runtime::proc::gfree_limbo() == 0
+            && kernel::mem::stack::stats().limbo_batches == 0
+        {
+            break;
+        }
+        kernel::sleep(1_000_000);
+    }
+    let (f2, _) = kernel::mem::frame::stats();
+    report("mem_frames_in_use", f2 as f64, "frames");
+    report("mem_frames_kept_after_exit", f2.saturating_sub(f0) as f64, "frames");
+    report("mem_frames_peak_over_base", (f1 - f0) as f64, "frames");
 }
 
 /// The leaf: `s += i` for i in lo..hi, as the plain register loop Go

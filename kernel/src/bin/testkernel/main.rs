@@ -14,6 +14,7 @@ mod bringup;
 mod chan;
 mod gdbstate;
 mod latch;
+mod mem;
 mod preempt;
 mod regress;
 mod sched;
@@ -26,7 +27,7 @@ kernel::main!(main);
 type Test = (&'static str, fn());
 
 fn all_tests() -> impl Iterator<Item = &'static Test> {
-    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(regress::TESTS.iter()).chain(torture::TESTS.iter()).chain(gdbstate::TESTS.iter())
+    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(regress::TESTS.iter()).chain(torture::TESTS.iter()).chain(gdbstate::TESTS.iter()).chain(mem::TESTS.iter())
 }
 
 fn main() {
