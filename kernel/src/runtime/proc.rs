@@ -71,6 +71,7 @@ pub static SCHED: Sched = Sched {
         pidle: None,
         runq: GQueue::new(),
         gfree: GList::new(),
+        gfree_stack: GList::new(),
         stopwait: 0,
     }),
     nmsys: AtomicU32::new(0),
@@ -675,6 +676,12 @@ pub fn newproc<F: FnOnce() + Send + 'static>(f: F) {
 // Nothing here waits for another core: `gfreap` moves what is ready, and
 // it runs whenever a list is refilled or trimmed.
 
+/// Free Gs that keep their stacks mapped on the global list: a bound, as
+/// the issue asks and as Go's GC gives (it frees `gFree.stack` each cycle).
+/// Below it, a batch trimmed from a P's list keeps its pages (no shootdown,
+/// no page faults when reused); beyond it, stacks are unmapped.
+pub const GFREE_STACK_KEEP: u32 = 256;
+
 /// Gs whose stacks are being unmapped, each batch with its shootdown.
 static GFREE_LIMBO: SpinLock<Vec<(crate::mem::tlb::Shootdown, Vec<GPtr>)>> = SpinLock::new(Vec::new());
 /// Gs in GFREE_LIMBO (a lock-free "anything to do?").
@@ -742,6 +749,16 @@ fn gfput(pp: &'static P, gp: NonNull<G>) {
     let list = unsafe { pp.gfree.get_mut() };
     unsafe { list.push(gp) };
     if list.len() >= GFREE_MAX {
+        {
+            let mut s = SCHED.lock.lock();
+            if s.gfree_stack.len() + (list.len() - GFREE_BATCH) <= GFREE_STACK_KEEP {
+                while list.len() > GFREE_BATCH {
+                    // SAFETY: from our list to the global one, under its lock.
+                    unsafe { s.gfree_stack.push(list.pop().unwrap()) };
+                }
+                return;
+            }
+        }
         let mut batch = Vec::with_capacity(GFREE_BATCH as usize);
         while list.len() > GFREE_BATCH {
             batch.push(list.pop().unwrap());
@@ -756,10 +773,11 @@ fn gfget(pp: &'static P) -> Option<NonNull<G>> {
     let list = unsafe { pp.gfree.get_mut() };
     if list.is_empty() {
         gfreap();
-        if !SCHED.lock.try_lock().map(|s| s.gfree.is_empty()).unwrap_or(true) {
+        if !SCHED.lock.try_lock().map(|s| s.gfree.is_empty() && s.gfree_stack.is_empty()).unwrap_or(true) {
             let mut s = SCHED.lock.lock();
             while list.len() < GFREE_BATCH {
-                let Some(g) = s.gfree.pop() else { break };
+                // Gs with their stacks first (Go: gFree.stack, then noStack).
+                let Some(g) = s.gfree_stack.pop().or_else(|| s.gfree.pop()) else { break };
                 // SAFETY: moved from one list to the other under the lock.
                 unsafe { list.push(g) };
             }

@@ -310,6 +310,9 @@ pub struct SchedLocked {
     pub runq: GQueue<G>,
     /// The global free-G list.
     pub gfree: GList<G>,
+    /// Free Gs that kept their mapped stacks (Go's `gFree.stack`), at most
+    /// `GFREE_STACK_KEEP`; `gfree` holds those without (Go's `noStack`).
+    pub gfree_stack: GList<G>,
     /// Stop-the-world: Ps still to stop.
     pub stopwait: u32,
 }

@@ -92,10 +92,12 @@ fn settled_frames() -> u64 {
 }
 
 /// The bound on what the gFree lists keep mapped: each P's list holds at
-/// most 63 dead Gs with one stack page each, and each may keep one
-/// level-1 page table alive; level-2 tables (one per 4096 slots) stay.
+/// most 63 dead Gs with one stack page each, the global list at most
+/// `GFREE_STACK_KEEP` more, and each may keep one level-1 page table
+/// alive; level-2 tables (one per 4096 slots) stay.
 fn kept_bound(slots: u64) -> u64 {
-    kernel::current_gomaxprocs() as u64 * 63 * 2 + slots / 4096 + 2
+    let gs = kernel::current_gomaxprocs() as u64 * 63 + kernel::runtime::proc::GFREE_STACK_KEEP as u64;
+    gs * 2 + slots / 4096 + 2
 }
 
 fn leak<T>(v: T) -> &'static T {
