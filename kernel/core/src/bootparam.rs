@@ -25,6 +25,9 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("forcepreemptns", "time slice before sysmon preempts a G, ns, 100000..=10000000000 (default 10000000)"),
     ("hz", "timer/sysmon tick rate in Hz, 10..=10000 (default 1000)"),
     ("asyncpreemptoff", "1 = no asynchronous preemption, only cooperative safe points (Go's GODEBUG knob; default 0)"),
+    ("trace", "execution tracer: 0 = off, 1 = keep the first tracebuf events per core, flight = keep the last ones (default 0)"),
+    ("tracebuf", "tracer events per core, 1024..=4194304, rounded up to a power of two (default 32768)"),
+    ("profile", "CPU profiler: sample every core this many times a second, 0 or 10..=10000 (default 0 = off)"),
 ];
 
 const KIB: u64 = 1 << 10;
@@ -41,6 +44,10 @@ pub const SCHEDTRACE_MAX_MS: u32 = 60_000;
 pub const FORCEPREEMPT_MIN_NS: u64 = 100_000;
 /// See [`FORCEPREEMPT_MIN_NS`].
 pub const FORCEPREEMPT_MAX_NS: u64 = 10_000_000_000;
+/// Range of `tracebuf`.
+pub const TRACEBUF_MIN: u32 = 1024;
+/// See [`TRACEBUF_MIN`].
+pub const TRACEBUF_MAX: u32 = 1 << 22;
 /// Range of `hz`.
 pub const HZ_MIN: u32 = 10;
 /// See [`HZ_MIN`].
@@ -137,6 +144,13 @@ pub struct BootParams {
     pub hz: u32,
     /// `asyncpreemptoff`: disable asynchronous preemption.
     pub asyncpreemptoff: bool,
+    /// `trace`: 0 off, 1 stream (first `tracebuf` events), 2 flight recorder
+    /// (last `tracebuf` events; written as `trace=flight`).
+    pub trace: u8,
+    /// `tracebuf`: tracer events per core.
+    pub tracebuf: u32,
+    /// `profile`: CPU profiler sampling rate in Hz; 0 = off.
+    pub profile_hz: u32,
 }
 
 impl Default for BootParams {
@@ -158,6 +172,8 @@ pub enum ErrorKind {
     NotASize,
     /// The value is not a valid `[a-z0-9_-]{1,64}` name.
     BadName,
+    /// `trace` is not `0`, `1` or `flight`.
+    NotATraceMode,
     /// The number is outside `min..=max` (in the unit of `unit`).
     OutOfRange {
         /// Smallest accepted value.
@@ -182,6 +198,10 @@ pub enum Unit {
     Hertz,
     /// Bytes, printed with K/M/G suffixes.
     Bytes,
+    /// Tracer events per core.
+    Events,
+    /// Profiler samples per second (0 = off is also accepted).
+    SampleHertz,
 }
 
 /// A rejected boot parameter. It owns copies of the key and value (cut to
@@ -256,6 +276,7 @@ impl fmt::Display for ParamError {
                 write!(f, "{key}={value}{vcut}: not a number (expected decimal digits only)")
             }
             ErrorKind::NotABool => write!(f, "{key}={value}{vcut}: must be 0 or 1"),
+            ErrorKind::NotATraceMode => write!(f, "{key}={value}{vcut}: must be 0 (off), 1 (stream) or flight (flight recorder)"),
             ErrorKind::NotASize => write!(
                 f,
                 "{key}={value}{vcut}: not a size (a number of bytes with an optional K, M or G suffix, e.g. 64M)"
@@ -272,6 +293,8 @@ impl fmt::Display for ParamError {
                     Unit::Nanos => write!(f, "{min}..={max} (nanoseconds)"),
                     Unit::Hertz => write!(f, "{min}..={max} (ticks per second)"),
                     Unit::Bytes => write!(f, "{}..={} (bytes)", Size(min), Size(max)),
+                    Unit::Events => write!(f, "{min}..={max} (events per core)"),
+                    Unit::SampleHertz => write!(f, "0 (off) or {min}..={max} (samples per second)"),
                 }
             }
         }
@@ -325,6 +348,9 @@ impl BootParams {
         forcepreemptns: 10_000_000,
         hz: 1000,
         asyncpreemptoff: false,
+        trace: 0,
+        tracebuf: 32768,
+        profile_hz: 0,
     };
 
     /// The number of Ps to create: `gomaxprocs` if given, else `ncpu`.
@@ -392,6 +418,18 @@ impl BootParams {
             }
             "hz" => self.hz = ranged(HZ_MIN as u64, HZ_MAX as u64, Unit::Hertz)? as u32,
             "asyncpreemptoff" => self.asyncpreemptoff = flag()?,
+            "trace" => {
+                self.trace = match value {
+                    "0" => 0,
+                    "1" => 1,
+                    "flight" => 2,
+                    _ => return Err(err(ErrorKind::NotATraceMode)),
+                }
+            }
+            "tracebuf" => self.tracebuf = ranged(TRACEBUF_MIN as u64, TRACEBUF_MAX as u64, Unit::Events)? as u32,
+            "profile" => {
+                self.profile_hz = if value == "0" { 0 } else { ranged(HZ_MIN as u64, HZ_MAX as u64, Unit::SampleHertz)? as u32 };
+            }
             _ => return Err(err(ErrorKind::UnknownKey)),
         }
         Ok(())
@@ -437,6 +475,20 @@ mod tests {
     }
 
     #[test]
+    fn trace_and_profile() {
+        assert_eq!(apply("trace", "1").unwrap().trace, 1);
+        assert_eq!(apply("trace", "flight").unwrap().trace, 2);
+        assert_eq!(apply("trace", "0").unwrap().trace, 0);
+        assert!(msg("trace", "yes").contains("must be 0 (off), 1 (stream) or flight"));
+        assert_eq!(apply("tracebuf", "4096").unwrap().tracebuf, 4096);
+        assert!(msg("tracebuf", "10").contains("1024..=4194304 (events per core)"));
+        assert_eq!(apply("profile", "0").unwrap().profile_hz, 0);
+        assert_eq!(apply("profile", "997").unwrap().profile_hz, 997);
+        assert!(msg("profile", "5").contains("must be 0 (off) or 10..=10000 (samples per second)"));
+        assert!(msg("profile", "20000").contains("out of range"));
+    }
+
+    #[test]
     fn defaults() {
         let p = BootParams::default();
         assert_eq!(p.gomaxprocs, None);
@@ -456,6 +508,8 @@ mod tests {
             "heap" => "2M",
             "forcepreemptns" => "100000",
             "hz" => "100",
+            "tracebuf" => "4096",
+            "profile" => "100",
             _ => "1",
         };
         for (i, (k, help)) in KNOWN.iter().enumerate() {
@@ -463,7 +517,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 10);
+        assert_eq!(KNOWN.len(), 13);
     }
 
     #[test]
@@ -473,7 +527,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, trace, tracebuf, profile)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);

@@ -15,6 +15,7 @@ mod chan;
 mod latch;
 mod preempt;
 mod sched;
+mod trace;
 
 use kernel::println;
 
@@ -23,7 +24,7 @@ kernel::main!(main);
 type Test = (&'static str, fn());
 
 fn all_tests() -> impl Iterator<Item = &'static Test> {
-    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter())
+    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(trace::TESTS.iter())
 }
 
 fn main() {

@@ -1,0 +1,36 @@
+//! Scenarios for the execution tracer and the CPU profiler (tests/trace.rs).
+use core::hint::black_box;
+use kernel::{go, nanotime, Chan};
+
+pub static TESTS: &[crate::Test] = &[("profile_spin", profile_spin)];
+
+/// The function the profiler test expects at the top of the profile.
+#[inline(never)]
+pub fn profile_hot_loop(n: u64) -> u64 {
+    let mut x = 0u64;
+    for i in 0..n {
+        x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+    }
+    x
+}
+
+/// Every P spins in `profile_hot_loop` for 300 ms of emulated time.
+fn profile_spin() {
+    let procs = kernel::current_gomaxprocs();
+    let done: Chan<u64> = Chan::new(procs as usize);
+    for _ in 0..procs {
+        let done = done.clone();
+        go(move || {
+            let t0 = nanotime();
+            let mut acc = 0u64;
+            while nanotime() - t0 < 300_000_000 {
+                acc = acc.wrapping_add(profile_hot_loop(20_000));
+                kernel::morestack_check!();
+            }
+            done.send(acc);
+        });
+    }
+    for _ in 0..procs {
+        black_box(done.recv());
+    }
+}
