@@ -11,6 +11,9 @@ const EXIT_SETUP: u8 = 3;
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
+    if let Some(code) = boot::trace::subcommand(&std::env::args().skip(1).collect::<Vec<_>>()) {
+        return ExitCode::from(code);
+    }
     let cfg = match boot::parse_args(std::env::args().skip(1)) {
         Ok(Cli::Help) => {
             println!("{}", boot::USAGE);
@@ -76,6 +79,7 @@ fn run(mut cfg: RunConfig) -> Result<u8, boot::Error> {
         }
         Status::Pass | Status::Fail => eprintln!("gmpos: {} after {secs:.1} s", outcome.status),
     }
+    boot::trace::after_run(&cfg);
     Ok(outcome.status.exit_code() as u8)
 }
 
