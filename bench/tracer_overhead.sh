@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 base=$1 new=$2 rounds=${3:-5} smp=${4:-2}
-benches="gosched chan_sync chan_prod_cons_0 chan_pingpong"
+benches=${BENCHES:-"gosched chan_sync chan_prod_cons_0"}
 cargo build -q --bin gmpos
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -27,14 +27,15 @@ for r in $(seq 1 "$rounds"); do
     done
     echo "round $r done" >&2
 done
-# "kind BENCH name value unit" -> median per (kind, name).
-awk '{ v[$1" "$3] = v[$1" "$3] " " $4; u[$3] = $5; n[$3] = 1 }
-     END {
-        printf "%-22s %12s %12s %8s  (median of %s rounds, ns/op)\n", "benchmark", "baseline", "tracer off", "ratio", ROUNDS
-        for (b in n) {
-            split(substr(v["base " b], 2), x, " "); split(substr(v["new " b], 2), y, " ")
-            asort(x); asort(y)
-            mx = x[int((length(x) + 1) / 2)]; my = y[int((length(y) + 1) / 2)]
-            printf "%-22s %12s %12s %8.3f  base:%s  new:%s\n", b, mx, my, (mx > 0 ? my / mx : 0), v["base " b], v["new " b]
-        }
-     }' ROUNDS="$rounds" "$out/all.txt"
+# "kind BENCH name value unit" -> median per (kind, name) (POSIX awk + sort: no gawk needed).
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+printf "%-22s %12s %12s %8s  (median of %s interleaved rounds, -smp %s)\n" benchmark baseline "tracer off" ratio "$rounds" "$smp"
+for b in $(awk '{ print $3 }' "$out/all.txt" | sort -u); do
+    mb=$(awk -v b="$b" '$1 == "base" && $3 == b { print $4 }' "$out/all.txt" | median)
+    mn=$(awk -v b="$b" '$1 == "new" && $3 == b { print $4 }' "$out/all.txt" | median)
+    all_b=$(awk -v b="$b" '$1 == "base" && $3 == b { printf " %s", $4 }' "$out/all.txt")
+    all_n=$(awk -v b="$b" '$1 == "new" && $3 == b { printf " %s", $4 }' "$out/all.txt")
+    unit=$(awk -v b="$b" '$3 == b { print $5; exit }' "$out/all.txt")
+    awk -v b="$b" -v mb="$mb" -v mn="$mn" -v u="$unit" -v ab="$all_b" -v an="$all_n" \
+        'BEGIN { printf "%-22s %12s %12s %8.3f  %s  base:%s  new:%s\n", b, mb, mn, (mb > 0 ? mn / mb : 0), u, ab, an }'
+done

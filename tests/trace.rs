@@ -80,8 +80,16 @@ fn sieve_trace_blocks_and_wakes_on_channels_smp1() {
 
 #[test]
 fn sieve_trace_smp2() {
-    let out = traced("chan_sieve", 2, &[]);
-    assert!(count(&out.trace, Kind::GoExit) >= 100, "{}", out.summary);
+    // A buffer big enough for the whole run: every goroutine's exit is in the trace.
+    let out = traced("chan_sieve", 2, &["tracebuf=131072"]);
+    assert_eq!(out.trace.total_lost(), 0, "{}", out.summary);
+    // One goroutine per prime, each blocking on both channel directions. (Their exits come
+    // with the cascade of closes, which may still run when main returns: not counted.)
+    let t = &out.trace;
+    assert!(count(t, Kind::GoCreate) >= 150, "{}", out.summary);
+    for r in ["chan receive", "chan send"] {
+        assert!(t.events.iter().any(|e| e.kind == Kind::GoBlock && t.wait_reason(e.a) == r), "no {r} block:\n{}", out.summary);
+    }
 }
 
 #[test]

@@ -34,8 +34,8 @@ pub static ON: AtomicBool = AtomicBool::new(false);
 pub const DEPTH: usize = 32;
 /// Words per sample slot: the depth, then up to DEPTH pcs.
 const SLOT: usize = DEPTH + 1;
-/// Samples kept per core (about 65 s at 1000 Hz of one busy core).
-pub const SAMPLES_PER_CPU: u32 = 1 << 16;
+/// Samples kept per core (about 8 s at 1000 Hz of one busy core; 2.1 MiB).
+pub const SAMPLES_PER_CPU: u32 = 1 << 13;
 
 struct Buf {
     words: AtomicPtr<u64>,
