@@ -131,7 +131,8 @@ fn gdb_goroutines_runq_and_backtraces() {
     ensure_gdb();
     let elf = common::kernel("testkernel");
     let img = common::image("testkernel", false);
-    let root = std::path::Path::new(boot::REPO_DIR);
+    let root_buf = boot::repo_dir().expect("the repository root");
+    let root = root_buf.as_path();
     let script = root.join("tools/gdb/gmpos.py");
     let port = free_port();
     let cfg = common::RunConfig {

@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod trace;
+
 pub use root::{kernel_dir, repo_dir};
 
 /// The directory this runner was *compiled* in. Do not use it to find the tree to build: a
@@ -118,6 +120,8 @@ pub struct RunConfig {
     pub params: Vec<(String, String)>,
     /// Extra QEMU arguments appended at the end (from `GMPOS_QEMU_ARGS` in the CLI).
     pub extra_qemu_args: Vec<String>,
+    /// `--trace FILE` / `--profile FILE`: where the debug console (trace, profile) goes.
+    pub debugcon: Option<PathBuf>,
 }
 
 impl Default for RunConfig {
@@ -133,6 +137,7 @@ impl Default for RunConfig {
             timeout: Some(Duration::from_secs(300)),
             params: Vec::new(),
             extra_qemu_args: Vec::new(),
+            debugcon: None,
         }
     }
 }
@@ -877,6 +882,8 @@ options:
   --release        build the kernel with --release
   --bin NAME       kernel binary to boot: kernel (the demo, default), testkernel, benchkernel
   --kernel PATH    boot a prebuilt kernel ELF instead of building one
+  --trace FILE     execution trace (trace=1) to FILE; then: cargo run -- trace FILE
+  --profile FILE   CPU profile (profile=1000) to FILE; then: cargo run -- profile FILE
   -h, --help       this text
   bench            shorthand for --bin benchkernel
   key=value        boot parameter, read by the kernel from fw_cfg opt/gmp/KEY
@@ -926,6 +933,7 @@ where
     let mut bin: Option<String> = None;
     let mut bench = false;
     let mut timeout_given = false;
+    let mut debugcon_flags = Vec::new();
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -974,6 +982,7 @@ where
             "--uefi" => cfg.uefi = true,
             "--gdb" => cfg.gdb = true,
             "--release" => cfg.release = true,
+            "--trace" | "--profile" => debugcon_flags.push((name.clone(), value("output file")?)),
             "bench" => bench = true,
             _ if arg.starts_with('-') => return err(format!("unknown option `{arg}` (see --help)")),
             _ if arg.contains('=') => {
@@ -1003,6 +1012,7 @@ where
     if let Some(path) = &cfg.kernel_path {
         cfg.bin = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     }
+    trace::apply_runner_flags(&mut cfg, &debugcon_flags)?;
     check_params(&cfg.params)?;
     check_mem(cfg.uefi, cfg.mem_mib)?;
     if cfg.gdb && !timeout_given {

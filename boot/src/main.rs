@@ -20,6 +20,9 @@ macro_rules! say {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = boot::trace::subcommand(&std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>()) {
+        return ExitCode::from(code);
+    }
     let cfg = match boot::parse_args_os(std::env::args_os().skip(1)) {
         Ok(Cli::Help) => {
             let _ = writeln!(std::io::stdout().lock(), "{}", boot::USAGE);
@@ -112,6 +115,7 @@ fn run(mut cfg: RunConfig) -> Result<u8, Failure> {
         }
         Status::Pass | Status::Fail => say!("gmpos: {} after {secs:.1} s", outcome.status),
     }
+    boot::trace::after_run(&cfg);
     Ok(outcome.status.exit_code() as u8)
 }
 

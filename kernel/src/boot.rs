@@ -128,6 +128,8 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
     // Second pass: now gomaxprocs can be checked against the real core count.
     let params = read_params(online as u32);
     PARAMS.call_once(|| params);
+    crate::runtime::tracer::init(online);
+    crate::runtime::profiler::init(online);
 
     crate::runtime::proc::schedinit(online);
     RUNTIME_READY.store(true, Ordering::Release);

@@ -28,6 +28,9 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("seed", "seed of a scenario's random choices (the torture test), any u64 (default 0 = from the TSC)"),
     ("duration", "how long a timed scenario (the torture test) runs, seconds, 1..=86400 (default 10)"),
     ("skipap", "N = do not start core #N of the ACPI MADT (1..=cores-1), to test the AP-timeout path; 0 = start every core (default)"),
+    ("trace", "execution tracer: 0 = off, 1 = keep the first tracebuf events per core, flight = keep the last ones (default 0)"),
+    ("tracebuf", "tracer events per core, 1024..=4194304, rounded up to a power of two (default 32768)"),
+    ("profile", "CPU profiler: sample every core this many times a second, 0 or 10..=10000 (default 0 = off)"),
 ];
 
 /// Most boot parameters one boot can carry. The kernel reads at most this
@@ -56,6 +59,10 @@ pub const FORCEPREEMPT_MIN_NS: u64 = 100_000;
 pub const FORCEPREEMPT_MAX_NS: u64 = 10_000_000_000;
 /// Largest accepted `duration` (one day).
 pub const DURATION_MAX_S: u32 = 86_400;
+/// Range of `tracebuf`.
+pub const TRACEBUF_MIN: u32 = 1024;
+/// See [`TRACEBUF_MIN`].
+pub const TRACEBUF_MAX: u32 = 1 << 22;
 /// Range of `hz`.
 pub const HZ_MIN: u32 = 10;
 /// See [`HZ_MIN`].
@@ -159,6 +166,13 @@ pub struct BootParams {
     /// `skipap`: position in the ACPI MADT of an AP the boot core must not
     /// start (it is treated as an AP that never answered); 0 = none.
     pub skipap: u32,
+    /// `trace`: 0 off, 1 stream (first `tracebuf` events), 2 flight recorder
+    /// (last `tracebuf` events; written as `trace=flight`).
+    pub trace: u8,
+    /// `tracebuf`: tracer events per core.
+    pub tracebuf: u32,
+    /// `profile`: CPU profiler sampling rate in Hz; 0 = off.
+    pub profile_hz: u32,
 }
 
 impl Default for BootParams {
@@ -180,6 +194,8 @@ pub enum ErrorKind {
     NotASize,
     /// The value is not a valid `[a-z0-9_-]{1,64}` name.
     BadName,
+    /// `trace` is not `0`, `1` or `flight`.
+    NotATraceMode,
     /// The number is outside `min..=max` (in the unit of `unit`).
     OutOfRange {
         /// Smallest accepted value.
@@ -208,6 +224,10 @@ pub enum Unit {
     Bytes,
     /// A core's position in the ACPI MADT (0 = none).
     CorePosition,
+    /// Tracer events per core.
+    Events,
+    /// Profiler samples per second (0 = off is also accepted).
+    SampleHertz,
 }
 
 /// A rejected boot parameter. It owns copies of the key and value (cut to
@@ -312,6 +332,7 @@ impl fmt::Display for ParamError {
                 write!(f, "{key}={value}{vcut}: not a number (expected decimal digits only)")
             }
             ErrorKind::NotABool => write!(f, "{key}={value}{vcut}: must be 0 or 1"),
+            ErrorKind::NotATraceMode => write!(f, "{key}={value}{vcut}: must be 0 (off), 1 (stream) or flight (flight recorder)"),
             ErrorKind::NotASize => write!(
                 f,
                 "{key}={value}{vcut}: not a size (a number of bytes with an optional K, M or G suffix, e.g. 64M)"
@@ -332,6 +353,8 @@ impl fmt::Display for ParamError {
                     Unit::CorePosition => {
                         write!(f, "{min}..={max} (a core's position in the ACPI MADT; 0 = none)")
                     }
+                    Unit::Events => write!(f, "{min}..={max} (events per core)"),
+                    Unit::SampleHertz => write!(f, "0 (off) or {min}..={max} (samples per second)"),
                 }
             }
         }
@@ -388,6 +411,9 @@ impl BootParams {
         seed: 0,
         duration_s: 10,
         skipap: 0,
+        trace: 0,
+        tracebuf: 32768,
+        profile_hz: 0,
     };
 
     /// The number of Ps to create: `gomaxprocs` if given, else `ncpu`.
@@ -482,6 +508,18 @@ impl BootParams {
             // The bound that matters (the number of cores found) is only
             // known after ACPI is read: see `check_skipap`.
             "skipap" => self.skipap = ranged(0, SKIPAP_MAX as u64, Unit::CorePosition)? as u32,
+            "trace" => {
+                self.trace = match value {
+                    "0" => 0,
+                    "1" => 1,
+                    "flight" => 2,
+                    _ => return Err(err(ErrorKind::NotATraceMode)),
+                }
+            }
+            "tracebuf" => self.tracebuf = ranged(TRACEBUF_MIN as u64, TRACEBUF_MAX as u64, Unit::Events)? as u32,
+            "profile" => {
+                self.profile_hz = if value == "0" { 0 } else { ranged(HZ_MIN as u64, HZ_MAX as u64, Unit::SampleHertz)? as u32 };
+            }
             _ => return Err(err(ErrorKind::UnknownKey)),
         }
         Ok(())
@@ -527,6 +565,20 @@ mod tests {
     }
 
     #[test]
+    fn trace_and_profile() {
+        assert_eq!(apply("trace", "1").unwrap().trace, 1);
+        assert_eq!(apply("trace", "flight").unwrap().trace, 2);
+        assert_eq!(apply("trace", "0").unwrap().trace, 0);
+        assert!(msg("trace", "yes").contains("must be 0 (off), 1 (stream) or flight"));
+        assert_eq!(apply("tracebuf", "4096").unwrap().tracebuf, 4096);
+        assert!(msg("tracebuf", "10").contains("1024..=4194304 (events per core)"));
+        assert_eq!(apply("profile", "0").unwrap().profile_hz, 0);
+        assert_eq!(apply("profile", "997").unwrap().profile_hz, 997);
+        assert!(msg("profile", "5").contains("must be 0 (off) or 10..=10000 (samples per second)"));
+        assert!(msg("profile", "20000").contains("out of range"));
+    }
+
+    #[test]
     fn defaults() {
         let p = BootParams::default();
         assert_eq!(p.gomaxprocs, None);
@@ -546,6 +598,8 @@ mod tests {
             "heap" => "2M",
             "forcepreemptns" => "100000",
             "hz" => "100",
+            "tracebuf" => "4096",
+            "profile" => "100",
             _ => "1",
         };
         for (i, (k, help)) in KNOWN.iter().enumerate() {
@@ -553,7 +607,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 13);
+        assert_eq!(KNOWN.len(), 16);
     }
 
     #[test]
@@ -563,7 +617,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap, trace, tracebuf, profile)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);

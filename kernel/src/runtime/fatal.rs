@@ -45,6 +45,14 @@ fn begin() {
     }
 }
 
+/// After the report: write the execution tracer's flight recorder (if
+/// tracing is on), then a failure exit.
+fn die() -> ! {
+    super::tracer::dump(super::tracer::END_FATAL);
+    super::profiler::dump();
+    exit::exit_failure()
+}
+
 /// The goroutine running on this core, if any.
 pub fn current_g() -> Option<&'static G> {
     let g = percpu::curg_raw() as *const G;
@@ -129,7 +137,7 @@ pub fn fatal(msg: fmt::Arguments) -> ! {
     eprintln!("");
     goroutine_header(current_g());
     backtrace();
-    exit::exit_failure()
+    die()
 }
 
 /// Go's `throw`: a broken runtime invariant.
@@ -153,7 +161,7 @@ pub fn deadlock() -> ! {
             goroutine_header(Some(g));
         }
     });
-    exit::exit_failure()
+    die()
 }
 
 /// The Rust panic handler: Go's `panic: <msg>` report.
@@ -166,7 +174,7 @@ pub fn panic(info: &core::panic::PanicInfo) -> ! {
         eprintln!("\t{}:{}:{}", loc.file(), loc.line(), loc.column());
     }
     backtrace();
-    exit::exit_failure()
+    die()
 }
 
 /// A CPU exception the kernel cannot handle.
@@ -187,7 +195,7 @@ pub fn exception(desc: &str, vector: u8, code: Option<u64>, rip: u64, rsp: u64, 
     }
     eprintln!("");
     goroutine_header(current_g());
-    exit::exit_failure()
+    die()
 }
 
 /// A goroutine ran into its guard page.
@@ -212,5 +220,5 @@ pub fn stack_overflow(addr: u64, lo: u64, rip: u64) -> ! {
     eprintln!("fatal error: stack overflow");
     eprintln!("");
     goroutine_header(g);
-    exit::exit_failure()
+    die()
 }

@@ -29,7 +29,7 @@ fn hz() -> u32 {
 
 /// Start this core's periodic tick.
 pub fn start_ticks() {
-    apic::timer_periodic(hz());
+    apic::timer_periodic(super::profiler::tick_hz(hz()));
 }
 
 /// About to halt in notesleep (interrupts are off).
@@ -89,6 +89,7 @@ fn sysmon(now: u64) {
 }
 
 pub fn on_wake() {
+    super::tracer::ipi_recv(crate::arch::x86_64::apic::WAKE_VECTOR);
     percpu::this().ipis.fetch_add(1, Ordering::Relaxed);
     let hook = WAKE_HOOK.load(Ordering::Acquire);
     if !hook.is_null() {
@@ -104,5 +105,6 @@ pub fn set_wake_hook(f: Option<fn()>) {
 }
 
 pub fn on_preempt() {
+    super::tracer::ipi_recv(crate::arch::x86_64::apic::PREEMPT_VECTOR);
     percpu::this().ipis.fetch_add(1, Ordering::Relaxed);
 }

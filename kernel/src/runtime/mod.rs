@@ -6,6 +6,8 @@ pub mod irq;
 pub mod lock;
 pub mod preempt;
 pub mod proc;
+pub mod profiler;
 pub mod runtime2;
 pub mod time;
 pub mod trace;
+pub mod tracer;

@@ -97,6 +97,7 @@ pub fn preemptone(pp: &P) -> bool {
     g.stackguard0.store(STACK_PREEMPT, Ordering::Release);
     pp.preempt.store(true, Ordering::Release);
     if m.id != crate::arch::x86_64::percpu::cpu_id() {
+        super::tracer::ipi_send(m.apic_id, crate::arch::x86_64::apic::PREEMPT_VECTOR);
         crate::arch::x86_64::apic::send_ipi(m.apic_id, crate::arch::x86_64::apic::PREEMPT_VECTOR);
     }
     true
@@ -228,6 +229,7 @@ pub static COOP_PREEMPTS: AtomicU64 = AtomicU64::new(0);
 /// Called by the interrupt stubs for the timer and the preemption vector,
 /// on the IRQ IST stack, with interrupts off.
 pub extern "C" fn irq_dispatch(frame: *mut IrqFrame, vector: u32) {
+    super::profiler::on_irq(vector, frame);
     match vector as u8 {
         apic::TIMER_VECTOR => super::irq::on_timer(),
         apic::PREEMPT_VECTOR => super::irq::on_preempt(),

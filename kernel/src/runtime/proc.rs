@@ -253,6 +253,8 @@ fn newproc_main(main: fn()) {
             MAIN_STARTED.store(true, Ordering::Release);
             main();
             super::trace::at_exit();
+            super::tracer::dump(super::tracer::END_EXIT);
+            super::profiler::dump();
             crate::arch::x86_64::exit::exit_success();
         },
         pp,
@@ -325,6 +327,7 @@ fn noteclear(n: &Note) {
 fn notewakeup(n: &Note, apic_id: u32) {
     n.key.store(1, Ordering::SeqCst);
     if n.halted.load(Ordering::SeqCst) != 0 && apic_id != u32::MAX {
+        super::tracer::ipi_send(apic_id, apic::WAKE_VECTOR);
         apic::send_ipi(apic_id, apic::WAKE_VECTOR);
     }
 }
@@ -333,6 +336,7 @@ fn notewakeup(n: &Note, apic_id: u32) {
 /// If this core's `wake_deadline` (a timer of the P it released) passes
 /// first, take an idle P itself and return to run the timer.
 fn mpark(mp: &M) {
+    let _trace = super::tracer::park_scope(mp);
     mp.parks.fetch_add(1, Ordering::Relaxed);
     loop {
         if notesleep(&mp.park) {
@@ -552,6 +556,7 @@ fn acquirep(mp: &M, pp: &'static P) {
     }
     pp.m.store(mp as *const M as *mut M, Ordering::Relaxed);
     pp.status.store(P_RUNNING, Ordering::Release);
+    super::tracer::proc_start(pp);
     // Release: pairs with the acquire load in p_of() users on this core
     // (same core: program order) and the diagnostics in schedtrace.
     mp.p.store(pp as *const P as *mut P, Ordering::Release);
@@ -559,6 +564,7 @@ fn acquirep(mp: &M, pp: &'static P) {
 
 fn releasep(mp: &M) -> &'static P {
     let pp = p_of(mp);
+    super::tracer::proc_stop(pp);
     pp.m.store(null_mut(), Ordering::Relaxed);
     mp.p.store(null_mut(), Ordering::Release);
     pp
@@ -640,6 +646,7 @@ fn newproc1_inner<F: FnOnce() + Send + 'static>(f: F, pp: &'static P, parent: u6
     g.goid.store(goid, Ordering::Relaxed);
     let old = g.status();
     casgstatus(g, old, G_RUNNABLE);
+    super::tracer::go_create(parent, g);
     SCHED.ngcreated.fetch_add(1, Ordering::Relaxed);
     gp
 }
@@ -954,6 +961,7 @@ fn startm(pp: Option<&'static P>, spinning: bool) {
 
 /// Go's `handoffp`: the current M gives up `pp` (syscall, locked G parked).
 fn handoffp(pp: &'static P) {
+    super::tracer::p_handoff(pp);
     if !pp.runq.stealer().is_empty() || SCHED.runqsize.load(Ordering::SeqCst) != 0 {
         startm(Some(pp), false);
         return;
@@ -984,6 +992,7 @@ fn handoffp(pp: &'static P) {
 }
 
 fn become_spinning(mp: &M) {
+    super::tracer::spin_start();
     mp.spinning.store(true, Ordering::Relaxed);
     SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
     SCHED.needspinning.store(0, Ordering::SeqCst);
@@ -992,6 +1001,7 @@ fn become_spinning(mp: &M) {
 /// Go's `resetspinning`: we found work; stop spinning and, since there may
 /// be more, make sure another M spins.
 fn resetspinning(mp: &M) {
+    super::tracer::spin_stop();
     mp.spinning.store(false, Ordering::Relaxed);
     let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
     if prev == 0 {
@@ -1057,6 +1067,7 @@ fn execute(mp: &M, gp: NonNull<G>, inherit: bool) -> ! {
     mp.curg.store(gp.as_ptr(), Ordering::Relaxed);
     percpu::this().curg.store(gp.as_ptr() as *mut u8, Ordering::Relaxed);
     casgstatus(g, G_RUNNABLE, G_RUNNING);
+    super::tracer::go_start(g, pp);
     g.preempt.store(false, Ordering::Relaxed);
     g.stackguard0.store(g.stack_lo + super::preempt::STACK_GUARD, Ordering::Relaxed);
     // schedtick and nexec have a single writer (the M holding pp, the M
@@ -1180,6 +1191,7 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
 
         if mp.spinning.load(Ordering::Relaxed) {
             mp.spinning.store(false, Ordering::Relaxed);
+            super::tracer::spin_stop();
             // SeqCst: the parking half of the protocol: decrement, then
             // re-check every queue.
             let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
@@ -1265,6 +1277,7 @@ fn steal_work(mp: &M, pp: &'static P) -> StealResult {
                 }
             };
             if let Some(gp) = p2.runq.stealer().steal_into(&dst, steal_timers_or_runnext, wait) {
+                super::tracer::runq_steal(p2, dst.len());
                 mp.steals.fetch_add(1, Ordering::Relaxed);
                 return StealResult::Found(gp, false);
             }
@@ -1434,6 +1447,7 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
     // SAFETY: gp is the G that just called mcall: live, ours.
     let g = unsafe { &*gp };
     casgstatus(g, G_RUNNING, G_DEAD);
+    super::tracer::go_exit(g);
     if !g.lockedm.load(Ordering::Relaxed).is_null() {
         g.lockedm.store(null_mut(), Ordering::Relaxed);
         mp.lockedg.store(null_mut(), Ordering::Relaxed);
@@ -1468,6 +1482,7 @@ pub fn goschedimpl(gp: *mut G, preempted: bool) -> ! {
     // SAFETY: gp is the G that called mcall (or was interrupted): live.
     let g = unsafe { &*gp };
     casgstatus(g, G_RUNNING, G_RUNNABLE);
+    super::tracer::go_stop(g, preempted);
     dropg(mp, g);
     if preempted {
         // SAFETY: owner cell of a G we own (it is between queues).
@@ -1525,6 +1540,7 @@ extern "C" fn park_m(gp: *mut G) -> ! {
     // SAFETY: gp is the G that called mcall.
     let g = unsafe { &*gp };
     casgstatus(g, G_RUNNING, G_WAITING);
+    super::tracer::go_block(g);
     dropg(mp, g);
     // SAFETY: owned by this M.
     let f = unsafe { mp.waitunlockf.get() };
@@ -1537,6 +1553,7 @@ extern "C" fn park_m(gp: *mut G) -> ! {
         }
         if !f(gp, arg) {
             casgstatus(g, G_WAITING, G_RUNNABLE);
+            super::tracer::go_unblock(g);
             // SAFETY: gp non-null.
             execute(mp, unsafe { NonNull::new_unchecked(gp) }, true);
         }
@@ -1549,6 +1566,7 @@ pub fn goready(gp: *mut G) {
     let _pg = PreemptGuard::new();
     // SAFETY: the caller passes a G it took from a wait structure.
     let g = unsafe { &*gp };
+    super::tracer::go_unblock(g);
     let lm = g.lockedm.load(Ordering::Relaxed);
     if !lm.is_null() {
         // SAFETY: Ms are never freed.
@@ -1565,6 +1583,7 @@ pub fn goready(gp: *mut G) {
 pub fn ready_from_g0(pp: &'static P, gp: *mut G) {
     // SAFETY: as in goready.
     let g = unsafe { &*gp };
+    super::tracer::go_unblock(g);
     let lm = g.lockedm.load(Ordering::Relaxed);
     if !lm.is_null() {
         // SAFETY: Ms are never freed.
@@ -1628,6 +1647,7 @@ fn preemptall() {
 /// Go's `stopTheWorld`: every P stops (P_GCSTOP) except ours. Called with a
 /// PreemptGuard held, on a goroutine.
 fn stop_the_world() {
+    super::tracer::stw_begin();
     let mp = getm();
     let mut s = SCHED.lock.lock();
     noteclear(&SCHED.stopnote);
@@ -1709,6 +1729,7 @@ fn start_the_world(newprocs: u32) {
             notewakeup(&m.park, m.apic_id);
         }
     }
+    super::tracer::stw_end();
     wakep();
 }
 
@@ -1818,6 +1839,7 @@ pub fn gomaxprocs(n: u32) -> Result<u32, GomaxprocsError> {
         let prev = GOMAXPROCS.load(Ordering::Relaxed);
         stop_the_world();
         start_the_world(n);
+        super::tracer::procs_change(n, prev);
         prev
     };
     // Release: pairs with the acquire CAS above.
@@ -1921,6 +1943,7 @@ pub fn entersyscall() {
     }
     casgstatus(g, G_RUNNING, G_SYSCALL);
     let pp = p_of(mp);
+    super::tracer::syscall_enter(g, pp);
     pp.syscalltick.fetch_add(1, Ordering::Relaxed);
     pp.sysmontick.syscallwhen.store(time::nanotime(), Ordering::Relaxed);
     mp.oldp.store(pp as *const P as *mut P, Ordering::Relaxed);
@@ -1975,6 +1998,7 @@ pub fn exitsyscall() {
             pp.syscalltick.fetch_add(1, Ordering::Relaxed);
             casgstatus(g, G_SYSCALL, G_RUNNING);
             super::preempt::restore_preempt_request(g);
+            super::tracer::syscall_exit(g);
             return;
         }
     }
@@ -1987,6 +2011,7 @@ pub fn exitsyscall() {
         acquirep(mp, pp);
         casgstatus(g, G_SYSCALL, G_RUNNING);
         super::preempt::restore_preempt_request(g);
+        super::tracer::syscall_exit(g);
         return;
     }
     // None: queue ourselves and park this M (Go's exitsyscall0).
@@ -2000,6 +2025,7 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
     // SAFETY: gp is the G that called mcall.
     let g = unsafe { &*gp };
     casgstatus(g, G_SYSCALL, G_RUNNABLE);
+    super::tracer::go_stop_syscall(g);
     dropg(mp, g);
     if g.lockedm.load(Ordering::Relaxed) == mp as *const M as *mut M {
         // A locked goroutine is never queued: its core waits for a P and

@@ -166,6 +166,7 @@ fn run_timers(from: &P, to: &'static P) -> usize {
         let mut buf = [(0u64, Timer { kind: TimerKind::Func(|_| {}, 0), seq: 0 }); 32];
         let n = from.timers.pop_expired(now, &mut buf);
         TIMERS_FIRED.fetch_add(n as u64, Ordering::Relaxed);
+        super::tracer::timer_fire(n);
         for (_, t) in &buf[..n] {
             match t.kind {
                 TimerKind::Ready(gp) => super::proc::ready_from_g0(to, gp),

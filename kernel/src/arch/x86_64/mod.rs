@@ -3,6 +3,7 @@
 //!
 //! All of the kernel's inline assembly lives under this directory.
 pub mod apic;
+pub mod debugcon;
 pub mod exit;
 pub mod fwcfg;
 pub mod gdt;

@@ -19,6 +19,7 @@ mod preempt;
 mod regress;
 mod sched;
 mod torture;
+mod trace;
 
 use kernel::println;
 
@@ -27,7 +28,7 @@ kernel::main!(main);
 type Test = (&'static str, fn());
 
 fn all_tests() -> impl Iterator<Item = &'static Test> {
-    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(regress::TESTS.iter()).chain(torture::TESTS.iter()).chain(gdbstate::TESTS.iter()).chain(mem::TESTS.iter())
+    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(regress::TESTS.iter()).chain(torture::TESTS.iter()).chain(gdbstate::TESTS.iter()).chain(mem::TESTS.iter()).chain(trace::TESTS.iter())
 }
 
 fn main() {
