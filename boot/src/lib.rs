@@ -11,6 +11,8 @@
 //! `cargo run -- --help` (the `gmpos` binary) is the command-line front end; the integration tests
 //! in `tests/` use [`run`] and the builders directly.
 
+pub mod ktest;
+
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -97,6 +99,9 @@ pub struct RunConfig {
     pub params: Vec<(String, String)>,
     /// Extra QEMU arguments appended at the end (from `GMPOS_QEMU_ARGS` in the CLI).
     pub extra_qemu_args: Vec<String>,
+    /// QEMU arguments that replace the boot disk's `-drive` (record/replay puts the disk behind
+    /// a `blkreplay` driver; see `ktest::record`).
+    pub replace_drive: Option<Vec<String>>,
 }
 
 impl Default for RunConfig {
@@ -112,6 +117,7 @@ impl Default for RunConfig {
             timeout: Some(Duration::from_secs(300)),
             params: Vec::new(),
             extra_qemu_args: Vec::new(),
+            replace_drive: None,
         }
     }
 }
@@ -466,7 +472,14 @@ pub fn qemu_command(cfg: &RunConfig, image: &Path, ovmf: Option<&Ovmf>, ovmf_var
     }
     // snapshot=on: the image is opened read-only (writes go to a throw-away overlay), so several
     // QEMU instances can boot the same image at once without fighting over QEMU's image lock.
-    cmd.arg("-drive").arg(format!("format=raw,file={},snapshot=on", image.display()));
+    match &cfg.replace_drive {
+        Some(args) => {
+            cmd.args(args);
+        }
+        None => {
+            cmd.arg("-drive").arg(format!("format=raw,file={},snapshot=on", image.display()));
+        }
+    }
     for (k, v) in &cfg.params {
         cmd.arg("-fw_cfg").arg(fw_cfg_arg(k, v));
     }

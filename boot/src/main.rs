@@ -11,6 +11,10 @@ const EXIT_SETUP: u8 = 3;
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
+    // `cargo run -- test ...`: the kernel test runner (boot/src/ktest/).
+    if std::env::args().nth(1).as_deref() == Some("test") {
+        return ExitCode::from(boot::ktest::main(std::env::args().skip(2)));
+    }
     let cfg = match boot::parse_args(std::env::args().skip(1)) {
         Ok(Cli::Help) => {
             println!("{}", boot::USAGE);

@@ -19,12 +19,14 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("schedtrace", "print a scheduler trace line every N ms, 0..=60000 (default 0 = off)"),
     ("scheddetail", "1 = detailed schedtrace (every P, M and G), 0 = summary (default 0)"),
     ("schedrandom", "1 = randomize runnext and run-queue batches, like Go's race mode (default 0)"),
-    ("test", "name of the built-in test scenario to run, [a-z0-9_-]{1,64}"),
+    ("test", "name (or glob) of the test(s) to run, [a-z0-9_:*-]{1,64}"),
     ("bench", "name of the built-in benchmark to run, [a-z0-9_-]{1,64}"),
     ("heap", "kernel heap size in bytes, optional K/M/G suffix, 1M..=1G (default 32M)"),
     ("forcepreemptns", "time slice before sysmon preempts a G, ns, 100000..=10000000000 (default 10000000)"),
     ("hz", "timer/sysmon tick rate in Hz, 10..=10000 (default 1000)"),
     ("asyncpreemptoff", "1 = no asynchronous preemption, only cooperative safe points (Go's GODEBUG knob; default 0)"),
+    ("case", "case of a parameterized test, [a-z0-9_-]{1,64}"),
+    ("seed", "seed of the scheduler's random generators, a u64 (default: from the TSC)"),
 ];
 
 const KIB: u64 = 1 << 10;
@@ -137,6 +139,11 @@ pub struct BootParams {
     pub hz: u32,
     /// `asyncpreemptoff`: disable asynchronous preemption.
     pub asyncpreemptoff: bool,
+    /// `case`: the case of a parameterized test (see `gmp_core::ktest`).
+    pub case: Option<Name>,
+    /// `seed`: seeds every random generator of the scheduler instead of the
+    /// TSC (what the test runner's `--seed` passes).
+    pub seed: Option<u64>,
 }
 
 impl Default for BootParams {
@@ -182,6 +189,8 @@ pub enum Unit {
     Hertz,
     /// Bytes, printed with K/M/G suffixes.
     Bytes,
+    /// A plain number.
+    Plain,
 }
 
 /// A rejected boot parameter. It owns copies of the key and value (cut to
@@ -262,7 +271,8 @@ impl fmt::Display for ParamError {
             ),
             ErrorKind::BadName => write!(
                 f,
-                "{key}={value}{vcut}: must be a non-empty name of at most {NAME_MAX} characters from [a-z0-9_-]"
+                "{key}={value}{vcut}: must be a non-empty name of at most {NAME_MAX} characters from {}",
+                if key == "test" { "[a-z0-9_:*-]" } else { "[a-z0-9_-]" }
             ),
             ErrorKind::OutOfRange { min, max, unit } => {
                 write!(f, "{key}={value}{vcut} is out of range: must be ")?;
@@ -272,6 +282,7 @@ impl fmt::Display for ParamError {
                     Unit::Nanos => write!(f, "{min}..={max} (nanoseconds)"),
                     Unit::Hertz => write!(f, "{min}..={max} (ticks per second)"),
                     Unit::Bytes => write!(f, "{}..={} (bytes)", Size(min), Size(max)),
+                    Unit::Plain => write!(f, "{min}..={max}"),
                 }
             }
         }
@@ -325,6 +336,8 @@ impl BootParams {
         forcepreemptns: 10_000_000,
         hz: 1000,
         asyncpreemptoff: false,
+        case: None,
+        seed: None,
     };
 
     /// The number of Ps to create: `gomaxprocs` if given, else `ncpu`.
@@ -365,10 +378,11 @@ impl BootParams {
             "1" => Ok(true),
             _ => Err(err(ErrorKind::NotABool)),
         };
-        let name = || {
+        // `test` also takes `::` paths and `*` globs (the ktest framework).
+        let name = |extra: &[u8]| {
             let ok = !value.is_empty()
                 && value.len() <= NAME_MAX
-                && value.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
+                && value.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-') || extra.contains(&b));
             match ok.then(|| Name::try_from_str(value)).flatten() {
                 Some(n) => Ok(n),
                 None => Err(err(ErrorKind::BadName)),
@@ -384,8 +398,15 @@ impl BootParams {
             }
             "scheddetail" => self.scheddetail = flag()?,
             "schedrandom" => self.schedrandom = flag()?,
-            "test" => self.test = Some(name()?),
-            "bench" => self.bench = Some(name()?),
+            "test" => self.test = Some(name(b":*")?),
+            "bench" => self.bench = Some(name(b"")?),
+            "case" => self.case = Some(name(b"")?),
+            "seed" => {
+                self.seed = Some(parse_u64(value).map_err(|e| match e {
+                    NumError::Syntax => err(ErrorKind::NotANumber),
+                    NumError::TooBig => err(ErrorKind::OutOfRange { min: 0, max: u64::MAX, unit: Unit::Plain }),
+                })?)
+            }
             "heap" => self.heap_bytes = parse_heap(value).map_err(err)?,
             "forcepreemptns" => {
                 self.forcepreemptns = ranged(FORCEPREEMPT_MIN_NS, FORCEPREEMPT_MAX_NS, Unit::Nanos)?;
@@ -452,7 +473,7 @@ mod tests {
     #[test]
     fn known_lists_every_key_once_and_each_is_accepted() {
         let sample = |k: &str| match k {
-            "test" | "bench" => "x",
+            "test" | "bench" | "case" => "x",
             "heap" => "2M",
             "forcepreemptns" => "100000",
             "hz" => "100",
@@ -463,7 +484,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 10);
+        assert_eq!(KNOWN.len(), 12);
     }
 
     #[test]
@@ -473,7 +494,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, case, seed)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);
@@ -539,20 +560,35 @@ mod tests {
 
     #[test]
     fn names() {
-        for key in ["test", "bench"] {
+        for key in ["test", "bench", "case"] {
             for good in ["a", "chan-pingpong", "steal_4", "0", &"x".repeat(64)] {
                 let p = apply(key, good).unwrap_or_else(|e| panic!("{e}"));
-                let got = if key == "test" { p.test } else { p.bench };
+                let got = match key {
+                    "test" => p.test,
+                    "bench" => p.bench,
+                    _ => p.case,
+                };
                 assert_eq!(got.unwrap().as_str(), good);
             }
             for bad in ["", "Foo", "a b", "a/b", "é", "a.b", &"x".repeat(65)] {
                 assert_eq!(apply(key, bad).unwrap_err().kind(), ErrorKind::BadName, "{key}={bad:?}");
             }
+            let chars = if key == "test" { "[a-z0-9_:*-]" } else { "[a-z0-9_-]" };
             assert_eq!(
                 msg(key, "Foo!"),
-                format!("{key}=Foo!: must be a non-empty name of at most 64 characters from [a-z0-9_-]")
+                format!("{key}=Foo!: must be a non-empty name of at most 64 characters from {chars}")
             );
         }
+        // Test names are paths and globs of the ktest framework.
+        assert_eq!(apply("test", "chan::*").unwrap().test.unwrap().as_str(), "chan::*");
+        assert_eq!(apply("bench", "chan::x").unwrap_err().kind(), ErrorKind::BadName);
+        assert_eq!(apply("case", "a:b").unwrap_err().kind(), ErrorKind::BadName);
+        assert_eq!(
+            msg("test", "A"),
+            "test=A: must be a non-empty name of at most 64 characters from [a-z0-9_:*-]"
+        );
+        assert_eq!(apply("seed", "18446744073709551615").unwrap().seed, Some(u64::MAX));
+        assert_eq!(apply("seed", "x").unwrap_err().kind(), ErrorKind::NotANumber);
     }
 
     #[test]
