@@ -568,3 +568,6 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> u8 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

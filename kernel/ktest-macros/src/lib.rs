@@ -20,7 +20,7 @@
 //! | `params = "gomaxprocs=1 hz=100"` | boot parameters of every trial | none |
 //! | `should_panic = "text"` | passes if it panics with a message containing `text` | |
 //! | `fatal = "text"` | passes if it ends in a fatal error whose report contains `text` | |
-//! | `output = ["text", "/regex/"]` | each must be in a serial line (or match one); `{smp}` = the trial's cores | |
+//! | `output = ["text", "/regex/"]` | each must be in a serial line (or match one); `{smp}`, `{case}` are replaced | |
 //! | `tags = ["slow"]` | tags, for `--tags`/`--skip-tags` | |
 //! | `min_cpus = 2` | trials with fewer cores are skipped | |
 //! | `skip_params = "schedrandom=1"` | skipped when a trial's parameters contain this word | |
