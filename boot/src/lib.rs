@@ -99,9 +99,10 @@ pub struct RunConfig {
     pub params: Vec<(String, String)>,
     /// Extra QEMU arguments appended at the end (from `GMPOS_QEMU_ARGS` in the CLI).
     pub extra_qemu_args: Vec<String>,
-    /// QEMU arguments that replace the boot disk's `-drive` (record/replay puts the disk behind
-    /// a `blkreplay` driver; see `ktest::record`).
-    pub replace_drive: Option<Vec<String>>,
+    /// Record/replay (`ktest::record`): QEMU arguments that replace the boot disk's `-drive`
+    /// (the disk goes behind a `blkreplay` driver, with `-icount`); TCG then runs single-threaded,
+    /// as `-icount` requires.
+    pub record_replay: Option<Vec<String>>,
 }
 
 impl Default for RunConfig {
@@ -117,7 +118,7 @@ impl Default for RunConfig {
             timeout: Some(Duration::from_secs(300)),
             params: Vec::new(),
             extra_qemu_args: Vec::new(),
-            replace_drive: None,
+            record_replay: None,
         }
     }
 }
@@ -448,7 +449,8 @@ pub fn find_ovmf() -> Result<Ovmf, Error> {
 /// variable store (only for [`Ovmf::Split`]).
 pub fn qemu_command(cfg: &RunConfig, image: &Path, ovmf: Option<&Ovmf>, ovmf_vars: Option<&Path>) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "tcg,thread=multi"]);
+    let tcg = if cfg.record_replay.is_some() { "tcg,thread=single" } else { "tcg,thread=multi" };
+    cmd.args(["-accel", tcg]);
     cmd.args(["-smp", &cfg.smp.to_string()]);
     cmd.args(["-m", &cfg.mem_mib.to_string()]);
     cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
@@ -472,7 +474,7 @@ pub fn qemu_command(cfg: &RunConfig, image: &Path, ovmf: Option<&Ovmf>, ovmf_var
     }
     // snapshot=on: the image is opened read-only (writes go to a throw-away overlay), so several
     // QEMU instances can boot the same image at once without fighting over QEMU's image lock.
-    match &cfg.replace_drive {
+    match &cfg.record_replay {
         Some(args) => {
             cmd.args(args);
         }

@@ -511,7 +511,7 @@ fn replay(opt: &Options, trials: &[Trial], file: &Path, out: &mut dyn Write, _er
     let images = exec::images_for(trials)?;
     let img = &images[&(t.test.elf.clone(), t.test.uefi)];
     let mut cfg = exec::boot_config(t, &t.test.name, t.timeout * 4, opt);
-    cfg.replace_drive = Some(record::rr_args(img, file, "replay"));
+    cfg.record_replay = Some(record::rr_args(img, file, "replay"));
     cfg.gdb = opt.gdb;
     if opt.gdb {
         cfg.timeout = None;

@@ -42,6 +42,6 @@ pub fn rr_args(image: &std::path::Path, file: &std::path::Path, mode: &str) -> V
 /// `cfg` recording to `r.file`: the disk goes through blkreplay instead of the plain drive.
 pub fn apply(cfg: RunConfig, image: &std::path::Path, r: &Replay) -> RunConfig {
     let mut cfg = cfg;
-    cfg.replace_drive = Some(rr_args(image, &r.file, "record"));
+    cfg.record_replay = Some(rr_args(image, &r.file, "record"));
     cfg
 }
