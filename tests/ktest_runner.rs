@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 use boot::ktest::{self, exec::Verdict, report, Options};
 
+/// One QEMU-booting test at a time: the runner inside already uses the host's cores.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Every trial of the example, the `manual` failure included ("*" selects it).
 fn example_options() -> Options {
     let mut o = ktest::parse_args(["*", "--example", "ktest_demo", "--retries", "1"]).unwrap().unwrap();
@@ -19,6 +25,7 @@ fn example_options() -> Options {
 
 #[test]
 fn report_formats_agree_with_the_run() {
+    let _one = one_at_a_time();
     let junit = std::env::temp_dir().join(format!("ktest-runner-{}.xml", std::process::id()));
     let mut opt = example_options();
     opt.format = ktest::Format::Json;
@@ -104,6 +111,7 @@ fn list_reads_the_elf_without_booting() {
 /// None may be left running.
 #[test]
 fn ctrl_c_leaves_no_qemu_behind() {
+    let _one = one_at_a_time();
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -165,6 +173,7 @@ fn qemus_with(marker: &str) -> Vec<u32> {
 /// A name no test has: a failure exit that says so and lists the tests.
 #[test]
 fn unknown_test_name_is_a_clear_failure() {
+    let _one = one_at_a_time();
     let cfg = boot::RunConfig {
         bin: "testkernel".into(),
         smp: 1,

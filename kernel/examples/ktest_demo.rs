@@ -23,7 +23,7 @@ fn main() {
 }
 
 /// Every goroutine runs exactly once, on 1, 2 and 4 cores.
-#[ktest(smp = [1, 2, 4], timeout = 60)]
+#[ktest(smp = [1, 2, 4], timeout = 120)]
 fn every_goroutine_runs(t: &mut T) {
     static RAN: AtomicU64 = AtomicU64::new(0);
     static WG: WaitGroup = WaitGroup::new();
