@@ -138,7 +138,7 @@ fn gdb_goroutines_runq_and_backtraces() {
     let cfg = common::RunConfig {
         bin: "testkernel".into(),
         smp: 2,
-        params: vec![("test".into(), "gdbstate".into()), ("gomaxprocs".into(), "1".into())],
+        params: vec![("test".into(), "gdbstate::gdbstate".into()), ("gomaxprocs".into(), "1".into())],
         // What --gdb does (-s -S), on a port of our own.
         extra_qemu_args: vec!["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()],
         ..common::RunConfig::default()
@@ -332,6 +332,6 @@ fn gdb_goroutines_runq_and_backtraces() {
 
     // Detached, the kernel finishes the scenario.
     check(qemu_status.is_some(), "QEMU did not exit after gdb detached (killed at the timeout)");
-    check(serial.contains("test gdbstate: PASS"), "the kernel did not pass after gdb detached");
+    check(serial.contains("test gdbstate::gdbstate: PASS"), "the kernel did not pass after gdb detached");
     check(boot::Status::from_qemu_exit(qemu_status.unwrap()) == boot::Status::Pass, "QEMU's exit status is not a pass");
 }

@@ -139,7 +139,7 @@ fn sigterm_during_a_run_leaves_no_process_and_no_temp_file() {
     let tmp = TestDir::new("sigterm-run");
     let _permit = common::Permit::one();
     let mut child = Command::new(GMPOS)
-        .args(["--kernel", elf.to_str().unwrap(), "--uefi", "--smp", "1", "--timeout", "0", "test=timer_rate"])
+        .args(["--kernel", elf.to_str().unwrap(), "--uefi", "--smp", "1", "--timeout", "0", "test=bringup::timer_rate"])
         .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -183,7 +183,7 @@ fn sigterm_during_the_image_build_leaves_no_temp_file() {
         data.push(attempt);
         fs::write(&copy, &data).unwrap();
         let mut child = Command::new(GMPOS)
-            .args(["--kernel", copy.to_str().unwrap(), "--smp", "1", "--timeout", "0", "test=timer_rate"])
+            .args(["--kernel", copy.to_str().unwrap(), "--smp", "1", "--timeout", "0", "test=bringup::timer_rate"])
             .env("TMPDIR", tmp.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -348,15 +348,15 @@ fn qemu_errors_exit_3_and_quoted_qemu_args_work() {
     let k = elf.to_str().unwrap();
     let _permit = common::Permit::one();
     // QEMU cannot give the guest 1 TiB: QEMU's error, exit 3, not "triple fault" (2).
-    let (st, _, err) = gmpos(&["--kernel", k, "--smp", "1", "--mem", "1048576", "test=smp_online"], &[]);
+    let (st, _, err) = gmpos(&["--kernel", k, "--smp", "1", "--mem", "1048576", "test=bringup::smp_online"], &[]);
     assert_eq!(st.code(), Some(3), "{err}");
     assert!(err.contains("QEMU failed"), "{err}");
     // No QEMU on PATH: exit 3 with the install hint.
-    let (st, _, err) = gmpos(&["--kernel", k, "--smp", "1", "test=smp_online"], &[("PATH", "/nonexistent")]);
+    let (st, _, err) = gmpos(&["--kernel", k, "--smp", "1", "test=bringup::smp_online"], &[("PATH", "/nonexistent")]);
     assert_eq!(st.code(), Some(3), "{err}");
     assert!(err.contains("qemu-system-x86_64 not found"), "{err}");
     // A quoted argument with a space reaches QEMU as one word.
-    let (st, out, err) = gmpos(&["--kernel", k, "--smp", "1", "test=smp_online"], &[("GMPOS_QEMU_ARGS", "-name \"my vm\"")]);
+    let (st, out, err) = gmpos(&["--kernel", k, "--smp", "1", "test=bringup::smp_online"], &[("GMPOS_QEMU_ARGS", "-name \"my vm\"")]);
     assert_eq!(st.code(), Some(0), "{out}\n{err}");
     assert!(err.contains("'my vm'") || out.contains("smp_online: 1 cores online"), "{out}\n{err}");
 }
@@ -368,7 +368,7 @@ fn a_closed_output_pipe_does_not_change_the_verdict() {
     let elf = testkernel();
     let _permit = common::Permit::one();
     let mut child = Command::new(GMPOS)
-        .args(["--kernel", elf.to_str().unwrap(), "--smp", "1", "test=smp_online"])
+        .args(["--kernel", elf.to_str().unwrap(), "--smp", "1", "test=bringup::smp_online"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -422,7 +422,7 @@ fn helper_boot_until_killed() {
     if std::env::var_os("GMPOS_RUNNER_HELPER").is_none() {
         return;
     }
-    let o = common::Boot { uefi: true, ..common::Boot::new("testkernel", 1, &["test=timer_rate"], 600) }.run();
+    let o = common::Boot { uefi: true, ..common::Boot::new("testkernel", 1, &["test=bringup::timer_rate"], 600) }.run();
     eprintln!("helper: the boot ended: {}", o.status);
 }
 
@@ -479,7 +479,7 @@ fn sigterm_to_run_qemu_sh_through_a_symlink_stops_everything() {
     std::os::unix::fs::symlink(root.join("run-qemu.sh"), &link).unwrap();
     let _permit = common::Permit::one();
     let mut child = Command::new(&link)
-        .args(["--kernel", elf.to_str().unwrap(), "--smp", "1", "--timeout", "0", "test=timer_rate"])
+        .args(["--kernel", elf.to_str().unwrap(), "--smp", "1", "--timeout", "0", "test=bringup::timer_rate"])
         .current_dir(links.path())
         .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())

@@ -30,7 +30,7 @@ fn boot_skipping(test: &str, smp: u32, skip: u32) -> Outcome {
 
 /// Every ordered pair of the online cores exchanges IPIs, none lost.
 fn ipi_with_a_dead_core(smp: u32, skip: u32) {
-    let o = boot_skipping("ipi_pingpong", smp, skip);
+    let o = boot_skipping("bringup::ipi_pingpong", smp, skip);
     let line = expect_line(&o, "ipi: ");
     let n = u64::from(smp - 1);
     let pairs: u64 = field(&o, line, "pairs");
@@ -61,6 +61,6 @@ fn scheduler_uses_every_online_core_smp4_skip1() {
 /// A skipped core that does not exist is a boot parameter error naming the key and the range.
 #[test]
 fn skipap_beyond_the_cores_is_refused() {
-    let o = boot(TK, 2, &["test=smp_online", "skipap=2"], timeout_for(2));
+    let o = boot(TK, 2, &["test=bringup::smp_online", "skipap=2"], timeout_for(2));
     expect_fail_with(&o, "boot parameter error: skipap=2 is out of range: must be 0..=1");
 }

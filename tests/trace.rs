@@ -70,7 +70,7 @@ fn count(t: &Trace, k: Kind) -> usize {
 
 #[test]
 fn sieve_trace_blocks_and_wakes_on_channels_smp1() {
-    let out = traced("chan_sieve", 1, &[]);
+    let out = traced("chan::chan_sieve", 1, &[]);
     let t = &out.trace;
     assert!(count(t, Kind::GoCreate) >= 100, "{}", out.summary);
     assert!(t.events.iter().any(|e| e.kind == Kind::GoBlock && t.wait_reason(e.a) == "chan receive"));
@@ -81,7 +81,7 @@ fn sieve_trace_blocks_and_wakes_on_channels_smp1() {
 #[test]
 fn sieve_trace_smp2() {
     // A buffer big enough for the whole run: every goroutine's exit is in the trace.
-    let out = traced("chan_sieve", 2, &["tracebuf=131072"]);
+    let out = traced("chan::chan_sieve", 2, &["tracebuf=131072"]);
     assert_eq!(out.trace.total_lost(), 0, "{}", out.summary);
     // One goroutine per prime, each blocking on both channel directions. (Their exits come
     // with the cascade of closes, which may still run when main returns: not counted.)
@@ -94,7 +94,7 @@ fn sieve_trace_smp2() {
 
 #[test]
 fn sieve_trace_smp4_every_p_has_a_lane() {
-    let out = traced("chan_sieve", 4, &[]);
+    let out = traced("chan::chan_sieve", 4, &[]);
     let t = &out.trace;
     assert_eq!(t.ncpu, 4);
     assert!(count(t, Kind::IpiSend) > 0 && count(t, Kind::MPark) > 0, "{}", out.summary);
@@ -104,7 +104,7 @@ fn sieve_trace_smp4_every_p_has_a_lane() {
 
 #[test]
 fn parallelism_trace_steals_smp4() {
-    let out = traced("spawn_tree", 4, &[]);
+    let out = traced("sched::spawn_tree", 4, &[]);
     let t = &out.trace;
     assert!(count(t, Kind::RunqSteal) > 0 && count(t, Kind::MSpinStart) > 0, "{}", out.summary);
     // Goroutines ran on more than one P.
@@ -114,14 +114,14 @@ fn parallelism_trace_steals_smp4() {
 
 #[test]
 fn preemption_trace_smp1() {
-    let out = traced("preempt_async", 1, &[]);
+    let out = traced("preempt::preempt_async", 1, &[]);
     assert!(out.trace.events.iter().any(|e| e.kind == Kind::GoStop && e.a == 1), "no preemption:\n{}", out.summary);
     assert!(out.summary.contains("preemptions: "));
 }
 
 #[test]
 fn syscall_handoff_trace_smp2() {
-    let out = traced("syscall_handoff", 2, &["gomaxprocs=1"]);
+    let out = traced("preempt::syscall_handoff", 2, &["gomaxprocs=1"]);
     let t = &out.trace;
     assert!(count(t, Kind::SyscallEnter) > 0 && count(t, Kind::SyscallExit) + count(t, Kind::GoStop) > 0);
     assert!(count(t, Kind::PHandoff) > 0, "{}", out.summary);
@@ -130,7 +130,7 @@ fn syscall_handoff_trace_smp2() {
 #[test]
 fn gomaxprocs_trace_has_stw_smp2() {
     // 1000 GOMAXPROCS changes overflow a small buffer: the checker judges the complete window.
-    let out = traced("gomaxprocs_churn", 2, &["tracebuf=65536"]);
+    let out = traced("sched::gomaxprocs_churn", 2, &["tracebuf=65536"]);
     let t = &out.trace;
     assert!(count(t, Kind::StwBegin) > 0 && count(t, Kind::ProcsChange) > 0, "{}", out.summary);
     assert!(out.summary.contains("stop-the-world: "));
@@ -138,7 +138,7 @@ fn gomaxprocs_trace_has_stw_smp2() {
 
 #[test]
 fn flight_recorder_is_flushed_on_panic() {
-    let (o, bytes) = boot_with_debugcon("panic", 2, &["trace=flight", "tracebuf=1024"], "flight", true);
+    let (o, bytes) = boot_with_debugcon("bringup::panic", 2, &["trace=flight", "tracebuf=1024"], "flight", true);
     expect_contains(&o, "panic: ");
     expect_contains(&o, "tracer: wrote ");
     let out = analyse(&bytes, "panic").unwrap_or_else(|e| fail(&o, &format!("flight trace does not decode: {e}")));
@@ -149,7 +149,7 @@ fn flight_recorder_is_flushed_on_panic() {
 
 #[test]
 fn tracing_off_writes_nothing() {
-    let (o, bytes) = boot_with_debugcon("yield_progress", 2, &[], "off", false);
+    let (o, bytes) = boot_with_debugcon("sched::yield_progress", 2, &[], "off", false);
     assert!(bytes.is_empty(), "{} bytes on the debug console without trace=", bytes.len());
     assert!(!o.serial.contains("tracer:"));
 }
@@ -166,7 +166,7 @@ fn go_tool() -> Option<PathBuf> {
 
 #[test]
 fn profile_tops_with_the_hot_function_and_pprof_reads_it() {
-    let (o, bytes) = boot_with_debugcon("profile_spin", 2, &["profile=1000"], "profile", false);
+    let (o, bytes) = boot_with_debugcon("trace::profile_spin", 2, &["profile=1000"], "profile", false);
     expect_contains(&o, "profiler: wrote ");
     let s = profile::decode(&bytes).unwrap_or_else(|e| fail(&o, &format!("profile does not decode: {e}")));
     assert!(s.stacks.len() > 100, "only {} samples", s.stacks.len());

@@ -51,25 +51,25 @@ struct Scenario {
 }
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario { name: "torture", weight: 12 },
-    Scenario { name: "spawn_storm", weight: 2 },
-    Scenario { name: "spawn_tree", weight: 1 },
-    Scenario { name: "yield_progress", weight: 1 },
-    Scenario { name: "parallelism", weight: 1 },
-    Scenario { name: "lock_os_thread", weight: 2 },
-    Scenario { name: "lock_os_thread_stw", weight: 2 },
-    Scenario { name: "gomaxprocs_churn", weight: 3 },
-    Scenario { name: "many_sleepers", weight: 2 },
-    Scenario { name: "syscall_handoff", weight: 2 },
-    Scenario { name: "preempt_async", weight: 1 },
-    Scenario { name: "check_under_preemption", weight: 1 },
-    Scenario { name: "chan_all", weight: 2 },
-    Scenario { name: "stw_syscallblock", weight: 2 },
-    Scenario { name: "stw_wakep_churn", weight: 2 },
-    Scenario { name: "locked_spinning_leak", weight: 1 },
-    Scenario { name: "syscall_locked", weight: 1 },
-    Scenario { name: "syscall_preempt", weight: 1 },
-    Scenario { name: "timer_order_exact", weight: 1 },
+    Scenario { name: "torture::torture", weight: 12 },
+    Scenario { name: "sched::spawn_storm", weight: 2 },
+    Scenario { name: "sched::spawn_tree", weight: 1 },
+    Scenario { name: "sched::yield_progress", weight: 1 },
+    Scenario { name: "sched::parallelism", weight: 1 },
+    Scenario { name: "sched::lock_os_thread", weight: 2 },
+    Scenario { name: "sched::lock_os_thread_stw", weight: 2 },
+    Scenario { name: "sched::gomaxprocs_churn", weight: 3 },
+    Scenario { name: "preempt::many_sleepers", weight: 2 },
+    Scenario { name: "preempt::syscall_handoff", weight: 2 },
+    Scenario { name: "preempt::preempt_async", weight: 1 },
+    Scenario { name: "preempt::check_under_preemption", weight: 1 },
+    Scenario { name: "chan::*", weight: 2 },
+    Scenario { name: "regress::stw_syscallblock", weight: 2 },
+    Scenario { name: "regress::stw_wakep_churn", weight: 2 },
+    Scenario { name: "regress::locked_spinning_leak", weight: 1 },
+    Scenario { name: "regress::syscall_locked", weight: 1 },
+    Scenario { name: "regress::syscall_preempt", weight: 1 },
+    Scenario { name: "regress::timer_order_exact", weight: 1 },
 ];
 
 /// splitmix64: the campaign's draws (no dependency needed for this).
@@ -227,7 +227,7 @@ fn draw_trial(r: &mut Rng, o: &Options) -> Trial {
     }
     params.push(("seed".into(), (r.next() | 1).to_string()));
     let mut timeout = Duration::from_secs(240 + 30 * smp as u64);
-    if sc.name == "torture" {
+    if sc.name == "torture::torture" {
         let d = r.range(8, 25);
         params.push(("duration".into(), d.to_string()));
         timeout += Duration::from_secs(d * 3);
@@ -252,7 +252,7 @@ fn draw_fuzz_trial(r: &mut Rng) -> Trial {
         "bench",
     ];
     let smp = r.range(1, 4) as u32;
-    let mut params = vec![("test".to_string(), "smp_online".to_string())];
+    let mut params = vec![("test".to_string(), "bringup::smp_online".to_string())];
     for _ in 0..r.below(6) {
         let key = if r.below(10) == 0 {
             // An unknown key the runner accepts ([a-z0-9_]+).
@@ -332,8 +332,14 @@ fn judge(t: &Trial, o: &Outcome) -> Option<String> {
     if t.fuzz {
         return judge_fuzz(t, o);
     }
-    let pass_line = format!("test {}: PASS", t.scenario);
-    if o.status == Status::Pass && o.serial.contains(&pass_line) {
+    // One test prints `test NAME: PASS (..)`; a glob (a suite in one boot)
+    // ends with `# ktest done: N run, 0 failed`.
+    let passed = if t.scenario.contains('*') {
+        o.serial.lines().any(|l| strip_cpu(l).starts_with("# ktest done: ") && l.ends_with(", 0 failed"))
+    } else {
+        o.serial.contains(&format!("test {}: PASS", t.scenario))
+    };
+    if o.status == Status::Pass && passed {
         None
     } else {
         Some(failure_kind(o))
@@ -491,7 +497,8 @@ fn run_trial(t: &Trial, image: &Path, n: u64, out: &Path) -> Record {
         Ok(o) => {
             let failure = judge(t, &o);
             if let Some(kind) = &failure {
-                let log = out.join(format!("fail-{n:04}-{}.log", t.scenario));
+                let safe: String = t.scenario.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
+                let log = out.join(format!("fail-{n:04}-{safe}.log"));
                 let text = format!(
                     "# {kind}\n# status: {}\n# elapsed: {:.1} s\n# reproduce: {}\n# qemu: {}\n{}\n--- serial ---\n{}",
                     o.status,
@@ -586,9 +593,9 @@ mod tests {
     #[test]
     fn options() {
         let a = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-        let o = parse_options(&a("--duration 2m --jobs=3 --seed 7 --max-smp 5 --only torture,chan_all")).unwrap().unwrap();
+        let o = parse_options(&a("--duration 2m --jobs=3 --seed 7 --max-smp 5 --only torture::torture,sched::spawn_tree")).unwrap().unwrap();
         assert_eq!((o.duration.as_secs(), o.jobs, o.seed, o.max_smp), (120, 3, 7, 5));
-        assert_eq!(o.only, vec!["torture", "chan_all"]);
+        assert_eq!(o.only, vec!["torture::torture", "sched::spawn_tree"]);
         assert!(parse_options(&a("--jobs 0")).is_err());
         assert!(parse_options(&a("--jobs")).err().unwrap().contains("needs a value"));
         assert!(parse_options(&a("--only nope")).err().unwrap().contains("unknown scenario"));

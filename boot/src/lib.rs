@@ -17,6 +17,7 @@
 
 pub mod cleanup;
 pub mod elf;
+pub mod ktest;
 pub mod root;
 
 use std::ffi::OsString;
@@ -122,6 +123,10 @@ pub struct RunConfig {
     pub extra_qemu_args: Vec<String>,
     /// `--trace FILE` / `--profile FILE`: where the debug console (trace, profile) goes.
     pub debugcon: Option<PathBuf>,
+    /// Record/replay (`ktest::record`): QEMU arguments that replace the boot disk's `-drive`
+    /// (the disk goes behind a `blkreplay` driver, with `-icount`); TCG then runs single-threaded,
+    /// as `-icount` requires.
+    pub record_replay: Option<Vec<String>>,
 }
 
 impl Default for RunConfig {
@@ -138,6 +143,7 @@ impl Default for RunConfig {
             params: Vec::new(),
             extra_qemu_args: Vec::new(),
             debugcon: None,
+            record_replay: None,
         }
     }
 }
@@ -555,7 +561,8 @@ pub fn find_ovmf() -> Result<Ovmf, Error> {
 /// variable store (only for [`Ovmf::Split`]).
 pub fn qemu_command(cfg: &RunConfig, image: &Path, ovmf: Option<&Ovmf>, ovmf_vars: Option<&Path>) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "tcg,thread=multi"]);
+    let tcg = if cfg.record_replay.is_some() { "tcg,thread=single" } else { "tcg,thread=multi" };
+    cmd.args(["-accel", tcg]);
     cmd.args(["-smp", &cfg.smp.to_string()]);
     cmd.args(["-m", &cfg.mem_mib.to_string()]);
     cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
@@ -579,7 +586,14 @@ pub fn qemu_command(cfg: &RunConfig, image: &Path, ovmf: Option<&Ovmf>, ovmf_var
     }
     // snapshot=on: the image is opened read-only (writes go to a throw-away overlay), so several
     // QEMU instances can boot the same image at once without fighting over QEMU's image lock.
-    cmd.arg("-drive").arg(format!("format=raw,file={},snapshot=on", image.display()));
+    match &cfg.record_replay {
+        Some(args) => {
+            cmd.args(args);
+        }
+        None => {
+            cmd.arg("-drive").arg(format!("format=raw,file={},snapshot=on", image.display()));
+        }
+    }
     for (k, v) in &cfg.params {
         cmd.arg("-fw_cfg").arg(fw_cfg_arg(k, v));
     }

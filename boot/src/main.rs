@@ -20,6 +20,10 @@ macro_rules! say {
 }
 
 fn main() -> ExitCode {
+    // `cargo run -- test ...`: the kernel test runner (boot/src/ktest/).
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("test")) {
+        return ExitCode::from(boot::ktest::main(std::env::args_os().skip(2).map(|a| a.to_string_lossy().into_owned())));
+    }
     if let Some(code) = boot::trace::subcommand(&std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>()) {
         return ExitCode::from(code);
     }

@@ -25,6 +25,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod boot;
+pub mod ktest;
 pub mod mem;
 pub mod runtime;
 pub mod sync;
@@ -52,7 +53,9 @@ macro_rules! main {
     ($main:path) => {
         $crate::bootloader_api::entry_point!(__kernel_entry, config = &$crate::BOOTLOADER_CONFIG);
         fn __kernel_entry(info: &'static mut $crate::bootloader_api::BootInfo) -> ! {
-            $crate::boot::kernel_start(info, $main)
+            // With `test=NAME` the binary's #[ktest]s run instead of main.
+            $crate::ktest::set_main($main);
+            $crate::boot::kernel_start(info, $crate::ktest::entry)
         }
     };
 }

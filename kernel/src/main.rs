@@ -193,3 +193,31 @@ fn worker_pool(limit: u64, chunk: u64) {
 fn is_prime(k: u64) -> bool {
     k >= 2 && (2..).take_while(|d| d * d <= k).all(|d| k % d != 0)
 }
+
+/// The demo's own tests (`cargo run -- test demo::`): it runs, uses every core, and prints
+/// Go's scheduler trace when asked.
+mod demo {
+    use kernel::ktest::ktest;
+
+    #[ktest(smp = [4], output = ["(correct)"])]
+    fn uses_every_core() {
+        super::main();
+    }
+
+    #[ktest(
+        smp = [4],
+        params = "schedtrace=5",
+        output = [
+            "/^SCHED [0-9]+ms: gomaxprocs=4 idleprocs=[0-9]+ threads=4 spinningthreads=[0-9]+ needspinning=[0-9]+ idlethreads=[0-9]+ runqueue=[0-9]+ \\[/",
+            "sched summary: goroutines created="
+        ]
+    )]
+    fn schedtrace() {
+        super::main();
+    }
+
+    #[ktest(smp = [2], params = "schedtrace=20 scheddetail=1", output = ["P0: status=", "M1: p=", "G1: status="])]
+    fn scheddetail() {
+        super::main();
+    }
+}

@@ -19,18 +19,19 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("schedtrace", "print a scheduler trace line every N ms, 0..=60000 (default 0 = off)"),
     ("scheddetail", "1 = detailed schedtrace (every P, M and G), 0 = summary (default 0)"),
     ("schedrandom", "1 = randomize runnext and run-queue batches, like Go's race mode (default 0)"),
-    ("test", "name of the built-in test scenario to run, [a-z0-9_-]{1,64}"),
+    ("test", "name (or glob) of the test(s) to run, [a-z0-9_:*-]{1,64}"),
     ("bench", "name of the built-in benchmark to run, [a-z0-9_-]{1,64}"),
     ("heap", "kernel heap size in bytes, optional K/M/G suffix, 1M..=1G (default 32M)"),
     ("forcepreemptns", "time slice before sysmon preempts a G, ns, 100000..=10000000000 (default 10000000)"),
     ("hz", "timer/sysmon tick rate in Hz, 10..=10000 (default 1000)"),
     ("asyncpreemptoff", "1 = no asynchronous preemption, only cooperative safe points (Go's GODEBUG knob; default 0)"),
-    ("seed", "seed of a scenario's random choices (the torture test), any u64 (default 0 = from the TSC)"),
+    ("seed", "seed of the scheduler's random generators and of a scenario's random choices (the torture test), a u64 (default: from the TSC)"),
     ("duration", "how long a timed scenario (the torture test) runs, seconds, 1..=86400 (default 10)"),
     ("skipap", "N = do not start core #N of the ACPI MADT (1..=cores-1), to test the AP-timeout path; 0 = start every core (default)"),
     ("trace", "execution tracer: 0 = off, 1 = keep the first tracebuf events per core, flight = keep the last ones (default 0)"),
     ("tracebuf", "tracer events per core, 1024..=4194304, rounded up to a power of two (default 32768)"),
     ("profile", "CPU profiler: sample every core this many times a second, 0 or 10..=10000 (default 0 = off)"),
+    ("case", "case of a parameterized test, [a-z0-9_-]{1,64}"),
 ];
 
 /// Most boot parameters one boot can carry. The kernel reads at most this
@@ -159,8 +160,6 @@ pub struct BootParams {
     pub hz: u32,
     /// `asyncpreemptoff`: disable asynchronous preemption.
     pub asyncpreemptoff: bool,
-    /// `seed`: seed for a scenario's random choices; 0 = pick one.
-    pub seed: u64,
     /// `duration`: run time of a timed scenario, seconds.
     pub duration_s: u32,
     /// `skipap`: position in the ACPI MADT of an AP the boot core must not
@@ -173,6 +172,11 @@ pub struct BootParams {
     pub tracebuf: u32,
     /// `profile`: CPU profiler sampling rate in Hz; 0 = off.
     pub profile_hz: u32,
+    /// `case`: the case of a parameterized test (see `gmp_core::ktest`).
+    pub case: Option<Name>,
+    /// `seed`: seeds every random generator of the scheduler instead of the
+    /// TSC (what the test runner's `--seed` passes).
+    pub seed: Option<u64>,
 }
 
 impl Default for BootParams {
@@ -228,6 +232,8 @@ pub enum Unit {
     Events,
     /// Profiler samples per second (0 = off is also accepted).
     SampleHertz,
+    /// A plain number.
+    Plain,
 }
 
 /// A rejected boot parameter. It owns copies of the key and value (cut to
@@ -339,7 +345,8 @@ impl fmt::Display for ParamError {
             ),
             ErrorKind::BadName => write!(
                 f,
-                "{key}={value}{vcut}: must be a non-empty name of at most {NAME_MAX} characters from [a-z0-9_-]"
+                "{key}={value}{vcut}: must be a non-empty name of at most {NAME_MAX} characters from {}",
+                if self.key.as_str() == "test" { "[a-z0-9_:*-]" } else { "[a-z0-9_-]" }
             ),
             ErrorKind::OutOfRange { min, max, unit } => {
                 write!(f, "{key}={value}{vcut} is out of range: must be ")?;
@@ -355,6 +362,7 @@ impl fmt::Display for ParamError {
                     }
                     Unit::Events => write!(f, "{min}..={max} (events per core)"),
                     Unit::SampleHertz => write!(f, "0 (off) or {min}..={max} (samples per second)"),
+                    Unit::Plain => write!(f, "{min}..={max}"),
                 }
             }
         }
@@ -408,12 +416,13 @@ impl BootParams {
         forcepreemptns: 10_000_000,
         hz: 1000,
         asyncpreemptoff: false,
-        seed: 0,
         duration_s: 10,
         skipap: 0,
         trace: 0,
         tracebuf: 32768,
         profile_hz: 0,
+        case: None,
+        seed: None,
     };
 
     /// The number of Ps to create: `gomaxprocs` if given, else `ncpu`.
@@ -472,10 +481,11 @@ impl BootParams {
             "1" => Ok(true),
             _ => Err(err(ErrorKind::NotABool)),
         };
-        let name = || {
+        // `test` also takes `::` paths and `*` globs (the ktest framework).
+        let name = |extra: &[u8]| {
             let ok = !value.is_empty()
                 && value.len() <= NAME_MAX
-                && value.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
+                && value.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-') || extra.contains(&b));
             match ok.then(|| Name::try_from_str(value)).flatten() {
                 Some(n) => Ok(n),
                 None => Err(err(ErrorKind::BadName)),
@@ -491,19 +501,21 @@ impl BootParams {
             }
             "scheddetail" => self.scheddetail = flag()?,
             "schedrandom" => self.schedrandom = flag()?,
-            "test" => self.test = Some(name()?),
-            "bench" => self.bench = Some(name()?),
+            "test" => self.test = Some(name(b":*")?),
+            "bench" => self.bench = Some(name(b"")?),
+            "case" => self.case = Some(name(b"")?),
+            "seed" => {
+                self.seed = Some(parse_u64(value).map_err(|e| match e {
+                    NumError::Syntax => err(ErrorKind::NotANumber),
+                    NumError::TooBig => err(ErrorKind::OutOfRange { min: 0, max: u64::MAX, unit: Unit::Plain }),
+                })?)
+            }
             "heap" => self.heap_bytes = parse_heap(value).map_err(err)?,
             "forcepreemptns" => {
                 self.forcepreemptns = ranged(FORCEPREEMPT_MIN_NS, FORCEPREEMPT_MAX_NS, Unit::Nanos)?;
             }
             "hz" => self.hz = ranged(HZ_MIN as u64, HZ_MAX as u64, Unit::Hertz)? as u32,
             "asyncpreemptoff" => self.asyncpreemptoff = flag()?,
-            "seed" => self.seed = ranged(0, u64::MAX, Unit::Nanos).map_err(|e| match e.kind {
-                // Every u64 is in range: too many digits is "not a number".
-                ErrorKind::OutOfRange { .. } => err(ErrorKind::NotANumber),
-                _ => e,
-            })?,
             "duration" => self.duration_s = ranged(1, DURATION_MAX_S as u64, Unit::Seconds)? as u32,
             // The bound that matters (the number of cores found) is only
             // known after ACPI is read: see `check_skipap`.
@@ -594,7 +606,7 @@ mod tests {
     #[test]
     fn known_lists_every_key_once_and_each_is_accepted() {
         let sample = |k: &str| match k {
-            "test" | "bench" => "x",
+            "test" | "bench" | "case" => "x",
             "heap" => "2M",
             "forcepreemptns" => "100000",
             "hz" => "100",
@@ -607,7 +619,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 16);
+        assert_eq!(KNOWN.len(), 17);
     }
 
     #[test]
@@ -617,7 +629,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap, trace, tracebuf, profile)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap, trace, tracebuf, profile, case)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);
@@ -683,20 +695,35 @@ mod tests {
 
     #[test]
     fn names() {
-        for key in ["test", "bench"] {
+        for key in ["test", "bench", "case"] {
             for good in ["a", "chan-pingpong", "steal_4", "0", &"x".repeat(64)] {
                 let p = apply(key, good).unwrap_or_else(|e| panic!("{e}"));
-                let got = if key == "test" { p.test } else { p.bench };
+                let got = match key {
+                    "test" => p.test,
+                    "bench" => p.bench,
+                    _ => p.case,
+                };
                 assert_eq!(got.unwrap().as_str(), good);
             }
             for bad in ["", "Foo", "a b", "a/b", "é", "a.b", &"x".repeat(65)] {
                 assert_eq!(apply(key, bad).unwrap_err().kind(), ErrorKind::BadName, "{key}={bad:?}");
             }
+            let chars = if key == "test" { "[a-z0-9_:*-]" } else { "[a-z0-9_-]" };
             assert_eq!(
                 msg(key, "Foo!"),
-                format!("{key}=Foo!: must be a non-empty name of at most 64 characters from [a-z0-9_-]")
+                format!("{key}=Foo!: must be a non-empty name of at most 64 characters from {chars}")
             );
         }
+        // Test names are paths and globs of the ktest framework.
+        assert_eq!(apply("test", "chan::*").unwrap().test.unwrap().as_str(), "chan::*");
+        assert_eq!(apply("bench", "chan::x").unwrap_err().kind(), ErrorKind::BadName);
+        assert_eq!(apply("case", "a:b").unwrap_err().kind(), ErrorKind::BadName);
+        assert_eq!(
+            msg("test", "A"),
+            "test=A: must be a non-empty name of at most 64 characters from [a-z0-9_:*-]"
+        );
+        assert_eq!(apply("seed", "18446744073709551615").unwrap().seed, Some(u64::MAX));
+        assert_eq!(apply("seed", "x").unwrap_err().kind(), ErrorKind::NotANumber);
     }
 
     #[test]
@@ -835,9 +862,9 @@ mod tests {
     #[test]
     fn seed_and_duration() {
         let p = apply("seed", "18446744073709551615").unwrap();
-        assert_eq!(p.seed, u64::MAX);
-        assert_eq!(apply("seed", "0").unwrap().seed, 0);
-        assert!(msg("seed", "18446744073709551616").contains("not a number"));
+        assert_eq!(p.seed, Some(u64::MAX));
+        assert_eq!(apply("seed", "0").unwrap().seed, Some(0));
+        assert!(msg("seed", "18446744073709551616").contains("out of range"));
         assert!(msg("seed", "-1").contains("not a number"));
         assert_eq!(apply("duration", "1800").unwrap().duration_s, 1800);
         assert_eq!(msg("duration", "0"), "duration=0 is out of range: must be 1..=86400 (seconds)");

@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod bootparam;
+pub mod ktest;
 pub mod gqueue;
 pub mod order;
 pub mod rand;

@@ -195,8 +195,10 @@ pub fn schedinit(ncpu: usize) {
             park: Note { key: AtomicU32::new(0), halted: AtomicU32::new(0) },
             waitunlockf: OwnerCell::new(None),
             waitlock: OwnerCell::new(null_mut()),
+            // `seed=S` (the test runner's --seed) replaces the TSC, so that
+            // the random choices start from the same state on every run.
             fastrand: OwnerCell::new(gmp_core::rand::FastRand::new(gmp_core::rand::mix64(
-                time::rdtsc() ^ ((id as u64 + 1) << 32),
+                params.seed.unwrap_or_else(time::rdtsc) ^ ((id as u64 + 1) << 32),
             ))),
             steal_order: OwnerCell::new(gmp_core::order::RandomOrder::new()),
             steal_order_count: OwnerCell::new(0),

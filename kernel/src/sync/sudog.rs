@@ -192,7 +192,8 @@ pub(crate) unsafe fn release_sudog(s: *mut Sudog) {
 pub(crate) fn cheaprandn(n: u32) -> u32 {
     with_p(|pp| {
         if !pp.seeded {
-            let seed = crate::nanotime() ^ ((current_p_id() as u64) << 48) ^ (pp as *mut PerP as u64);
+            let base = crate::boot::params().seed.unwrap_or_else(crate::nanotime);
+            let seed = base ^ ((current_p_id() as u64) << 48) ^ (pp as *mut PerP as u64);
             pp.rand.seed(mix64(seed));
             pp.seeded = true;
         }

@@ -1,18 +1,11 @@
 //! Scenarios of the boot issue: cores, IPIs, timers, faults, panics.
+use kernel::ktest::ktest;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::arch::x86_64::{apic, percpu, time};
 use kernel::println;
 
-pub const TESTS: &[crate::Test] = &[
-    ("smp_online", smp_online),
-    ("ipi_pingpong", ipi_pingpong),
-    ("timer_rate", timer_rate),
-    ("guard_page", guard_page),
-    ("panic", panic),
-    ("oom_heap", oom_heap),
-    ("oom_stack", oom_stack),
-];
 
+#[ktest(output = ["/^smp: {smp} of {smp} cores online in [1-9][0-9]* us$/"])]
 fn smp_online() {
     let n = kernel::num_cpu() as usize;
     for cpu in 0..n {
@@ -69,6 +62,7 @@ fn total(a: &[[AtomicU64; MAXC]; MAXC], n: usize) -> u64 {
     (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| a[i][j].load(Ordering::Relaxed)).sum()
 }
 
+#[ktest(output = ["/^ipi: pairs=[0-9]+ messages=[0-9]+ lost=0$/"])]
 fn ipi_pingpong() {
     let n = (kernel::num_cpu() as usize).min(MAXC);
     kernel::runtime::irq::set_wake_hook(Some(ipi_hook));
@@ -108,6 +102,7 @@ fn ipi_pingpong() {
 
 // ---- timer rate --------------------------------------------------------------
 
+#[ktest(params = "hz=100", exclusive, output = ["timer: cpu=0 hz=100 "])]
 fn timer_rate() {
     let hz = kernel::boot::params().hz as u64;
     let n = kernel::num_cpu() as usize;
@@ -141,6 +136,7 @@ fn timer_rate() {
 
 // ---- faults ------------------------------------------------------------------
 
+#[ktest(smp = [2], fatal = "page fault", output = ["guard page"])]
 fn guard_page() {
     let (lo, id) = kernel::runtime::proc::current_stack_lo();
     println!("guard_page: goroutine {id} writes below its stack at {:#x}", lo - 8);
@@ -150,6 +146,7 @@ fn guard_page() {
     unreachable!("the guard page write returned");
 }
 
+#[ktest(smp = [2, 4], should_panic = "boom from a goroutine", output = ["/^goroutine ([02-9]|[1-9][0-9]+) \\[running\\]:/"])]
 fn panic() {
     kernel::go(|| panic!("boom from a goroutine"));
     loop {
@@ -158,6 +155,7 @@ fn panic() {
 }
 
 /// Allocate until the kernel heap is exhausted: a clear fatal error.
+#[ktest(smp = [2], params = "heap=4M", fatal = "fatal error: out of memory: kernel heap cannot allocate", output = ["/^goroutine ([02-9]|[1-9][0-9]+) \\[running\\]:/"])]
 fn oom_heap() {
     kernel::go(|| {
         let mut keep: alloc::vec::Vec<alloc::vec::Vec<u8>> = alloc::vec::Vec::new();
@@ -181,6 +179,7 @@ fn deep(n: u64) -> u64 {
 
 /// Goroutines that each use ~200 KiB of stack and stay alive, until
 /// physical memory runs out while a stack grows: a clear fatal error.
+#[ktest(smp = [2], params = "heap=4M", mem = 64, fatal = "fatal error: out of memory: no physical frame left while growing a goroutine stack", output = ["goroutine "])]
 fn oom_stack() {
     let (used, total) = kernel::mem::frame::stats();
     println!("oom_stack: {used} of {total} frames in use");
@@ -193,4 +192,28 @@ fn oom_stack() {
         kernel::gosched();
     }
     panic!("physical memory did not run out");
+}
+
+/// Every core comes up when booted through UEFI too.
+#[ktest(smp = [4], uefi, output = ["/^smp: {smp} of {smp} cores online in [1-9][0-9]* us$/"])]
+fn smp_online_uefi() {
+    smp_online();
+}
+
+/// A bad boot parameter is refused before any test runs: a failure exit naming
+/// `boot parameter` and the key (each case is one bad parameter, named after its key).
+#[ktest(
+    smp = [2],
+    fatal = "boot parameter",
+    output = ["{case}"],
+    cases = [("bogus", "bogus=1"), ("gomaxprocs", "gomaxprocs=0"), ("schedtrace", "schedtrace=abc"), ("hz", "hz=0")]
+)]
+fn bad_boot_param() {
+    unreachable!("the kernel accepted a bad boot parameter");
+}
+
+/// gomaxprocs above the number of cores is refused too.
+#[ktest(smp = [4], params = "gomaxprocs=9", fatal = "boot parameter", output = ["gomaxprocs"])]
+fn bad_boot_param_gomaxprocs_above_ncpu() {
+    unreachable!("the kernel accepted gomaxprocs=9 on 4 cores");
 }

@@ -10,60 +10,14 @@
 //! after a WaitGroup wait or a channel receive, which orders them after the
 //! writes (that ordering is what the sync code under test provides); SeqCst
 //! ones are read while other goroutines run, where the test races on purpose.
+use kernel::ktest::ktest;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{after, println, select, Chan, Mutex, Once, RawMutex, Semaphore, TryRecvError, WaitGroup};
 
-/// The scenarios that must pass. `chan_all` runs them all in one boot (the
-/// host tests use it at -smp 1 and 2 and with schedrandom=1, and boot each
-/// one alone at -smp 4), since a boot costs more than most scenarios.
-pub const SUITE: &[crate::Test] = &[
-    ("chan_basic", chan_basic),
-    ("chan_test", chan_test),
-    ("chan_nonblock_recv_race", chan_nonblock_recv_race),
-    ("chan_self_select", chan_self_select),
-    ("chan_select_stress", chan_select_stress),
-    ("chan_select_fairness", chan_select_fairness),
-    ("chan_multi_consumer", chan_multi_consumer),
-    ("chan_send_interface", chan_send_interface),
-    ("chan_close", chan_close),
-    ("chan_select_after", chan_select_after),
-    ("sync_waitgroup", sync_waitgroup),
-    ("sync_mutex", sync_mutex),
-    ("sync_mutex_fairness", sync_mutex_fairness),
-    ("sync_once", sync_once),
-    ("sync_semaphore", sync_semaphore),
-    ("chan_sieve", chan_sieve),
-];
 
-/// `chan_all`, and the scenarios that must FAIL with Go's message.
-pub const TESTS: &[crate::Test] = &[
-    ("chan_all", chan_all),
-    ("chan_send_closed", chan_send_closed),
-    ("chan_select_send_closed", chan_select_send_closed),
-    ("chan_close_closed", chan_close_closed),
-    ("chan_close_nil", chan_close_nil),
-    ("chan_close_wakes_sender", chan_close_wakes_sender),
-    ("chan_deadlock", chan_deadlock),
-    ("sync_unlock_unlocked", sync_unlock_unlocked),
-    ("sync_waitgroup_negative", sync_waitgroup_negative),
-];
-
-/// Every scenario of SUITE in turn, each announced and concluded with the
-/// same lines as when it runs alone. Goroutines a scenario leaves parked
-/// (the sieve's filters, ...) stay parked; they do not disturb the others.
-fn chan_all() {
-    let t0 = kernel::nanotime();
-    for (name, f) in SUITE {
-        let t = kernel::nanotime();
-        println!("test {name}: start (gomaxprocs={}, ncpu={})", kernel::current_gomaxprocs(), kernel::num_cpu());
-        f();
-        println!("test {name}: PASS ({} ms)", (kernel::nanotime() - t) / MS);
-    }
-    println!("chan_all: {} scenarios passed in {} ms", SUITE.len(), (kernel::nanotime() - t0) / MS);
-}
 
 fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
@@ -81,6 +35,7 @@ impl Drop for Counted {
     }
 }
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_basic: ok"])]
 fn chan_basic() {
     // Buffered: FIFO, len, cap, try_*.
     let c = Chan::<u64>::new(3);
@@ -211,6 +166,7 @@ fn readme_example() {
 // Every capacity 0..=100 (Go: 0..200, short: 0..20), with Go's sizes
 // otherwise (100 values in order, 4 senders x 1000 values fanned out).
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_test: capacities 0..=100: blocking, non-blocking, close, FIFO, 4x1000 fan-in/out, len/cap: ok"])]
 fn chan_test() {
     const P: usize = 4;
     const L: usize = 1000;
@@ -367,6 +323,7 @@ fn chan_test() {
 // even while another goroutine closes the channel and drains it. Go's
 // 10000 rounds.
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_nonblock_recv_race: 10000 rounds, 0 failures"])]
 fn chan_nonblock_recv_race() {
     const N: u32 = 10_000;
     let failed = leak(AtomicU32::new(0));
@@ -397,6 +354,7 @@ fn chan_nonblock_recv_race() {
 // A select that can send to and receive from the same channel never
 // receives its own value (unbuffered), nor deadlocks.
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_self_select: ok"])]
 fn chan_self_select() {
     let prev = kernel::gomaxprocs(kernel::num_cpu().min(2)).unwrap();
     for cap in [0usize, 10] {
@@ -443,6 +401,7 @@ fn chan_self_select() {
 // receiving N from each in a single select (a finished channel's case is
 // made nil). Go: N = 1e5; here Go's -short size, 1e4.
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_select_stress: 10 goroutines, 4 channels, 160000 values: ok"])]
 fn chan_select_stress() {
     const N: u32 = 10_000;
     let c: [Chan<u32>; 4] = [Chan::new(0), Chan::new(0), Chan::new(2), Chan::new(3)];
@@ -528,6 +487,7 @@ fn chan_select_stress() {
 // With two always-ready cases (and two never-ready ones), a select must pick
 // each about half the time: within 10 sigma over 10 000 trials (Go's bound).
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_select_fairness: 10000 trials: "])]
 fn chan_select_fairness() {
     const TRIALS: usize = 10_000;
     let c1 = Chan::<u8>::new(TRIALS + 1);
@@ -584,6 +544,7 @@ fn chan_select_fairness() {
 // value must arrive exactly once (Go checks the count and the sum; values
 // here are distinct so each is checked). Go's 271828 values.
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_multi_consumer: 23 workers, 271828 values, sum 36945094878, missing 0, duplicated 0"])]
 fn chan_multi_consumer() {
     const NWORK: usize = 23;
     const NITER: usize = 271_828;
@@ -654,6 +615,7 @@ impl Drop for Mt {
     }
 }
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_send_interface: 106 boxed trait objects, each dropped exactly once: ok"])]
 fn chan_send_interface() {
     let drops = leak(AtomicU64::new(0));
     let c = Chan::<Box<dyn Method>>::new(1);
@@ -705,6 +667,7 @@ fn chan_send_interface() {
 
 // ---- close semantics ---------------------------------------------------------------------------
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_close: wake-all on close"])]
 fn chan_close() {
     for cap in [0usize, 1, 5] {
         // Many blocked receivers (more than a sudog cache holds) all wake on
@@ -795,6 +758,7 @@ fn chan_close() {
 
 // ---- after() and select ------------------------------------------------------------------------
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_select_after: timeout after"])]
 fn chan_select_after() {
     // A timeout fires when nothing else is ready.
     let never = Chan::<u64>::new(0);
@@ -885,6 +849,7 @@ fn sieve_first(n: usize) -> Vec<u64> {
     primes
 }
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_sieve: first 150 primes: 2 ... 863"])]
 fn chan_sieve() {
     const N: usize = 150;
     let primes = sieve_first(N);
@@ -902,6 +867,7 @@ fn chan_sieve() {
 
 // ---- sync ------------------------------------------------------------------------------------------
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["sync_waitgroup: round 1: 10000 goroutines, 5 waiters: ok"])]
 fn sync_waitgroup() {
     const N: u64 = 10_000;
     let wg = leak(WaitGroup::new());
@@ -935,6 +901,7 @@ fn sync_waitgroup() {
     }
 }
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["sync_mutex: 8x2000 increments = 16000"])]
 fn sync_mutex() {
     const G: u64 = 8;
     const M: u64 = 2000;
@@ -986,6 +953,7 @@ fn sync_mutex() {
 /// Go's TestMutexFairness: a goroutine that holds the mutex most of the
 /// time must not keep out another that wants it for 10 s: starvation mode
 /// (after 1 ms of waiting) hands it over.
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["sync_mutex_fairness: the waiter got the mutex 10 times"])]
 fn sync_mutex_fairness() {
     let mu = leak(RawMutex::new());
     let stop = Chan::<bool>::new(0);
@@ -1024,6 +992,7 @@ fn sync_mutex_fairness() {
     stop.close();
 }
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["sync_once: round 2: 100 goroutines, f ran once: ok"])]
 fn sync_once() {
     for round in 0..3 {
         let once = leak(Once::new());
@@ -1052,6 +1021,7 @@ fn sync_once() {
     }
 }
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["sync_semaphore: 40 goroutines x 20 acquisitions of 3 units, at most"])]
 fn sync_semaphore() {
     const UNITS: u32 = 3;
     const G: u32 = 40;
@@ -1091,6 +1061,7 @@ fn sync_semaphore() {
 
 // ---- misuse: each of these must fail with Go's message ------------------------------------------
 
+#[ktest(smp = [2], should_panic = "send on closed channel", output = ["goroutine 1 [running]:", "testkernel/chan.rs"])]
 fn chan_send_closed() {
     let c = Chan::<u32>::new(1);
     c.close();
@@ -1098,6 +1069,7 @@ fn chan_send_closed() {
     unreachable!("send on a closed channel returned");
 }
 
+#[ktest(smp = [2], should_panic = "send on closed channel")]
 fn chan_select_send_closed() {
     let c = Chan::<u32>::new(1);
     c.close();
@@ -1108,6 +1080,7 @@ fn chan_select_send_closed() {
     unreachable!("select send on a closed channel returned");
 }
 
+#[ktest(smp = [2], should_panic = "close of closed channel")]
 fn chan_close_closed() {
     let c = Chan::<u32>::new(0);
     c.close();
@@ -1115,11 +1088,13 @@ fn chan_close_closed() {
     unreachable!("double close returned");
 }
 
+#[ktest(smp = [1], should_panic = "close of nil channel")]
 fn chan_close_nil() {
     Chan::<u32>::nil().close();
     unreachable!("close of nil returned");
 }
 
+#[ktest(smp = [4], should_panic = "send on closed channel")]
 fn chan_close_wakes_sender() {
     let c = Chan::<u32>::new(0);
     let c2 = c.clone();
@@ -1133,6 +1108,7 @@ fn chan_close_wakes_sender() {
     panic!("the sender blocked on the closed channel did not panic");
 }
 
+#[ktest(smp = [1, 4], fatal = "fatal error: all goroutines are asleep - deadlock!", output = ["goroutine 1 [chan receive]:", "[chan send]:", "[select]:", "[chan receive (nil chan)]:", "[sync.WaitGroup.Wait]:"])]
 fn chan_deadlock() {
     // Every goroutine blocks on a channel no one will ever use.
     let a = Chan::<u32>::new(0);
@@ -1160,6 +1136,7 @@ fn chan_deadlock() {
     unreachable!("received from a channel nobody sends on");
 }
 
+#[ktest(smp = [2], fatal = "fatal error: sync: unlock of unlocked mutex")]
 fn sync_unlock_unlocked() {
     let m = RawMutex::new();
     m.lock();
@@ -1168,6 +1145,7 @@ fn sync_unlock_unlocked() {
     unreachable!("unlock of unlocked mutex returned");
 }
 
+#[ktest(smp = [2], should_panic = "sync: negative WaitGroup counter")]
 fn sync_waitgroup_negative() {
     let wg = WaitGroup::new();
     wg.add(1);

@@ -28,7 +28,7 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{println, select, Chan, Mutex, WaitGroup};
 
-pub const TESTS: &[crate::Test] = &[("gdbstate", gdbstate), ("gdbstate_deadlock", gdbstate_deadlock)];
+use kernel::ktest::ktest;
 
 const MS: u64 = 1_000_000;
 
@@ -102,6 +102,8 @@ fn gdbstate_runnable(role: &'static str, done: &'static WaitGroup) {
     done.done();
 }
 
+/// Only under gdb (tests/gdb.rs); it also passes alone.
+#[ktest(smp = [1], params = "gomaxprocs=1", tags = ["manual"])]
 fn gdbstate() {
     assert_eq!(kernel::current_gomaxprocs(), 1, "gdbstate needs gomaxprocs=1 (a state nothing steals from)");
     announce("main");
@@ -162,6 +164,8 @@ fn gdbstate_lock_both(name: &str, first: &Mutex<u64>, second: &Mutex<u64>, ready
     unreachable!("{name} got both mutexes");
 }
 
+/// Hangs on purpose (for the README's gdb session): never run by default.
+#[ktest(smp = [2], tags = ["manual"])]
 fn gdbstate_deadlock() {
     let a = leak(Mutex::new(0u64));
     let b = leak(Mutex::new(0u64));

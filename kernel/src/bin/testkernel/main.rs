@@ -1,10 +1,14 @@
-//! The scenario kernel: `test=NAME` picks one scenario (see `TESTS`).
+//! The scenario kernel: every scenario is a `#[ktest]` function in one of the modules below,
+//! with its core counts, boot parameters and expected outcome beside it.
 //!
-//! A scenario passes by returning (the kernel exits 0); it fails through a
-//! panic or a fatal error (QEMU exits with the failure status). The host
-//! side (`tests/*.rs`) boots it at several `-smp` values with a timeout and
-//! checks the lines it prints. Run one by hand with
-//! `cargo run -- --bin testkernel --smp 4 test=NAME`.
+//! Run them with the test runner: `cargo run -- test` (all), `cargo run -- test sched::`
+//! (a filter), `cargo run -- test --list`. By hand, one scenario with live output:
+//! `cargo run -- --bin testkernel --smp 4 test=sched::spawn_storm`.
+//!
+//! A scenario passes by returning; it fails through a panic or a fatal error (QEMU exits
+//! with the failure status). It asserts what it checks inside the kernel; `output = [...]`
+//! in its `#[ktest]` lists lines the runner must also find on the console (for the reports
+//! of scenarios that must fail, which the kernel cannot check after dying).
 #![no_std]
 #![no_main]
 
@@ -21,32 +25,11 @@ mod sched;
 mod torture;
 mod trace;
 
-use kernel::println;
-
 kernel::main!(main);
 
-type Test = (&'static str, fn());
-
-fn all_tests() -> impl Iterator<Item = &'static Test> {
-    bringup::TESTS.iter().chain(sched::TESTS.iter()).chain(preempt::TESTS.iter()).chain(chan::SUITE.iter()).chain(chan::TESTS.iter()).chain(regress::TESTS.iter()).chain(torture::TESTS.iter()).chain(gdbstate::TESTS.iter()).chain(mem::TESTS.iter()).chain(trace::TESTS.iter())
-}
-
+/// Booted without `test=`: say how to run the scenarios, and fail.
 fn main() {
-    let Some(name) = kernel::boot::params().test.as_ref().map(|n| n.as_str()) else {
-        println!("testkernel: no test= boot parameter; known tests:");
-        for (n, _) in all_tests() {
-            println!("  {n}");
-        }
-        kernel::arch::x86_64::exit::exit_failure();
-    };
-    let Some((_, f)) = all_tests().find(|(n, _)| *n == name) else {
-        println!("unknown test \"{name}\"; known tests:");
-        for (n, _) in all_tests() {
-            println!("  {n}");
-        }
-        kernel::arch::x86_64::exit::exit_failure();
-    };
-    println!("test {name}: start (gomaxprocs={}, ncpu={})", kernel::current_gomaxprocs(), kernel::num_cpu());
-    f();
-    println!("test {name}: PASS");
+    kernel::println!("testkernel: no test= boot parameter; run the scenarios with `cargo run -- test`");
+    kernel::println!("(list them with `cargo run -- test --list`, or boot one with test=NAME)");
+    kernel::arch::x86_64::exit::exit_failure();
 }

@@ -5,19 +5,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use kernel::mem::{frame, stack};
+use kernel::ktest::ktest;
 use kernel::{println, Chan, WaitGroup};
-
-pub static TESTS: &[crate::Test] = &[
-    ("oom_page_table", oom_page_table),
-    ("mem_burst", mem_burst),
-    ("mem_deep", mem_deep),
-    ("mem_reuse", mem_reuse),
-    ("spawn_million", spawn_million),
-    ("fault_in_report", fault_in_report),
-    ("trampoline_unmapped", trampoline_unmapped),
-    ("foreign_guard", foreign_guard),
-    ("g0_overflow", g0_overflow),
-];
 
 /// Use `n` KiB of this goroutine's stack, so that later calls (println's
 /// formatting) find their pages already mapped.
@@ -35,6 +24,18 @@ fn pretouch_stack(kib: usize) {
 /// page-table page. The leaf frame is taken, the page table cannot be had:
 /// that is out of memory, reported, never a fault that repeats forever.
 /// Run at `--mem 64 heap=4M` so that taking every frame is quick.
+/// Issue 16, item 10: one frame left, and a fresh stack page that also
+/// needs a new page-table page. Before the fix the fault handler gave the
+/// frame back and returned, the fault repeated, and the run hung until the
+/// timeout with no report.
+#[ktest(
+    smp = [1, 2],
+    mem = 64,
+    params = "heap=4M",
+    timeout = 90,
+    fatal = "fatal error: out of memory: no physical frame left while growing a goroutine stack (no frame for its page table)",
+    output = ["oom_page_table: took ", "/^goroutine ([02-9]|[1-9][0-9]+) \\[running\\]:/"]
+)]
 fn oom_page_table() {
     pretouch_stack(32);
     // Take every frame, threading them through their own first word.
@@ -109,6 +110,17 @@ fn leak<T>(v: T) -> &'static T {
 /// value, every value received exactly once, every goroutine accounted for.
 /// Then the frames in use must return to within 10% of the figure before
 /// the burst, and what is kept must be within the gFree bound.
+#[ktest(
+    smp = [1, 2, 4],
+    mem = 1024,
+    params = "heap=128M",
+    timeout = 300,
+    output = [
+        "mem_burst: woken=100000 of 100000, values not received exactly once=0",
+        "mem_burst: frames back within 10%",
+        "/^mem: frames in use=/"
+    ]
+)]
 fn mem_burst() {
     const N: u64 = 100_000;
     const CHANS: u64 = 1000;
@@ -185,6 +197,8 @@ fn recurse(n: u64, pattern: u64) -> u64 {
 /// A goroutine that once recursed deeply gives its stack back when it
 /// dies: spawn goroutines that each use about 170 KiB, one after the
 /// other, and check that the frames come back.
+/// Goroutines that each used ~170 KiB of stack give it back when they die.
+#[ktest(smp = [1, 2, 4], timeout = 180, output = ["mem_deep: 160 goroutines"])]
 fn mem_deep() {
     let f0 = settled_frames();
     for round in 0..20u64 {
@@ -219,6 +233,9 @@ fn mem_deep() {
 /// yields (so it may move to another core), and checks the pattern. A
 /// core still translating through a freed page (a missing or early TLB
 /// shootdown) would show another goroutine's pattern or lose a write.
+/// Stacks unmapped and faulted in again across cores keep their contents:
+/// a missing or early TLB shootdown would show up as wrong stack words.
+#[ktest(smp = [2, 4], timeout = 240, output = [" 0 wrong stack words"])]
 fn mem_reuse() {
     const ROUNDS: u64 = 60;
     const PER: u64 = 96;
@@ -259,6 +276,10 @@ fn mem_reuse() {
 
 /// 1 000 000 goroutines spawned over time, at most `WINDOW` alive at once:
 /// each marks its own slot; none may be lost or run twice.
+/// 1 000 000 goroutines spawned over time (10 000 alive at most), each run
+/// exactly once. About a minute at -smp 4 under TCG; `spawn_million_slow`
+/// runs it at 1 and 2 cores (`cargo run -- test mem::spawn_million_slow`).
+#[ktest(smp = [4], timeout = 400, output = ["lost=0 run twice=0"])]
 fn spawn_million() {
     const N: u64 = 1_000_000;
     const WINDOW: u64 = 10_000;
@@ -312,6 +333,9 @@ impl core::fmt::Display for FaultyDisplay {
 /// Regression (issue 16, item 11): a page fault on the core that is
 /// printing a panic report. The report cannot finish; the run must still
 /// end with a failure exit instead of halting that core forever.
+/// Issue 16, item 11: a fault while the panic report prints ends the run
+/// with a failure, not a hang until the timeout.
+#[ktest(smp = [2], timeout = 90, fatal = "fatal error: fault while printing the failure report above")]
 fn fault_in_report() {
     kernel::go(|| panic!("fault_in_report: {}", FaultyDisplay));
     loop {
@@ -321,6 +345,8 @@ fn fault_in_report() {
 
 /// Issue 16, item 11: the AP trampoline page at 0x8000 is mapped (writable
 /// and executable) only while the APs start.
+/// Issue 16, item 11: the AP trampoline page is unmapped once the APs are up.
+#[ktest(smp = [4])]
 fn trampoline_unmapped() {
     let mapped = kernel::mem::is_mapped(kernel::arch::x86_64::smp::TRAMPOLINE);
     println!("trampoline_unmapped: 0x8000 mapped={mapped}");
@@ -329,6 +355,9 @@ fn trampoline_unmapped() {
 
 /// Issue 16, item 11: a write into *another* goroutine's guard page is a
 /// wild pointer, not the writer's stack overflow, and is reported so.
+/// Issue 16, item 11: a touch of another goroutine's guard page is reported
+/// as a wild pointer (naming the writer, main), not as the writer's overflow.
+#[ktest(smp = [2], timeout = 90, fatal = "in the guard page of another goroutine's stack", output = ["goroutine 1 [running]:"])]
 fn foreign_guard() {
     let lo = leak(AtomicU64::new(0));
     kernel::go(move || {
@@ -362,9 +391,22 @@ extern "C" fn overflow_on_g0(_gp: *mut kernel::runtime::runtime2::G) -> ! {
 /// Issue 16, item 11: the kernel's own stacks (interrupt, AP boot, g0) have
 /// guard pages: an overflow of this core's g0 stack is reported, not a
 /// silent write over the heap.
+#[ktest(
+    smp = [2],
+    timeout = 90,
+    fatal = "fatal error: kernel stack overflow: page fault at ",
+    output = ["g0_overflow: 11 kernel stacks with guard pages"]
+)]
 fn g0_overflow() {
     println!("g0_overflow: {} kernel stacks with guard pages; recursing on g0", kernel::mem::kstack::count());
     // SAFETY: deliberately not: the function never returns and overflows
     // the scheduler stack; it must end in a clean fatal report.
     unsafe { kernel::arch::x86_64::switch::mcall(overflow_on_g0) };
+}
+
+/// The million-goroutine scenario at 1 and 2 cores: slow under TCG (minutes),
+/// so only when named: `cargo run -- test mem::spawn_million_slow`.
+#[ktest(smp = [1, 2], timeout = 600, tags = ["slow", "manual"], output = ["lost=0 run twice=0"])]
+fn spawn_million_slow() {
+    spawn_million();
 }

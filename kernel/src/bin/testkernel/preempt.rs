@@ -1,26 +1,13 @@
 //! Scenarios of the preemption-and-time issue: ports of Go's preemption
 //! tests, timers, FPU state across asynchronous preemption, PreemptGuard,
 //! syscall hand-off and stack overflow.
+use kernel::ktest::ktest;
 use crate::latch::Latch;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::println;
 use kernel::runtime::preempt::{ASYNC_PREEMPTS, COOP_PREEMPTS};
 
-pub const TESTS: &[crate::Test] = &[
-    ("preempt_async", preempt_async),
-    ("preempt_coop", preempt_coop),
-    ("ping_pong_hog", ping_pong_hog),
-    ("timer_fairness", timer_fairness),
-    ("sleep_accuracy", sleep_accuracy),
-    ("many_sleepers", many_sleepers),
-    ("fpu_preempt", fpu_preempt),
-    ("preempt_guard", preempt_guard),
-    ("syscall_handoff", syscall_handoff),
-    ("check_under_preemption", check_under_preemption),
-    ("stack_overflow", stack_overflow),
-    ("stack_overflow_checked", stack_overflow_checked),
-];
 
 fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
@@ -79,10 +66,12 @@ fn spinners_and_progress(coop: bool) {
     }
 }
 
+#[ktest(output = ["third goroutine finished 5 steps"])]
 fn preempt_async() {
     spinners_and_progress(false);
 }
 
+#[ktest(params = "asyncpreemptoff=1", output = ["third goroutine finished 5 steps", "async preemptions=0"])]
 fn preempt_coop() {
     assert!(kernel::boot::params().asyncpreemptoff, "run with asyncpreemptoff=1");
     spinners_and_progress(true);
@@ -96,6 +85,7 @@ fn preempt_coop() {
 // chain after forcePreemptNS the hog pair would keep the P to itself and
 // the counts would differ ~1000x. Go's bound: within a factor of 20.
 
+#[ktest(skip_params = "schedrandom=1", output = ["ping_pong_hog: hog count "])]
 fn ping_pong_hog() {
     use kernel::Chan;
     let prev = kernel::gomaxprocs(1).unwrap();
@@ -144,6 +134,7 @@ fn ping_pong_hog() {
 // Goroutines flood the run queues (yielding and spinning); a 20 ms timer
 // must still fire and its goroutine run.
 
+#[ktest(output = ["timer_fairness: a 20 ms sleep under a flood woke"])]
 fn timer_fairness() {
     let stop = leak(AtomicBool::new(false));
     let done = leak(Latch::new(4));
@@ -170,6 +161,7 @@ fn timer_fairness() {
 
 // ---- sleep accuracy ------------------------------------------------------------------
 
+#[ktest(output = ["sleep_accuracy: sleep(5ms) x20"])]
 fn sleep_accuracy() {
     let hz = kernel::boot::params().hz as u64;
     let tick = 1_000_000_000 / hz;
@@ -192,6 +184,7 @@ fn sleep_accuracy() {
 
 // ---- many sleepers ----------------------------------------------------------------------
 
+#[ktest(output = ["many_sleepers: 10000 sleepers woke", "early=0, out of deadline order per P=0"])]
 fn many_sleepers() {
     const N: usize = 10_000;
     let done = leak(Latch::new(N as u64));
@@ -284,6 +277,7 @@ fn sse_work(seed: u64, n: u64) -> (u64, u64, u64) {
     (a, b, c)
 }
 
+#[ktest(output = [" 0 wrong"])]
 fn fpu_preempt() {
     const N: u64 = 3_000_000;
     let workers = 2 * kernel::num_cpu() as u64 + 1;
@@ -314,6 +308,7 @@ fn fpu_preempt() {
 
 // ---- PreemptGuard ---------------------------------------------------------------------------
 
+#[ktest(output = ["preempt_guard: other goroutine ran 0 steps during 5 slices"])]
 fn preempt_guard() {
     let prev = kernel::gomaxprocs(1).unwrap();
     let other = leak(AtomicU64::new(0));
@@ -360,6 +355,7 @@ fn preempt_guard() {
 
 // ---- syscall hand-off -------------------------------------------------------------------
 
+#[ktest(smp = [1])]
 fn syscall_handoff() {
     let ncpu = kernel::num_cpu();
     let procs = kernel::current_gomaxprocs();
@@ -419,6 +415,7 @@ fn syscall_handoff() {
 // preemption request into a false "stack overflow". Run with a tiny slice
 // (forcepreemptns=100000) so both kinds of preemption hit all the time.
 
+#[ktest(params = "forcepreemptns=100000 hz=2000", output = ["check_under_preemption: 4 goroutines made "])]
 fn check_under_preemption() {
     const N: u64 = 10_000;
     let workers = 4;
@@ -465,6 +462,7 @@ fn recurse(n: u64, checked: bool) -> u64 {
     buf[(n % 64) as usize] + recurse(n + 1, checked) + 1
 }
 
+#[ktest(smp = [1, 4], fatal = "fatal error: stack overflow", output = ["/^goroutine ([02-9]|[1-9][0-9]+) \\[running\\]:/"])]
 fn stack_overflow() {
     kernel::go(|| {
         let r = recurse(0, false);
@@ -475,6 +473,7 @@ fn stack_overflow() {
     }
 }
 
+#[ktest(smp = [2], fatal = "fatal error: stack overflow: goroutine ", output = ["/^goroutine ([02-9]|[1-9][0-9]+) \\[running\\]:/", "/^fatal error: stack overflow: goroutine ([02-9]|[1-9][0-9]+) sp=/"])]
 fn stack_overflow_checked() {
     kernel::go(|| {
         let r = recurse(0, true);
@@ -483,4 +482,22 @@ fn stack_overflow_checked() {
     loop {
         kernel::sleep(1_000_000);
     }
+}
+
+/// The syscall hand-off with a spare core and one P ...
+#[ktest(smp = [2], params = "gomaxprocs=1", output = ["syscall_handoff: plain syscall: other goroutine made", "syscall_handoff: blocking syscall: other goroutine made"])]
+fn syscall_handoff_gomaxprocs1() {
+    syscall_handoff();
+}
+
+/// ... and with 2 Ps on 4 cores.
+#[ktest(smp = [4], params = "gomaxprocs=2")]
+fn syscall_handoff_gomaxprocs2() {
+    syscall_handoff();
+}
+
+/// The forcepreemptns knob: a 2 ms slice.
+#[ktest(smp = [1], params = "forcepreemptns=2000000", output = ["third goroutine finished 5 steps"])]
+fn preempt_async_forcepreemptns() {
+    preempt_async();
 }

@@ -1,22 +1,13 @@
 //! Regression scenarios for scheduler bugs found by the random campaigns and
 //! by reading the code (issues 8 and 14). Each one failed (crashed, hung or
-//! tripped its assertion) before its fix; the host side (tests/regress.rs)
-//! boots each at the core counts that showed the bug.
+//! tripped its assertion) before its fix; each runs at the core counts that
+//! showed the bug. The stress loops get a longer hard timeout.
 use crate::latch::Latch;
+use kernel::ktest::ktest;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::println;
 use kernel::runtime::preempt::COOP_PREEMPTS;
-
-pub const TESTS: &[crate::Test] = &[
-    ("syscall_preempt", syscall_preempt),
-    ("stw_syscallblock", stw_syscallblock),
-    ("stw_wakep_churn", stw_wakep_churn),
-    ("locked_spinning_leak", locked_spinning_leak),
-    ("timer_wakes_idle_core", timer_wakes_idle_core),
-    ("timer_order_exact", timer_order_exact),
-    ("syscall_locked", syscall_locked),
-];
 
 fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
@@ -36,6 +27,13 @@ fn spin_ns(ns: u64) {
 // the guard released by entersyscall is a safe point, but a goroutine in a
 // syscall has no P and must not be preempted there (Go's canPreemptM). The
 // request must be honoured after exitsyscall instead.
+#[ktest(
+    smp = [1, 2],
+    params = "asyncpreemptoff=1",
+    also = [(3, "")],
+    timeout = 300,
+    output = ["syscall_preempt: 5 syscalls entered with a preemption pending"]
+)]
 fn syscall_preempt() {
     let done = leak(Latch::new(1));
     let c0 = COOP_PREEMPTS.load(Ordering::Relaxed);
@@ -64,6 +62,7 @@ fn syscall_preempt() {
 // _Psyscall by handoffp is "in flight" while stop-the-world counts the Ps;
 // startm, finding no idle M, put it back on the idle list without counting
 // it for the stop-the-world, which then waited forever.
+#[ktest(smp = [2, 3], timeout = 300, output = [" stop-the-worlds during "])]
 fn stw_syscallblock() {
     let stop = leak(AtomicBool::new(false));
     let loops = leak(AtomicU64::new(0));
@@ -111,6 +110,7 @@ fn stw_syscallblock() {
 // The same family without syscalls (issue 14): wakep/startm race with
 // stop-the-world. Goroutines keep readying each other (every ready may
 // wakep an idle core) while main changes GOMAXPROCS.
+#[ktest(smp = [2, 3], also = [(5, "schedrandom=1")], timeout = 300, output = [" goroutines spawned and finished"])]
 fn stw_wakep_churn() {
     let stop = leak(AtomicBool::new(false));
     let spawned = leak(AtomicU64::new(0));
@@ -157,6 +157,7 @@ fn stw_wakep_churn() {
 // on the idle-M list; startm(spinning) may pick it, and it then ran its locked
 // goroutine still counted as spinning. With nmspinning stuck at 1, wakep never
 // woke another core: CPU hogs all ran on one core.
+#[ktest(smp = [3, 4], timeout = 300, output = ["4 hogs ran on "])]
 fn locked_spinning_leak() {
     let ncpu = kernel::num_cpu();
     let c: kernel::Chan<u32> = kernel::Chan::new(0);
@@ -232,6 +233,15 @@ fn locked_spinning_leak() {
 // timer. A parked core must be woken to take the new earliest deadline (Go's
 // wakeNetPoller); before the fix the timer fired only when the spinning
 // goroutine was preempted.
+// A latency bound: it runs alone (exclusive), so that another QEMU on a
+// small host does not add its own delays.
+#[ktest(
+    smp = [2, 3],
+    params = "forcepreemptns=1000000000",
+    exclusive,
+    timeout = 300,
+    output = ["timer_wakes_idle_core: a 1 ms timer armed by a spinning goroutine fired after"]
+)]
 fn timer_wakes_idle_core() {
     if kernel::current_gomaxprocs() < 2 {
         println!("timer_wakes_idle_core: skipped (needs 2 Ps)");
@@ -275,6 +285,7 @@ fn timer_wakes_idle_core() {
 // timer fired. That was counted as out of order at 8 cores under load. The
 // exact invariant is the heap's: each timer fires before every timer still in
 // the heap with a later deadline. Reproduce the legitimate case directly.
+#[ktest(smp = [1, 2], output = ["violations=0"])]
 fn timer_order_exact() {
     use kernel::runtime::time::{TimerKind, TIMER_ORDER_VIOLATIONS};
     static FIRED: AtomicU32 = AtomicU32::new(0);
@@ -311,6 +322,7 @@ fn timer_order_exact() {
 }
 
 // ---- entersyscall from a locked goroutine (Go allows it) --------------------------
+#[ktest(smp = [1, 2], also = [(4, "gomaxprocs=2")], timeout = 300, output = ["syscall_locked: 20 syscalls from a locked goroutine, all on its core"])]
 fn syscall_locked() {
     let done = leak(Latch::new(1));
     let other = leak(AtomicU64::new(0));

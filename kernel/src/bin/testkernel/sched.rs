@@ -1,23 +1,12 @@
 //! Scenarios of the scheduler issue: ports of Go's proc_test.go tests, and
 //! stress scenarios that count every goroutine.
+use kernel::ktest::ktest;
 use crate::latch::Latch;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::println;
 
-pub const TESTS: &[crate::Test] = &[
-    ("parallelism", parallelism),
-    ("parallelism2", parallelism2),
-    ("yield_progress", yield_progress),
-    ("spawn_storm", spawn_storm),
-    ("spawn_tree", spawn_tree),
-    ("lock_os_thread", lock_os_thread),
-    ("gomaxprocs_churn", gomaxprocs_churn),
-    ("lock_os_thread_stw", lock_os_thread_stw),
-    ("gomaxprocs_invalid", gomaxprocs_invalid),
-    ("deadlock", deadlock),
-];
 
 fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
@@ -63,12 +52,14 @@ fn parallelism_tries(tries: u32) {
     println!("parallelism: {tries} tries with {procs} goroutines spinning on {procs} Ps: ok");
 }
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["with {smp} goroutines spinning on {smp} Ps: ok"])]
 fn parallelism() {
     parallelism_tries(10);
 }
 
 /// Version 2: first let every other core go idle (halt), so that starting
 /// the goroutines depends on wakep's IPIs reaching halted cores.
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["parallelism2: "])]
 fn parallelism2() {
     for _ in 0..5 {
         kernel::sleep(20_000_000);
@@ -80,6 +71,7 @@ fn parallelism2() {
 
 // ---- TestYieldProgress -------------------------------------------------------
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["yield_progress: ok"])]
 fn yield_progress() {
     let stop = leak(AtomicBool::new(false));
     let done = leak(Latch::new(1));
@@ -97,6 +89,7 @@ fn yield_progress() {
 
 // ---- spawn storm ---------------------------------------------------------------
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["spawn_storm: 100000 goroutines, never ran=0, ran twice=0"])]
 fn spawn_storm() {
     const N: usize = 100_000;
     let ran: &'static [AtomicU8] = Box::leak((0..N).map(|_| AtomicU8::new(0)).collect::<Vec<_>>().into_boxed_slice());
@@ -146,6 +139,7 @@ fn tree(depth: u32, sum: &'static AtomicU64, nodes: &'static AtomicU64) {
     done.wait();
 }
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["spawn_tree: depth 11: 4095 nodes"])]
 fn spawn_tree() {
     const DEPTH: u32 = 11;
     let sum = leak(AtomicU64::new(0));
@@ -164,6 +158,7 @@ fn spawn_tree() {
 /// While a goroutine is locked, its core runs nothing else: the workers
 /// check they never run on the locked core, and (with more than one core)
 /// still make progress elsewhere.
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["200 yields and sleeps, always on cpu", ", 0 of them on the locked core"])]
 fn lock_os_thread() {
     const NONE: u64 = u64::MAX;
     let stop = leak(AtomicBool::new(false));
@@ -219,6 +214,7 @@ fn lock_os_thread() {
 
 /// A locked goroutine keeps sleeping (its core waits for it, holding a P)
 /// while another goroutine stops the world 100 times to change GOMAXPROCS.
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["slept 100 times; moved 0 times"])]
 fn lock_os_thread_stw() {
     let ncpu = kernel::num_cpu();
     let done = leak(Latch::new(1));
@@ -246,6 +242,7 @@ fn lock_os_thread_stw() {
 
 // ---- GOMAXPROCS churn ------------------------------------------------------------
 
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["gomaxprocs_churn: 1000 changes", "none lost"])]
 fn gomaxprocs_churn() {
     let ncpu = kernel::num_cpu();
     let stop = leak(AtomicBool::new(false));
@@ -298,6 +295,7 @@ fn gomaxprocs_churn() {
     );
 }
 
+#[ktest(smp = [2], output = ["GOMAXPROCS(0) is out of range: must be 1..=2", "GOMAXPROCS(3) is out of range: must be 1..=2"])]
 fn gomaxprocs_invalid() {
     let ncpu = kernel::num_cpu();
     let e = kernel::gomaxprocs(0).unwrap_err();
@@ -309,6 +307,7 @@ fn gomaxprocs_invalid() {
 
 // ---- deadlock --------------------------------------------------------------------
 
+#[ktest(smp = [1, 2, 4], fatal = "fatal error: all goroutines are asleep - deadlock!", output = ["goroutine 1 [chan receive]:", "[chan send]:"])]
 fn deadlock() {
     let counter = leak(AtomicU32::new(0));
     kernel::go(move || {
@@ -318,4 +317,10 @@ fn deadlock() {
     println!("deadlock: main goroutine blocks forever");
     kernel::park(None, core::ptr::null_mut(), kernel::WaitReason::ChanReceive);
     unreachable!("parked forever");
+}
+
+/// The `gomaxprocs` boot parameter: 2 Ps on 4 cores.
+#[ktest(smp = [4], params = "gomaxprocs=2", output = ["with 2 goroutines spinning on 2 Ps: ok"])]
+fn parallelism_gomaxprocs_param() {
+    parallelism();
 }

@@ -26,9 +26,8 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use gmp_core::rand::{mix64, FastRand};
+use kernel::ktest::ktest;
 use kernel::{after, println, select, Chan, Mutex, Once, Semaphore, WaitGroup};
-
-pub const TESTS: &[crate::Test] = &[("torture", torture)];
 
 /// A P that does not reschedule for this long, or no operation completing
 /// for this long, is a hang (emulated time; the longest legitimate pause is
@@ -150,9 +149,12 @@ fn done(st: &State, op: Op) {
     st.progress.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Briefly here, at odd core counts; the campaign (`./run-qemu.sh torture`)
+/// runs it long and at random settings.
+#[ktest(smp = [1, 3], params = "duration=8", also = [(3, "schedrandom=1")], timeout = 300, output = ["/^torture: ok \\(seed=[0-9]+\\)$/"])]
 fn torture() {
     let p = kernel::boot::params();
-    let seed = if p.seed != 0 { p.seed } else { mix64(kernel::arch::x86_64::time::rdtsc()) | 1 };
+    let seed = p.seed.filter(|&s| s != 0).unwrap_or_else(|| mix64(kernel::arch::x86_64::time::rdtsc()) | 1);
     let duration_ns = p.duration_s as u64 * 1_000_000_000;
     let ncpu = kernel::num_cpu();
     let nworkers = (3 * ncpu as u64).clamp(4, 24);

@@ -1,8 +1,7 @@
 //! Scenarios for the execution tracer and the CPU profiler (tests/trace.rs).
 use core::hint::black_box;
+use kernel::ktest::ktest;
 use kernel::{go, nanotime, Chan};
-
-pub static TESTS: &[crate::Test] = &[("profile_spin", profile_spin)];
 
 /// The function the profiler test expects at the top of the profile. The
 /// loop is one asm block, so that no inlined library function (whose frames
@@ -27,6 +26,8 @@ pub fn profile_hot_loop(n: u64) -> u64 {
 }
 
 /// Every P spins in `profile_hot_loop` for 300 ms of emulated time.
+/// Booted by tests/trace.rs with the profiler on; alone it just spins.
+#[ktest(smp = [2], tags = ["manual"])]
 fn profile_spin() {
     let procs = kernel::current_gomaxprocs();
     let done: Chan<u64> = Chan::new(procs as usize);
