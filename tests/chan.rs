@@ -44,6 +44,10 @@ const SUITE: &[(&str, &str)] = &[
     ("sync_once", "sync_once: round 2: 100 goroutines, f ran once: ok"),
     ("sync_semaphore", "sync_semaphore: 40 goroutines x 20 acquisitions of 3 units, at most"),
     ("chan_sieve", "chan_sieve: first 150 primes: 2 ... 863"),
+    ("chan_after_loop", "chan_after_loop: 100000 values through select with after(1s)"),
+    ("chan_timers_shrink", "chan_timers_shrink: timers per P"),
+    ("chan_timer_stop_reset", "chan_timer_stop_reset: stop, reset, drop and 500 stop/fire races"),
+    ("chan_select_100", "chan_select_100: a 100-case select!, ready and blocking; 1000 cases through selectgo: ok"),
 ];
 
 /// TestSelectFairness: the kernel asserts the 10-sigma bound; the host
@@ -125,6 +129,47 @@ alone! {
     once_smp4 => "sync_once",
     semaphore_smp4 => "sync_semaphore",
     prime_sieve_smp4 => "chan_sieve",
+    after_loop_smp4 => "chan_after_loop",
+    timers_shrink_smp4 => "chan_timers_shrink",
+    timer_stop_reset_smp4 => "chan_timer_stop_reset",
+    select_100_cases_smp4 => "chan_select_100",
+}
+
+// --- issue 16 / issue 8: limits and differences from Go -----------------------------------------
+
+/// The mutex's and semaphore's hand-off yields with goyield: the local
+/// queue, not the global one.
+#[test]
+fn goyield_uses_the_local_queue() {
+    for smp in [1, 2] {
+        let o = pass("sched_goyield", smp, &[]);
+        expect_contains(&o, "sched_goyield: global queue 0 after goyield, 1 after gosched: ok");
+    }
+}
+
+/// Go's message when main called Goexit and every other goroutine ended.
+#[test]
+fn goexit_from_main_reports_no_goroutines() {
+    for smp in [1, 4] {
+        let o = must_fail("chan_goexit_main", smp, "fatal error: no goroutines (main called runtime.Goexit) - deadlock!");
+        expect_contains(&o, "chan_goexit_main: the other goroutine finished");
+        if o.serial.contains("all goroutines are asleep") {
+            fail(&o, "the generic deadlock report instead of Go's Goexit one");
+        }
+    }
+}
+
+/// goexit inside Once::call_once: a fatal error naming the goroutine, not
+/// a deadlock of the next caller.
+#[test]
+fn goexit_inside_call_once_is_fatal() {
+    for smp in [1, 2] {
+        let o = must_fail("sync_once_goexit", smp, "fatal error: goexit inside Once::call_once: goroutine ");
+        expect_contains(&o, "would leave the Once locked forever");
+        if o.serial.contains("deadlock") {
+            fail(&o, "a deadlock instead of the goexit report");
+        }
+    }
 }
 
 // --- misuse: Go's report, failure exit --------------------------------------------------------------
