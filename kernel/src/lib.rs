@@ -32,7 +32,9 @@ pub mod sync;
 
 pub use bootloader_api;
 pub use runtime::api::*;
-pub use sync::{after, Chan, Mutex, MutexGuard, Once, RawMutex, Semaphore, TryRecvError, WaitGroup};
+pub use sync::{
+    after, Chan, Mutex, MutexGuard, Once, RawMutex, Receiver, Semaphore, Timer, TryRecvError, WaitGroup,
+};
 
 /// The bootloader configuration every kernel binary uses: all of physical
 /// memory mapped (the frame allocator and page tables need it) and a 256 KiB

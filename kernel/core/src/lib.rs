@@ -2,8 +2,9 @@
 //!
 //! Everything in this crate is plain logic that builds for the host (and is
 //! tested there, with proptest and loom) as well as for `x86_64-unknown-none`.
-//! Nothing here touches the machine: no interrupts, no per-CPU registers, no
-//! allocation. The kernel (`kernel/src`) owns the Gs, Ps and Ms and calls into
+//! Nothing here touches the machine: no interrupts, no per-CPU registers. Only
+//! the growable structures allocate ([`timerheap`], [`semtree`]), through
+//! `alloc`, which the kernel backs with its heap. The kernel (`kernel/src`) owns the Gs, Ps and Ms and calls into
 //! these modules, in the same way Go's `proc.go` calls its small helpers.
 //!
 //! | module        | Go counterpart                                    |
@@ -13,6 +14,7 @@
 //! | [`rand`]      | `cheaprand`, `cheaprandn` (formerly `fastrand`)   |
 //! | [`gqueue`]    | `gQueue`, `gList` (linked through `g.schedlink`); the batch size rule of `globrunqget` |
 //! | [`timerheap`] | the per-P 4-ary timer heap of `time.go` (`siftupTimer`, `siftdownTimer`) |
+//! | [`semtree`]   | `semaRoot`'s treap: per address, the FIFO of its waiters (`sema.go`) |
 //! | [`bootparam`] | `GODEBUG`/`GOMAXPROCS` parsing, for fw_cfg boot parameters |
 //!
 //! # Deviations from the brief (kept deliberately)
@@ -36,11 +38,13 @@
 //! - [`bootparam::BootParams::apply`] returns an owned [`bootparam::ParamError`]
 //!   (key and value copied, long values truncated) so that it carries no
 //!   lifetime. The heap size key is `heap`.
-//! - [`timerheap::TimerHeap`] is `TimerHeap<T, const N: usize>`, an array,
-//!   and `push` reports a full heap with [`timerheap::Full`].
+//! - [`timerheap::TimerHeap`] grows like Go's `pp.timers` slice; `try_push`
+//!   reports an allocation failure instead of aborting.
 #![cfg_attr(not(any(test, loom)), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+extern crate alloc;
 
 pub mod bootparam;
 pub mod ktest;
@@ -48,6 +52,7 @@ pub mod gqueue;
 pub mod order;
 pub mod rand;
 pub mod runq;
+pub mod semtree;
 pub mod timerheap;
 
 mod sync;

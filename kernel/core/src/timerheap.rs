@@ -13,103 +13,83 @@
 //! Invariant: every element's `when` is `>=` its parent's. Equal deadlines may
 //! come out in any order.
 //!
-//! No allocation: the heap is a fixed array of `N` entries. The kernel sizes
-//! `N` per P, and treats [`Full`] as "too many timers" (a fatal error or a
-//! fall-back path, its choice). Not thread-safe: Go guards `pp.timers` with
-//! `pp.timersLock`, and so must the kernel.
+//! Growable, like Go's slice `pp.timers`: the entries live in a `Vec` that
+//! doubles when full, so a P holds as many timers as memory allows (Go has
+//! no limit either). [`TimerHeap::try_push`] reports an allocation failure
+//! instead of aborting, so that the kernel can name it ("out of memory for
+//! timers"); [`TimerHeap::shrink`] gives memory back after a burst. Not
+//! thread-safe: Go guards `pp.timers` with `pp.timersLock`, and so must the
+//! kernel.
 
-use core::fmt;
+use alloc::collections::TryReserveError;
+use alloc::vec::Vec;
 
-/// The heap has `N` entries already.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Full;
-
-impl fmt::Display for Full {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("timer heap is full")
-    }
-}
-
-/// A 4-ary min-heap of `(when, T)` with room for `N` timers.
+/// A growable 4-ary min-heap of `(when, T)`.
 #[derive(Clone, Debug)]
-pub struct TimerHeap<T: Copy, const N: usize> {
-    len: usize,
-    /// `slots[..len]` are `Some`, the rest `None`.
-    slots: [Option<(u64, T)>; N],
+pub struct TimerHeap<T: Copy> {
+    slots: Vec<(u64, T)>,
 }
 
-impl<T: Copy, const N: usize> Default for TimerHeap<T, N> {
+impl<T: Copy> Default for TimerHeap<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Copy, const N: usize> TimerHeap<T, N> {
-    /// An empty heap.
+impl<T: Copy> TimerHeap<T> {
+    /// An empty heap (allocates nothing until the first push).
     pub const fn new() -> Self {
-        TimerHeap { len: 0, slots: [None; N] }
-    }
-
-    /// Initialise a heap in place at `p`, without building it on the stack
-    /// first (the kernel allocates big heaps directly on its heap).
-    ///
-    /// # Safety
-    /// `p` must be valid for writes and aligned for `Self`; whatever it held
-    /// is overwritten without being dropped.
-    pub unsafe fn init_in_place(p: *mut Self) {
-        // SAFETY: the caller guarantees `p` is writable and aligned; every
-        // field is written through raw pointers, never through a reference
-        // to uninitialised memory.
-        unsafe {
-            core::ptr::addr_of_mut!((*p).len).write(0);
-            let slots = core::ptr::addr_of_mut!((*p).slots) as *mut Option<(u64, T)>;
-            for i in 0..N {
-                slots.add(i).write(None);
-            }
-        }
+        TimerHeap { slots: Vec::new() }
     }
 
     /// Number of timers.
     pub fn len(&self) -> usize {
-        self.len
+        self.slots.len()
     }
 
     /// True when there is no timer.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.slots.is_empty()
     }
 
-    /// `N`.
-    pub const fn capacity(&self) -> usize {
-        N
-    }
-
-    /// The entry at `i < len`.
-    fn at(&self, i: usize) -> (u64, T) {
-        self.slots[i].expect("timer heap: slot below len is empty")
+    /// Timers the heap can hold before it must grow.
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
     }
 
     fn when(&self, i: usize) -> u64 {
-        self.at(i).0
+        self.slots[i].0
     }
 
-    /// Adds a timer firing at `when` (nanoseconds). O(log4 n).
-    pub fn push(&mut self, when: u64, value: T) -> Result<(), Full> {
-        if self.len == N {
-            return Err(Full);
-        }
-        self.slots[self.len] = Some((when, value));
-        self.len += 1;
-        self.sift_up(self.len - 1);
+    /// Adds a timer firing at `when` (nanoseconds). O(log4 n), amortised
+    /// (the vector doubles when full). Fails only if memory for the larger
+    /// vector cannot be had; the heap is then unchanged.
+    pub fn try_push(&mut self, when: u64, value: T) -> Result<(), TryReserveError> {
+        self.slots.try_reserve(1)?;
+        self.slots.push((when, value));
+        self.sift_up(self.slots.len() - 1);
         Ok(())
+    }
+
+    /// As [`TimerHeap::try_push`], aborting on allocation failure (the
+    /// global allocator's out-of-memory handler).
+    pub fn push(&mut self, when: u64, value: T) {
+        self.slots.push((when, value));
+        self.sift_up(self.slots.len() - 1);
+    }
+
+    /// Gives memory back when at most a quarter of the capacity is used
+    /// (after a burst of timers), keeping room for twice the current count.
+    pub fn shrink(&mut self) {
+        let (len, cap) = (self.slots.len(), self.slots.capacity());
+        if cap > 64 && len <= cap / 4 {
+            self.slots.shrink_to((2 * len).max(64));
+        }
     }
 
     /// The earliest timer (Go keeps its `when` in `pp.timer0When`).
     pub fn peek(&self) -> Option<(u64, &T)> {
-        match &self.slots[..self.len] {
-            [Some((when, v)), ..] => Some((*when, v)),
-            _ => None,
-        }
+        self.slots.first().map(|(w, v)| (*w, v))
     }
 
     /// The earliest deadline, if any.
@@ -119,7 +99,7 @@ impl<T: Copy, const N: usize> TimerHeap<T, N> {
 
     /// Removes and returns the earliest timer.
     pub fn pop(&mut self) -> Option<(u64, T)> {
-        if self.len == 0 {
+        if self.slots.is_empty() {
             return None;
         }
         Some(self.remove_at(0))
@@ -138,34 +118,26 @@ impl<T: Copy, const N: usize> TimerHeap<T, N> {
     /// holds, for cancelling (Go: `deltimer` + `dodeltimer`). O(n) scan, then
     /// one sift.
     pub fn remove_where(&mut self, mut pred: impl FnMut(u64, &T) -> bool) -> Option<(u64, T)> {
-        let i = (0..self.len).find(|&i| {
-            let (w, v) = self.at(i);
-            pred(w, &v)
-        })?;
+        let i = self.slots.iter().position(|(w, v)| pred(*w, v))?;
         Some(self.remove_at(i))
     }
 
     /// Iterates over all timers in heap order (not sorted).
     pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> + '_ {
-        self.slots[..self.len].iter().flatten().map(|(w, v)| (*w, v))
+        self.slots.iter().map(|(w, v)| (*w, v))
     }
 
     /// Removes every timer.
     pub fn clear(&mut self) {
-        self.slots[..self.len].fill(None);
-        self.len = 0;
+        self.slots.clear();
     }
 
     /// Removes element `i`: the last element takes its place and is then
     /// sifted whichever way it needs to go (it may be smaller than `i`'s
     /// parent, or larger than `i`'s children; only one sift will move it).
     fn remove_at(&mut self, i: usize) -> (u64, T) {
-        let removed = self.at(i);
-        let last = self.len - 1;
-        self.slots[i] = self.slots[last];
-        self.slots[last] = None;
-        self.len = last;
-        if i < last {
+        let removed = self.slots.swap_remove(i);
+        if i < self.slots.len() {
             self.sift_up(i);
             self.sift_down(i);
         }
@@ -176,7 +148,7 @@ impl<T: Copy, const N: usize> TimerHeap<T, N> {
     /// swapping at every level we shift the parents down and write the moving
     /// element once, at its final place.
     fn sift_up(&mut self, mut i: usize) {
-        let moving = self.at(i);
+        let moving = self.slots[i];
         while i > 0 {
             let parent = (i - 1) / 4;
             if moving.0 >= self.when(parent) {
@@ -185,19 +157,20 @@ impl<T: Copy, const N: usize> TimerHeap<T, N> {
             self.slots[i] = self.slots[parent];
             i = parent;
         }
-        self.slots[i] = Some(moving);
+        self.slots[i] = moving;
     }
 
     /// Moves element `i` down while one of its (up to four) children is
     /// earlier, always following the earliest child.
     fn sift_down(&mut self, mut i: usize) {
-        let moving = self.at(i);
+        let moving = self.slots[i];
+        let len = self.slots.len();
         loop {
             let first = 4 * i + 1;
-            if first >= self.len {
+            if first >= len {
                 break;
             }
-            let end = (first + 4).min(self.len);
+            let end = (first + 4).min(len);
             let mut child = first;
             for c in first + 1..end {
                 if self.when(c) < self.when(child) {
@@ -210,14 +183,12 @@ impl<T: Copy, const N: usize> TimerHeap<T, N> {
             self.slots[i] = self.slots[child];
             i = child;
         }
-        self.slots[i] = Some(moving);
+        self.slots[i] = moving;
     }
 
     /// Checks the heap invariant (for tests and debug assertions).
     pub fn is_valid_heap(&self) -> bool {
-        self.slots[..self.len].iter().all(Option::is_some)
-            && self.slots[self.len..].iter().all(Option::is_none)
-            && (1..self.len).all(|i| self.when((i - 1) / 4) <= self.when(i))
+        (1..self.slots.len()).all(|i| self.when((i - 1) / 4) <= self.when(i))
     }
 }
 
@@ -228,13 +199,13 @@ mod tests {
 
     #[test]
     fn pops_in_deadline_order() {
-        let mut h: TimerHeap<u32, 64> = TimerHeap::new();
+        let mut h: TimerHeap<u32> = TimerHeap::new();
         assert!(h.is_empty());
         assert_eq!(h.pop(), None);
         assert_eq!(h.peek(), None);
         let whens = [50u64, 10, 40, 10, 99, 0, 7, 7, 1000, 3, 60, 60, 2];
         for (i, &w) in whens.iter().enumerate() {
-            h.push(w, i as u32).unwrap();
+            h.push(w, i as u32);
             assert!(h.is_valid_heap());
         }
         assert_eq!(h.len(), whens.len());
@@ -250,27 +221,41 @@ mod tests {
     }
 
     #[test]
-    fn full_heap_rejects_push() {
-        let mut h: TimerHeap<(), 3> = TimerHeap::new();
-        assert_eq!(h.capacity(), 3);
-        for w in [3, 2, 1] {
-            h.push(w, ()).unwrap();
+    fn grows_past_any_fixed_size_and_shrinks_back() {
+        // The old fixed heap held 16 384 timers per P; far more must fit.
+        let mut h: TimerHeap<u32> = TimerHeap::new();
+        assert_eq!(h.capacity(), 0);
+        let n = 100_000u32;
+        for i in 0..n {
+            // A scrambled order of deadlines, with duplicates.
+            h.try_push(((i as u64) * 7919) % 50_000, i).unwrap();
         }
-        assert_eq!(h.push(0, ()), Err(Full));
-        assert_eq!(h.len(), 3);
-        assert_eq!(h.next_when(), Some(1));
-        assert_eq!(Full.to_string(), "timer heap is full");
-        h.pop();
-        h.push(0, ()).unwrap();
-        assert_eq!(h.next_when(), Some(0));
+        assert_eq!(h.len(), n as usize);
+        assert!(h.is_valid_heap());
+        let mut last = 0;
+        for _ in 0..n - 10 {
+            let (w, _) = h.pop().unwrap();
+            assert!(w >= last);
+            last = w;
+        }
+        h.shrink();
+        assert!(h.capacity() < 1000, "capacity {} after shrinking to 10 timers", h.capacity());
+        assert_eq!(h.len(), 10);
+        assert!(h.is_valid_heap());
+        for _ in 0..10 {
+            let (w, _) = h.pop().unwrap();
+            assert!(w >= last);
+            last = w;
+        }
+        assert!(h.is_empty());
     }
 
     #[test]
     fn pop_expired_respects_now() {
-        let mut h: TimerHeap<char, 8> = TimerHeap::new();
-        h.push(30, 'c').unwrap();
-        h.push(10, 'a').unwrap();
-        h.push(20, 'b').unwrap();
+        let mut h: TimerHeap<char> = TimerHeap::new();
+        h.push(30, 'c');
+        h.push(10, 'a');
+        h.push(20, 'b');
         assert_eq!(h.pop_expired(9), None);
         assert_eq!(h.pop_expired(10), Some((10, 'a')));
         assert_eq!(h.pop_expired(25), Some((20, 'b')));
@@ -282,9 +267,9 @@ mod tests {
 
     #[test]
     fn remove_where_cancels_and_keeps_heap() {
-        let mut h: TimerHeap<u32, 32> = TimerHeap::new();
+        let mut h: TimerHeap<u32> = TimerHeap::new();
         for i in 0..20u32 {
-            h.push(((i * 7919) % 23) as u64, i).unwrap();
+            h.push(((i * 7919) % 23) as u64, i);
         }
         assert_eq!(h.remove_where(|_, &v| v == 100), None);
         let (w, v) = h.remove_where(|_, &v| v == 5).unwrap();
@@ -296,7 +281,7 @@ mod tests {
         let root = h.peek().map(|(_, &v)| v).unwrap();
         h.remove_where(|_, &v| v == root).unwrap();
         assert!(h.is_valid_heap());
-        let last = h.slots[h.len() - 1].unwrap().1;
+        let last = h.slots[h.len() - 1].1;
         h.remove_where(|_, &v| v == last).unwrap();
         assert!(h.is_valid_heap());
         assert_eq!(h.len(), 17);
@@ -310,6 +295,7 @@ mod tests {
         Pop,
         PopExpired(u64),
         Remove(u32),
+        Shrink,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -318,6 +304,7 @@ mod tests {
             2 => Just(Op::Pop),
             1 => (0u64..64).prop_map(Op::PopExpired),
             1 => (0u32..200).prop_map(Op::Remove),
+            1 => Just(Op::Shrink),
         ]
     }
 
@@ -325,22 +312,18 @@ mod tests {
         /// Random operations against a plain Vec model: same multiset, same
         /// minimum deadline, heap property after every step.
         #[test]
-        fn matches_sorted_model(ops in proptest::collection::vec(op(), 0..300)) {
-            let mut h: TimerHeap<u32, 48> = TimerHeap::new();
+        fn matches_sorted_model(ops in proptest::collection::vec(op(), 0..600)) {
+            let mut h: TimerHeap<u32> = TimerHeap::new();
             let mut model: Vec<(u64, u32)> = Vec::new();
             let mut next_id = 0u32;
             for op in ops {
                 match op {
                     Op::Push(w) => {
-                        let r = h.push(w, next_id);
-                        if model.len() == 48 {
-                            prop_assert_eq!(r, Err(Full));
-                        } else {
-                            prop_assert_eq!(r, Ok(()));
-                            model.push((w, next_id));
-                        }
+                        prop_assert!(h.try_push(w, next_id).is_ok());
+                        model.push((w, next_id));
                         next_id += 1;
                     }
+                    Op::Shrink => h.shrink(),
                     Op::Pop | Op::PopExpired(_) => {
                         let now = if let Op::PopExpired(n) = op { n } else { u64::MAX };
                         let min = model.iter().map(|e| e.0).min();

@@ -16,17 +16,30 @@ pub fn gosched() {
 }
 
 /// `runtime.Goexit()`: end the calling goroutine now.
+///
+/// Unlike Go's, it runs no deferred code: the kernel is built with
+/// `panic = "abort"` and cannot unwind a goroutine's stack, so nothing the
+/// goroutine owns is dropped. A `MutexGuard` it holds stays locked and a
+/// `Once` whose function it is running stays locked. The second case is
+/// caught: `goexit` inside `Once::call_once` is a fatal error naming the
+/// goroutine, instead of a deadlock later. Return from the goroutine's
+/// function instead wherever you can.
 pub fn goexit() -> ! {
+    crate::sync::once::check_goexit();
     super::proc::goexit1()
 }
 
 /// `runtime.GOMAXPROCS(n)`: set the number of Ps (1..=num_cpu()), stopping
-/// the world to do it. Returns the previous value. Out of range is an error.
+/// the world to do it. Returns the previous value. As in Go, `n == 0` only
+/// reads the value (no stop-the-world); `n > num_cpu()` is an error.
 pub fn gomaxprocs(n: u32) -> Result<u32, GomaxprocsError> {
+    if n == 0 {
+        return Ok(current_gomaxprocs());
+    }
     super::proc::gomaxprocs(n)
 }
 
-/// The current GOMAXPROCS.
+/// The current GOMAXPROCS (the same as `gomaxprocs(0)`).
 pub fn current_gomaxprocs() -> u32 {
     super::proc::GOMAXPROCS.load(Ordering::Relaxed)
 }

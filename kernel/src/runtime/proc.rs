@@ -1430,6 +1430,13 @@ fn checkdead(s: &mut SchedLocked) {
     if runnable {
         return;
     }
+    // Go: with no goroutine left at all (not even a waiting one), main
+    // must have called Goexit: say so instead of "all asleep".
+    let mut waiting = false;
+    for_each_g(|g| waiting |= g.status() == G_WAITING);
+    if !waiting {
+        super::fatal::fatal(format_args!("no goroutines (main called runtime.Goexit) - deadlock!"));
+    }
     super::fatal::deadlock();
 }
 
@@ -1503,6 +1510,33 @@ pub fn goschedimpl(gp: *mut G, preempted: bool) -> ! {
     if MAIN_STARTED.load(Ordering::Relaxed) {
         wakep();
     }
+    schedule()
+}
+
+/// Go's `goyield`: like `gosched`, but the G goes to the tail of this P's
+/// *local* run queue (not `runnext`, not the global queue), so it runs again
+/// on this P soon, after the Gs already queued here. The mutex's and the
+/// semaphore's direct hand-off use it to let the woken waiter (in
+/// `runnext`) run at once without sending the releaser to the back of the
+/// global queue.
+pub fn goyield() {
+    check_no_locks("goyield");
+    // SAFETY: on a goroutine stack with no locks (checked above).
+    unsafe { mcall(goyield_m) };
+}
+
+extern "C" fn goyield_m(gp: *mut G) -> ! {
+    let mp = getm();
+    // SAFETY: gp is the G that called mcall: live, ours.
+    let g = unsafe { &*gp };
+    casgstatus(g, G_RUNNING, G_RUNNABLE);
+    dropg(mp, g);
+    if g.lockedm.load(Ordering::Relaxed) == mp as *const M as *mut M {
+        // As in goschedimpl: a locked G is never queued.
+        schedule()
+    }
+    // SAFETY: gp is non-null; we hold our P (on its g0).
+    runqput(p_of(mp), unsafe { NonNull::new_unchecked(gp) }, false);
     schedule()
 }
 

@@ -5,20 +5,18 @@
 use super::lock::SpinLock;
 use super::runtime2::{WaitReason, G, P};
 use crate::arch::x86_64::{percpu, time};
-use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 use gmp_core::timerheap::TimerHeap;
-
-/// Timers one P can hold (10 000 sleepers on one P must fit).
-pub const TIMERS_PER_P: usize = 16 * 1024;
 
 /// What a timer does when it fires.
 #[derive(Clone, Copy)]
 pub enum TimerKind {
     /// Make this (sleeping) G runnable.
     Ready(*mut G),
-    /// Call f(arg) on the scheduler stack. Must not block.
-    Func(fn(usize), usize),
+    /// Call f(arg, seq) on the scheduler stack, `seq` being the timer's own
+    /// id (so a callback can tell a stale arming from the current one).
+    /// Must not block.
+    Func(fn(usize, u64), usize),
 }
 
 #[derive(Clone, Copy)]
@@ -28,14 +26,19 @@ pub struct Timer {
     pub seq: u64,
 }
 
-struct Heap(Box<TimerHeap<Timer, TIMERS_PER_P>>);
-// SAFETY: the raw G pointers inside are handles to never-freed Gs, moved
-// between cores only under the P's timer lock.
+/// A P's heap. The raw G pointers inside are handles to never-freed Gs,
+/// moved between cores only under the P's timer lock.
+struct Heap(TimerHeap<Timer>);
+// SAFETY: see above.
 unsafe impl Send for Heap {}
 
 /// A P's timers (Go: `pp.timers`, `pp.timersLock`, `pp.numTimers`).
+///
+/// The heap grows as Go's slice does (there is no per-P limit; running out
+/// of kernel heap is the limit, reported as a fatal error naming the
+/// count), and shrinks back after a burst.
 pub struct PTimers {
-    heap: SpinLock<Option<Heap>>,
+    heap: SpinLock<Heap>,
     /// Earliest deadline, or u64::MAX: lets other cores look without the
     /// lock. Written under the lock after every change.
     next: AtomicU64,
@@ -52,27 +55,26 @@ pub struct PTimers {
 /// from `park_m`), so a timer can arrive already due with a deadline
 /// earlier than one that fired meanwhile; that is not out of order.
 pub static TIMER_ORDER_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
-/// Timers fired and added (statistics).
+/// Timers fired, added and stopped before firing (statistics, and the
+/// after()/Timer tests: a select that returns stops its losing timers).
 pub static TIMERS_FIRED: AtomicU64 = AtomicU64::new(0);
 pub static TIMERS_ADDED: AtomicU64 = AtomicU64::new(0);
+pub static TIMERS_STOPPED: AtomicU64 = AtomicU64::new(0);
 
 static SEQ: AtomicU64 = AtomicU64::new(1);
 
-fn new_heap() -> Heap {
-    let layout = core::alloc::Layout::new::<TimerHeap<Timer, TIMERS_PER_P>>();
-    // SAFETY: the layout is non-zero; the memory is initialised in place
-    // by `init_in_place` before the Box is made (no big stack temporary).
-    unsafe {
-        let p = alloc::alloc::alloc(layout) as *mut TimerHeap<Timer, TIMERS_PER_P>;
-        TimerHeap::init_in_place(p);
-        Heap(Box::from_raw(p))
+/// Push under the lock; out of memory is fatal with the count.
+fn push_or_die(h: &mut TimerHeap<Timer>, when: u64, t: Timer) {
+    if h.try_push(when, t).is_err() {
+        let n = h.len();
+        super::fatal::fatal(format_args!("out of memory for timers ({n} timers on one P)"));
     }
 }
 
 impl PTimers {
     pub fn new() -> Self {
         PTimers {
-            heap: SpinLock::new(Some(new_heap())),
+            heap: SpinLock::new(Heap(TimerHeap::new())),
             next: AtomicU64::new(u64::MAX),
             count: AtomicU64::new(0),
         }
@@ -89,7 +91,7 @@ impl PTimers {
         self.next.load(Ordering::SeqCst)
     }
 
-    fn update(&self, h: &TimerHeap<Timer, TIMERS_PER_P>) {
+    fn update(&self, h: &TimerHeap<Timer>) {
         // SeqCst: see next_when(); also publishes the count for len().
         self.count.store(h.len() as u64, Ordering::Release);
         self.next.store(h.peek().map(|(w, _)| w).unwrap_or(u64::MAX), Ordering::SeqCst);
@@ -100,22 +102,20 @@ impl PTimers {
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         TIMERS_ADDED.fetch_add(1, Ordering::Relaxed);
         let mut g = self.heap.lock();
-        let h = &mut g.as_mut().unwrap().0;
-        if h.push(when, Timer { kind, seq }).is_err() {
-            drop(g);
-            super::fatal::fatal(format_args!("too many timers on one P (limit {TIMERS_PER_P})"));
-        }
-        self.update(h);
+        push_or_die(&mut g.0, when, Timer { kind, seq });
+        self.update(&g.0);
         drop(g);
         wake_netpoller(when);
         seq
     }
 
-    /// Go's `deltimer`: remove timer `seq` if it has not fired.
-    pub fn del(&self, seq: u64) -> bool {
+    /// Go's `deltimer`: remove timer `seq` if it has not fired, and return
+    /// it (its argument may own a reference the caller must release).
+    pub fn del(&self, seq: u64) -> Option<Timer> {
         let mut g = self.heap.lock();
-        let h = &mut g.as_mut().unwrap().0;
-        let r = h.remove_where(|_, t| t.seq == seq).is_some();
+        let h = &mut g.0;
+        let r = h.remove_where(|_, t| t.seq == seq).map(|(_, t)| t);
+        h.shrink();
         self.update(h);
         r
     }
@@ -126,7 +126,7 @@ impl PTimers {
             return 0;
         }
         let mut g = self.heap.lock();
-        let h = &mut g.as_mut().unwrap().0;
+        let h = &mut g.0;
         let mut n = 0;
         while n < out.len() {
             match h.pop_expired(now) {
@@ -141,6 +141,7 @@ impl PTimers {
                 None => break,
             }
         }
+        h.shrink();
         self.update(h);
         n
     }
@@ -163,14 +164,14 @@ fn run_timers(from: &P, to: &'static P) -> usize {
     let now = nanotime();
     let mut total = 0;
     loop {
-        let mut buf = [(0u64, Timer { kind: TimerKind::Func(|_| {}, 0), seq: 0 }); 32];
+        let mut buf = [(0u64, Timer { kind: TimerKind::Func(|_, _| {}, 0), seq: 0 }); 32];
         let n = from.timers.pop_expired(now, &mut buf);
         TIMERS_FIRED.fetch_add(n as u64, Ordering::Relaxed);
         super::tracer::timer_fire(n);
         for (_, t) in &buf[..n] {
             match t.kind {
                 TimerKind::Ready(gp) => super::proc::ready_from_g0(to, gp),
-                TimerKind::Func(f, arg) => f(arg),
+                TimerKind::Func(f, arg) => f(arg, t.seq),
             }
         }
         total += n;
@@ -210,21 +211,17 @@ pub fn any_timer_pending() -> bool {
 
 /// Move every timer of a P being destroyed to `to`.
 pub fn move_timers(from: &P, to: &P) {
-    let mut buf = [(0u64, Timer { kind: TimerKind::Func(|_| {}, 0), seq: 0 }); 32];
+    let mut buf = [(0u64, Timer { kind: TimerKind::Func(|_, _| {}, 0), seq: 0 }); 32];
     loop {
         let n = from.timers.pop_expired(u64::MAX, &mut buf);
         if n == 0 {
             return;
         }
         let mut g = to.timers.heap.lock();
-        let h = &mut g.as_mut().unwrap().0;
         for (w, t) in &buf[..n] {
-            if h.push(*w, *t).is_err() {
-                drop(g);
-                super::fatal::fatal(format_args!("too many timers on one P (limit {TIMERS_PER_P})"));
-            }
+            push_or_die(&mut g.0, *w, *t);
         }
-        to.timers.update(h);
+        to.timers.update(&g.0);
     }
 }
 
@@ -317,26 +314,40 @@ pub fn sleep(ns: u64) {
     super::proc::gopark(Some(sleep_unlockf), when as *mut u8, WaitReason::Sleep);
 }
 
-/// Run `f(arg)` on the scheduler stack of some core after `ns` ns (Go's
-/// `time.AfterFunc` without a goroutine: f must not block). Returns an id
-/// for [`stop_timer`].
-pub fn after_func(ns: u64, f: fn(usize), arg: usize) -> (u32, u64) {
+/// The id of a timer from [`after_func`]: the P it was added to (a hint:
+/// timers move only when a P is destroyed) and its sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerId {
+    pub p: u32,
+    pub seq: u64,
+}
+
+/// Run `f(arg, seq)` on the scheduler stack of some core after `ns` ns
+/// (Go's `time.AfterFunc` without a goroutine: f must not block). Returns
+/// an id for [`stop_timer`].
+pub fn after_func(ns: u64, f: fn(usize, u64), arg: usize) -> TimerId {
     let _pg = super::lock::PreemptGuard::new();
     let mp = super::proc::getm();
     let pp = mp.p.load(Ordering::Relaxed);
     // SAFETY: a running G's M holds a P (never freed).
     let pp = unsafe { &*pp };
     let seq = pp.timers.add(nanotime().saturating_add(ns), TimerKind::Func(f, arg));
-    (pp.id, seq)
+    TimerId { p: pp.id, seq }
 }
 
-/// Cancel a timer from `after_func` if it has not fired. Timers move
-/// between Ps only when a P is destroyed; then the cancel searches them all.
-pub fn stop_timer(id: (u32, u64)) -> bool {
-    for p in super::proc::allp_slice() {
-        if p.timers.del(id.1) {
-            return true;
-        }
+/// Cancel a timer from [`after_func`] if it has not fired (Go's
+/// `deltimer`), and return its argument: the caller releases whatever the
+/// argument owned, since `f` will not run. None: it fired (or is firing)
+/// already. The P that took it is looked at first; a P destroyed by
+/// GOMAXPROCS moved its timers elsewhere, so then every P is searched.
+pub fn stop_timer(id: TimerId) -> Option<usize> {
+    let hint = super::proc::allp_slice().find(|p| p.id == id.p);
+    let t = hint
+        .and_then(|p| p.timers.del(id.seq))
+        .or_else(|| super::proc::allp_slice().filter(|p| p.id != id.p).find_map(|p| p.timers.del(id.seq)))?;
+    TIMERS_STOPPED.fetch_add(1, Ordering::Relaxed);
+    match t.kind {
+        TimerKind::Func(_, arg) => Some(arg),
+        TimerKind::Ready(_) => crate::runtime::fatal::throw("stop_timer: a sleep timer"),
     }
-    false
 }

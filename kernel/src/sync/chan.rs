@@ -72,7 +72,7 @@ use alloc::sync::Arc;
 use core::marker::PhantomData;
 use core::mem::{ManuallyDrop, MaybeUninit};
 use core::ptr::{self, null_mut};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// A queue of waiting goroutines (Go's `waitq`): a doubly linked list of
 /// sudogs through `next`/`prev`. Changed only under the channel's lock;
@@ -820,32 +820,301 @@ impl<'a, T> IntoIterator for &'a Chan<T> {
 }
 
 // ---------------------------------------------------------------------------
-// time.After
+// Receive-only handles (Go's `<-chan T`)
 
-/// `time.After(d)`: a channel that receives the time (`nanotime()`) once,
-/// `ns` nanoseconds from now. As in Go, the timer's callback sends without
-/// blocking into a buffer of one, so it never blocks the scheduler stack it
-/// runs on. Use it as a `select!` case for a timeout.
+/// A receive-only handle to a channel (Go's `<-chan T`): it can receive,
+/// be used in a `select!` `recv` case and be cloned, but not send or close.
+/// [`after`] and [`Timer`] hand out their channels this way, so a user can
+/// never close a channel that a timer will send into; [`Chan::receiver`]
+/// makes one from any channel (Go's implicit conversion).
 ///
-/// Each call arms a timer (and keeps its channel alive) until it fires, as
-/// Go's did before 1.23: in a loop that runs often, make one `after` outside
-/// the loop rather than one per iteration (a P holds at most
-/// `runtime::time::TIMERS_PER_P` timers).
-pub fn after(ns: u64) -> Chan<u64> {
-    let c = Chan::<u64>::new(1);
-    // The timer owns one reference until it fires.
-    let arc = c.c.clone().expect("fresh channel is not nil");
-    let arg = Arc::into_raw(arc) as usize;
-    crate::runtime::time::after_func(ns, send_time, arg);
-    c
+/// A timer's receiver also keeps the timer: when the last handle of an
+/// [`after`] channel is dropped, its timer is stopped and its memory freed
+/// (what Go 1.23's collector does for an unreferenced `time.After`). So
+/// `loop { select! { recv(c) -> v => .., recv(after(d)) -> _ => .. } }` holds
+/// at most one pending timer per loop, however fast it turns.
+pub struct Receiver<T> {
+    c: Chan<T>,
+    timer: Option<Arc<TimerOwner>>,
 }
 
-/// Go's `sendTime`, run on some core's scheduler stack when the timer fires.
-fn send_time(arg: usize) {
-    // SAFETY: `arg` is the reference leaked by `after`, consumed once here.
-    let c = unsafe { Arc::from_raw(arg as *const HChan) };
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        Receiver { c: self.c.clone(), timer: self.timer.clone() }
+    }
+}
+
+impl<T> Chan<T> {
+    /// A receive-only handle to this channel (`var r <-chan T = c`).
+    pub fn receiver(&self) -> Receiver<T> {
+        Receiver { c: self.clone(), timer: None }
+    }
+}
+
+impl<T> From<Chan<T>> for Receiver<T> {
+    fn from(c: Chan<T>) -> Self {
+        Receiver { c, timer: None }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// `v, ok := <-r`, as `Some(v)` / `None` (closed and drained).
+    pub fn recv(&self) -> Option<T> {
+        self.c.recv()
+    }
+
+    /// `v, ok := <-r` with Go's zero value.
+    pub fn recv2(&self) -> (T, bool)
+    where
+        T: Default,
+    {
+        self.c.recv2()
+    }
+
+    /// `select { case v, ok := <-r: ... default: }`.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.c.try_recv()
+    }
+
+    /// `len(r)`.
+    pub fn len(&self) -> usize {
+        self.c.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.c.is_empty()
+    }
+
+    /// `cap(r)`.
+    pub fn cap(&self) -> usize {
+        self.c.cap()
+    }
+
+    pub fn is_nil(&self) -> bool {
+        self.c.is_nil()
+    }
+
+    /// `for v := range r`.
+    pub fn iter(&self) -> Iter<'_, T> {
+        self.c.iter()
+    }
+
+    /// Same channel (Go's `==`)?
+    pub fn same(&self, other: &Receiver<T>) -> bool {
+        self.c.same(&other.c)
+    }
+}
+
+impl<T> core::fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Receiver({:?})", self.c)
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// What a `select!` `recv` case accepts: a [`Chan`] or a [`Receiver`] (or a
+/// reference to one).
+pub trait RecvChan {
+    /// The element type.
+    type Elem;
+    /// The underlying channel.
+    fn as_chan(&self) -> &Chan<Self::Elem>;
+}
+
+impl<T> RecvChan for Chan<T> {
+    type Elem = T;
+    fn as_chan(&self) -> &Chan<T> {
+        self
+    }
+}
+
+impl<T> RecvChan for Receiver<T> {
+    type Elem = T;
+    fn as_chan(&self) -> &Chan<T> {
+        &self.c
+    }
+}
+
+impl<R: RecvChan + ?Sized> RecvChan for &R {
+    type Elem = R::Elem;
+    fn as_chan(&self) -> &Chan<R::Elem> {
+        (**self).as_chan()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// time.After, time.NewTimer
+
+/// `time.After(d)`: a receive-only channel that receives the time
+/// (`nanotime()`) once, `ns` nanoseconds from now. Use it as a `select!`
+/// case for a timeout.
+///
+/// As in Go 1.23, the timer goes away with the channel: dropping the last
+/// handle stops it, so a `select!` that returns through another case
+/// releases the timer of its `recv(after(..))` case at once. For a timer to
+/// stop or reset explicitly, use [`Timer`].
+pub fn after(ns: u64) -> Receiver<u64> {
+    Timer::new(ns).into_receiver()
+}
+
+/// `time.NewTimer(d)`: a timer that sends the time on its channel
+/// ([`Timer::c`]) once, `ns` nanoseconds from now, unless stopped.
+///
+/// Go 1.23 semantics: after [`Timer::stop`] or [`Timer::reset`] returns, no
+/// value from the old arming can be received (a value already sent but not
+/// received is taken back). Dropping the timer, and every clone of its
+/// channel, stops it.
+///
+/// ## The timer protocol
+///
+/// The shared state is the channel (buffer of one) and `armed`, the id of
+/// the current arming (0: none), both changed under the channel's lock. An
+/// arming adds a runtime timer whose argument owns one reference to the
+/// shared state. When it fires (`send_time`, on some core's g0), it takes
+/// the channel lock and delivers only if `armed` is still its own id, then
+/// clears `armed`. `stop` takes the lock, clears `armed` and drains the
+/// buffer; then it deletes the runtime timer. Whoever of the two gets the
+/// lock first decides: a firing that comes second finds `armed` cleared
+/// and delivers nothing. The reference is released by whichever removed
+/// the runtime timer: the deletion, or the firing.
+pub struct Timer {
+    c: Receiver<u64>,
+}
+
+/// The state shared by a timer's handles and its armings.
+struct TimerShared {
+    c: Chan<u64>,
+    /// (channel lock) Sequence number of the current arming; 0: none.
+    armed: AtomicU64,
+    /// (channel lock) The P it was added to (a hint for the deletion).
+    armed_p: AtomicU32,
+}
+
+/// Owned by the user's handles only (never by an arming): when the last one
+/// goes, the timer is stopped.
+struct TimerOwner(Arc<TimerShared>);
+
+impl Drop for TimerOwner {
+    fn drop(&mut self) {
+        stop_shared(&self.0);
+    }
+}
+
+fn hchan_of(sh: &TimerShared) -> &HChan {
+    sh.c.hchan().expect("a timer's channel is not nil")
+}
+
+fn arm_shared(sh: &Arc<TimerShared>, ns: u64) {
+    let arg = Arc::into_raw(sh.clone()) as usize;
+    let hc = hchan_of(sh);
+    // Hold the channel lock across the arming: a firing (on another core)
+    // waits for it, so it always sees `armed` set to its own id.
+    let guard = hc.lock.lock();
+    let id = crate::runtime::time::after_func(ns, send_time, arg);
+    // Relaxed (both): written and read under the channel lock.
+    sh.armed.store(id.seq, Ordering::Relaxed);
+    sh.armed_p.store(id.p, Ordering::Relaxed);
+    drop(guard);
+}
+
+/// Disarm; true if an arming was pending (its value will never be seen).
+fn stop_shared(sh: &TimerShared) -> bool {
+    let hc = hchan_of(sh);
+    let guard = hc.lock.lock();
+    // Relaxed: under the channel lock.
+    let seq = sh.armed.swap(0, Ordering::Relaxed);
+    let p = sh.armed_p.load(Ordering::Relaxed);
+    if hc.can_buf_recv() {
+        // A value delivered but not received: take it back (Go 1.23).
+        let mut t = 0u64;
+        // SAFETY: lock held, a value is buffered; u64 needs no drop.
+        unsafe { hc.buf_recv(&mut t as *mut u64 as *mut u8) };
+    }
+    drop(guard);
+    if seq == 0 {
+        return false;
+    }
+    if let Some(arg) = crate::runtime::time::stop_timer(crate::runtime::time::TimerId { p, seq }) {
+        // SAFETY: the deleted timer's argument is the reference leaked by
+        // arm_shared; the timer will not run, so it is released here.
+        drop(unsafe { Arc::from_raw(arg as *const TimerShared) });
+    }
+    true
+}
+
+impl Timer {
+    /// `time.NewTimer(d)`.
+    pub fn new(ns: u64) -> Timer {
+        let sh = Arc::new(TimerShared { c: Chan::new(1), armed: AtomicU64::new(0), armed_p: AtomicU32::new(0) });
+        arm_shared(&sh, ns);
+        let c = Receiver { c: sh.c.clone(), timer: Some(Arc::new(TimerOwner(sh))) };
+        Timer { c }
+    }
+
+    /// The channel the time is sent on (Go's `t.C`).
+    pub fn c(&self) -> &Receiver<u64> {
+        &self.c
+    }
+
+    /// The channel, keeping the timer alive as long as a clone of it.
+    pub fn into_receiver(self) -> Receiver<u64> {
+        self.c
+    }
+
+    fn shared(&self) -> &Arc<TimerShared> {
+        &self.c.timer.as_ref().expect("a Timer's receiver owns the timer").0
+    }
+
+    /// `t.Stop()`: true if the call stopped the timer, false if it had
+    /// already fired or been stopped. Afterwards nothing is received from
+    /// `c()` until a `reset`.
+    pub fn stop(&self) -> bool {
+        stop_shared(self.shared())
+    }
+
+    /// `t.Reset(d)`: stop, then arm for `ns` from now. Returns what `stop`
+    /// would have.
+    pub fn reset(&self, ns: u64) -> bool {
+        let was = stop_shared(self.shared());
+        arm_shared(self.shared(), ns);
+        was
+    }
+}
+
+/// Go's `sendTime`, run on some core's scheduler stack when a timer fires.
+/// Never blocks: the channel has a buffer of one and only a current arming
+/// delivers, so there is always room.
+fn send_time(arg: usize, seq: u64) {
+    // SAFETY: `arg` is the reference leaked by arm_shared, consumed once
+    // here (the timer was popped, so no deletion will release it).
+    let sh = unsafe { Arc::from_raw(arg as *const TimerShared) };
+    let hc = hchan_of(&sh);
     let now = crate::nanotime();
-    // Non-blocking: with a buffer of one and this the only sender, there is
-    // always room; if there were not, dropping the tick is Go's behaviour.
-    chansend(Some(&c), &now as *const u64 as *const u8, false);
+    let guard = hc.lock.lock();
+    // Relaxed: under the channel lock.
+    if sh.armed.load(Ordering::Relaxed) != seq {
+        // Stopped or reset after this arming: deliver nothing.
+        return;
+    }
+    sh.armed.store(0, Ordering::Relaxed);
+    let mut wake = None;
+    // SAFETY: lock held; a dequeued receiver gets our value.
+    if let Some(sg) = unsafe { hc.recvq.dequeue() } {
+        // SAFETY: as in chansend: lock held, sg just dequeued, ep holds a u64.
+        wake = Some(unsafe { hc.send_to(sg, &now as *const u64 as *const u8) });
+    } else if hc.can_buf_send() {
+        // SAFETY: lock held, room in the buffer.
+        unsafe { hc.buf_send(&now as *const u64 as *const u8) };
+    }
+    drop(guard);
+    if let Some(g) = wake {
+        crate::ready(g);
+    }
 }

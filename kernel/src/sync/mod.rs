@@ -31,7 +31,7 @@ pub mod sema;
 pub(crate) mod sudog;
 pub mod waitgroup;
 
-pub use chan::{after, Chan, TryRecvError};
+pub use chan::{after, Chan, RecvChan, Receiver, Timer, TryRecvError};
 pub use mutex::{Mutex, MutexGuard, RawMutex};
 pub use once::Once;
 pub use sema::{semacquire, semrelease, Semaphore};

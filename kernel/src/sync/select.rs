@@ -49,7 +49,8 @@
 //!    won; remove every other sudog from its queue (`dequeue_sudog`), give
 //!    all sudogs back, unlock. A won send case whose `success` is false was
 //!    woken by `close`: panic `send on closed channel`.
-use super::chan::{block_forever, Chan, HChan};
+use super::chan::{block_forever, Chan, HChan, RecvChan};
+use alloc::vec::Vec;
 use super::sudog::{acquire_sudog, cheaprandn, clear_param, release_sudog, take_param, Sudog};
 use crate::{GoroutineHandle, WaitReason};
 use core::marker::PhantomData;
@@ -57,9 +58,13 @@ use core::mem::MaybeUninit;
 use core::ptr::null_mut;
 use core::sync::atomic::AtomicU32;
 
-/// Most cases one select may have (Go allows 65536; our orders live in
-/// fixed arrays on the stack).
-pub const MAX_CASES: usize = 64;
+/// Most cases one select may have (Go's limit, 1 << 16: case indexes are
+/// 16-bit). Up to [`STACK_CASES`] the poll and lock orders live on the
+/// stack; a larger select allocates them.
+pub const MAX_CASES: usize = 1 << 16;
+
+/// Selects with at most this many cases allocate nothing.
+pub const STACK_CASES: usize = 64;
 
 /// One case of a select (Go's `scase`), built by the macro from a channel
 /// and a value slot. `'a` ties it to the slot, which selectgo fills.
@@ -75,8 +80,8 @@ pub struct Scase<'a> {
 }
 
 impl<'a> Scase<'a> {
-    pub fn recv<T>(c: &'a Chan<T>, slot: &'a mut RecvSlot<T>) -> Self {
-        Scase { c: c.raw(), elem: slot.v.as_mut_ptr() as *mut u8, send: false, done: &mut slot.filled, _slot: PhantomData }
+    pub fn recv<C: RecvChan + ?Sized>(c: &'a C, slot: &'a mut RecvSlot<C::Elem>) -> Self {
+        Scase { c: c.as_chan().raw(), elem: slot.v.as_mut_ptr() as *mut u8, send: false, done: &mut slot.filled, _slot: PhantomData }
     }
     pub fn send<T>(c: &'a Chan<T>, slot: &'a mut SendSlot<T>) -> Self {
         Scase { c: c.raw(), elem: slot.v.as_mut_ptr() as *mut u8, send: true, done: &mut slot.sent, _slot: PhantomData }
@@ -97,7 +102,7 @@ pub struct RecvSlot<T> {
 
 impl<T> RecvSlot<T> {
     /// An empty slot with the element type of `c`.
-    pub fn new_for(_c: &Chan<T>) -> Self {
+    pub fn new_for<C: RecvChan<Elem = T> + ?Sized>(_c: &C) -> Self {
         RecvSlot { v: MaybeUninit::uninit(), filled: false }
     }
     /// The received value, or None if the case fired because the channel
@@ -132,6 +137,9 @@ impl<T> SendSlot<T> {
     pub fn new_for(_c: &Chan<T>, v: T) -> Self {
         SendSlot { v: MaybeUninit::new(v), sent: false }
     }
+    /// Nothing to take from a send case (the dispatch treats every case
+    /// alike: `let _ = slot.take();`).
+    pub fn take(&mut self) {}
 }
 
 impl<T> Drop for SendSlot<T> {
@@ -237,8 +245,17 @@ fn selectgo_inner(scases: &[Scase], block: bool) -> (Option<usize>, bool) {
     }
 
     // 1. Poll order (random) and lock order (by address), nil cases left out.
-    let mut pollorder = [0u16; MAX_CASES];
-    let mut lockorder = [0u16; MAX_CASES];
+    // Small selects keep both on the stack; a large one allocates (Go keeps
+    // them in a frame the compiler sizes per select statement).
+    let mut pollbuf = [0u16; STACK_CASES];
+    let mut lockbuf = [0u16; STACK_CASES];
+    let mut heapbuf: Vec<u16> = Vec::new();
+    let (pollorder, lockorder) = if ncases <= STACK_CASES {
+        (&mut pollbuf[..], &mut lockbuf[..])
+    } else {
+        heapbuf.resize(2 * ncases, 0);
+        heapbuf.split_at_mut(ncases)
+    };
     let mut norder = 0;
     for (i, cas) in scases.iter().enumerate() {
         if cas.c.is_null() {
@@ -248,6 +265,7 @@ fn selectgo_inner(scases: &[Scase], block: bool) -> (Option<usize>, bool) {
         // first norder+1, moving what was there to the end.
         let j = cheaprandn(norder as u32 + 1) as usize;
         pollorder[norder] = pollorder[j];
+        // i < MAX_CASES = 1 << 16 (checked above): fits.
         pollorder[j] = i as u16;
         norder += 1;
     }
@@ -422,45 +440,45 @@ macro_rules! __select_parse {
     // A case is `recv(c) -> pat => body` or `send(c, v) => body`, where the
     // body is a `{ block }` (comma optional) or an expression (comma needed
     // unless last). Each case is normalised to
-    // `[dir (chan slot) (index) (channel) (pattern or value) (body)]`.
+    // `[dir (chan slot) (index) (channel) (value or ()) (pattern or _) (body)]`.
     (@cases [$($cases:tt)*] @default [$($def:tt)*] @idx [$($idx:tt)*]
         recv($c:expr) -> $p:pat => { $($body:tt)* } , $($rest:tt)*) => {
-        $crate::__select_parse!(@cases [$($cases)* [recv (__select_chan __select_slot) ($($idx)*) ($c) ($p) ({ $($body)* })]]
+        $crate::__select_parse!(@cases [$($cases)* [recv (__select_chan __select_slot) ($($idx)*) ($c) (()) ($p) ({ $($body)* })]]
             @default [$($def)*] @idx [$($idx)* + 1] $($rest)*)
     };
     (@cases [$($cases:tt)*] @default [$($def:tt)*] @idx [$($idx:tt)*]
         recv($c:expr) -> $p:pat => { $($body:tt)* } $($rest:tt)*) => {
-        $crate::__select_parse!(@cases [$($cases)* [recv (__select_chan __select_slot) ($($idx)*) ($c) ($p) ({ $($body)* })]]
+        $crate::__select_parse!(@cases [$($cases)* [recv (__select_chan __select_slot) ($($idx)*) ($c) (()) ($p) ({ $($body)* })]]
             @default [$($def)*] @idx [$($idx)* + 1] $($rest)*)
     };
     (@cases [$($cases:tt)*] @default [$($def:tt)*] @idx [$($idx:tt)*]
         recv($c:expr) -> $p:pat => $body:expr , $($rest:tt)*) => {
-        $crate::__select_parse!(@cases [$($cases)* [recv (__select_chan __select_slot) ($($idx)*) ($c) ($p) ($body)]]
+        $crate::__select_parse!(@cases [$($cases)* [recv (__select_chan __select_slot) ($($idx)*) ($c) (()) ($p) ($body)]]
             @default [$($def)*] @idx [$($idx)* + 1] $($rest)*)
     };
     (@cases [$($cases:tt)*] @default [$($def:tt)*] @idx [$($idx:tt)*]
         recv($c:expr) -> $p:pat => $body:expr) => {
-        $crate::__select_parse!(@cases [$($cases)* [recv (__select_chan __select_slot) ($($idx)*) ($c) ($p) ($body)]]
+        $crate::__select_parse!(@cases [$($cases)* [recv (__select_chan __select_slot) ($($idx)*) ($c) (()) ($p) ($body)]]
             @default [$($def)*] @idx [$($idx)* + 1])
     };
     (@cases [$($cases:tt)*] @default [$($def:tt)*] @idx [$($idx:tt)*]
         send($c:expr, $v:expr) => { $($body:tt)* } , $($rest:tt)*) => {
-        $crate::__select_parse!(@cases [$($cases)* [send (__select_chan __select_slot) ($($idx)*) ($c) ($v) ({ $($body)* })]]
+        $crate::__select_parse!(@cases [$($cases)* [send (__select_chan __select_slot) ($($idx)*) ($c) ($v) (_) ({ $($body)* })]]
             @default [$($def)*] @idx [$($idx)* + 1] $($rest)*)
     };
     (@cases [$($cases:tt)*] @default [$($def:tt)*] @idx [$($idx:tt)*]
         send($c:expr, $v:expr) => { $($body:tt)* } $($rest:tt)*) => {
-        $crate::__select_parse!(@cases [$($cases)* [send (__select_chan __select_slot) ($($idx)*) ($c) ($v) ({ $($body)* })]]
+        $crate::__select_parse!(@cases [$($cases)* [send (__select_chan __select_slot) ($($idx)*) ($c) ($v) (_) ({ $($body)* })]]
             @default [$($def)*] @idx [$($idx)* + 1] $($rest)*)
     };
     (@cases [$($cases:tt)*] @default [$($def:tt)*] @idx [$($idx:tt)*]
         send($c:expr, $v:expr) => $body:expr , $($rest:tt)*) => {
-        $crate::__select_parse!(@cases [$($cases)* [send (__select_chan __select_slot) ($($idx)*) ($c) ($v) ($body)]]
+        $crate::__select_parse!(@cases [$($cases)* [send (__select_chan __select_slot) ($($idx)*) ($c) ($v) (_) ($body)]]
             @default [$($def)*] @idx [$($idx)* + 1] $($rest)*)
     };
     (@cases [$($cases:tt)*] @default [$($def:tt)*] @idx [$($idx:tt)*]
         send($c:expr, $v:expr) => $body:expr) => {
-        $crate::__select_parse!(@cases [$($cases)* [send (__select_chan __select_slot) ($($idx)*) ($c) ($v) ($body)]]
+        $crate::__select_parse!(@cases [$($cases)* [send (__select_chan __select_slot) ($($idx)*) ($c) ($v) (_) ($body)]]
             @default [$($def)*] @idx [$($idx)* + 1])
     };
     // `default => body`, at most once.
@@ -494,7 +512,7 @@ macro_rules! __select_parse {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __select_impl {
-    ([$([$dir:ident ($chan:ident $slot:ident) ($($idx:tt)*) ($c:expr) ($x:tt) ($body:tt)])*] [$($def:tt)*]) => {{
+    ([$([$dir:ident ($chan:ident $slot:ident) ($($idx:tt)*) ($c:expr) ($x:tt) ($p:pat) ($body:tt)])*] [$($def:tt)*]) => {{
         // Evaluate every channel and value, in source order.
         $(
             let $chan = &$c;
@@ -505,14 +523,26 @@ macro_rules! __select_impl {
             let mut __select_cases = [$($crate::sync::select::Scase::$dir($chan, &mut $slot)),*];
             $crate::sync::select::selectgo(&mut __select_cases, $crate::__select_block!($($def)*))
         };
-        $crate::__select_dispatch!(__select_chosen [$([$dir $slot ($($idx)*) ($x) ($body)])*] [$($def)*])
+        // The dispatch is one flat `if .. else if .. else` chain (no
+        // recursion per case), so only the parser above recurses once per
+        // case: a select! of up to about 120 cases compiles within rustc's
+        // default recursion limit (128); more need `#![recursion_limit]`.
+        $(
+            if __select_chosen == ::core::option::Option::Some($($idx)*) {
+                #[allow(clippy::let_unit_value)]
+                let $p = $slot.take();
+                $body
+            } else
+        )* {
+            $crate::__select_default!($($def)*)
+        }
     }};
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __select_slot {
-    (recv $chan:ident $p:tt) => {
+    (recv $chan:ident $x:tt) => {
         $crate::sync::select::RecvSlot::new_for($chan)
     };
     (send $chan:ident $v:tt) => {
@@ -533,26 +563,11 @@ macro_rules! __select_block {
 
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __select_dispatch {
-    ($chosen:ident [] []) => {
+macro_rules! __select_default {
+    () => {
         ::core::unreachable!("select without default returned no case")
     };
-    ($chosen:ident [] [($def:tt)]) => {
+    (($def:tt)) => {
         $def
-    };
-    ($chosen:ident [[recv $slot:ident ($($idx:tt)*) ($p:pat) ($body:tt)] $($rest:tt)*] [$($def:tt)*]) => {
-        if $chosen == ::core::option::Option::Some($($idx)*) {
-            let $p = $slot.take();
-            $body
-        } else {
-            $crate::__select_dispatch!($chosen [$($rest)*] [$($def)*])
-        }
-    };
-    ($chosen:ident [[send $slot:ident ($($idx:tt)*) ($v:tt) ($body:tt)] $($rest:tt)*] [$($def:tt)*]) => {
-        if $chosen == ::core::option::Option::Some($($idx)*) {
-            $body
-        } else {
-            $crate::__select_dispatch!($chosen [$($rest)*] [$($def)*])
-        }
     };
 }

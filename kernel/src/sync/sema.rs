@@ -28,20 +28,22 @@
 //! A woken waiter tries `cansemacquire` again and may lose to a goroutine
 //! that never slept (barging), then waits again. With `handoff` (the
 //! mutex's starvation mode), the releaser instead takes the unit itself and
-//! passes it to the waiter (`ticket = 1`), then yields so that the waiter,
-//! now in this P's `runnext`, runs at once.
+//! passes it to the waiter (`ticket = 1`), then yields (`goyield`: to the
+//! tail of this P's local queue) so that the waiter, now in this P's
+//! `runnext`, runs at once.
 //!
-//! Go keeps each root's waiters in a treap keyed by address, for roots
-//! shared by many addresses; we keep one list per root and search it
-//! linearly for the address, which is O(1) in the common case of one
-//! contended address per root. `lifo` inserts before the first waiter of
-//! the same address (the mutex requeues a waiter that was already woken at
-//! the front).
+//! Many addresses may hash to one root, so, as Go does with a treap, each
+//! root keeps a balanced tree keyed by address whose nodes hold that
+//! address's waiters in FIFO order ([`gmp_core::semtree::SemaTree`]):
+//! finding an address's first waiter is O(log n) in the distinct addresses
+//! waited on in the root, however many goroutines wait on the others.
+//! `lifo` puts the waiter at the front of its address's list (the mutex
+//! requeues a waiter that was already woken at the front).
 use super::sudog::{acquire_sudog, release_sudog, Sudog};
+use gmp_core::semtree::SemaTree;
 use crate::runtime::lock::SpinLock;
 use crate::runtime::runtime2::OwnerCell;
 use crate::{GoroutineHandle, WaitReason};
-use core::ptr::null_mut;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Number of roots (Go's `semTabSize`, a prime).
@@ -51,88 +53,40 @@ pub const SEMTABSZ: usize = 251;
 #[repr(align(64))]
 struct SemaRoot {
     lock: SpinLock<()>,
-    /// (lock) The waiters of every address hashing here, oldest first.
-    head: OwnerCell<*mut Sudog>,
-    tail: OwnerCell<*mut Sudog>,
+    /// (lock) The waiters of every address hashing here: a balanced tree
+    /// keyed by address, each node a FIFO of that address's sudogs (Go's
+    /// treap). Its sudogs are owned by the lock holder.
+    tree: OwnerCell<SemaTree<*mut Sudog>>,
     /// Waiters, readable without the lock (the Dekker half, see above).
     nwait: AtomicU32,
 }
 
-static SEMTABLE: [SemaRoot; SEMTABSZ] = [const {
-    SemaRoot {
-        lock: SpinLock::new(()),
-        head: OwnerCell::new(null_mut()),
-        tail: OwnerCell::new(null_mut()),
-        nwait: AtomicU32::new(0),
-    }
-}; SEMTABSZ];
+static SEMTABLE: [SemaRoot; SEMTABSZ] =
+    [const { SemaRoot { lock: SpinLock::new(()), tree: OwnerCell::new(SemaTree::new()), nwait: AtomicU32::new(0) } };
+        SEMTABSZ];
 
 fn semroot(addr: &AtomicU32) -> &'static SemaRoot {
     &SEMTABLE[(addr as *const AtomicU32 as usize >> 3) % SEMTABSZ]
 }
 
+/// The root an address hashes to (tests and benchmarks build collisions
+/// with it: addresses `SEMTABSZ * 8` bytes apart share a root).
+pub fn semroot_index(addr: &AtomicU32) -> usize {
+    (addr as *const AtomicU32 as usize >> 3) % SEMTABSZ
+}
+
 impl SemaRoot {
-    /// Add `s` (key set) to the list. Lock held.
+    /// Add `s` (key set) as a waiter on its address. Lock held.
     unsafe fn queue(&self, s: *mut Sudog, lifo: bool) {
-        // SAFETY: the lock holder owns the list and the sudogs' links; s is
-        // owned by the caller and on no list.
-        unsafe {
-            let mut at: *mut Sudog = null_mut(); // insert before this one
-            if lifo {
-                let mut t = self.head.get();
-                while !t.is_null() && (*t).key != (*s).key {
-                    t = (*t).next;
-                }
-                at = t;
-            }
-            if at.is_null() {
-                (*s).next = null_mut();
-                (*s).prev = self.tail.get();
-                if (*s).prev.is_null() {
-                    self.head.set(s);
-                } else {
-                    (*(*s).prev).next = s;
-                }
-                self.tail.set(s);
-            } else {
-                (*s).next = at;
-                (*s).prev = (*at).prev;
-                if (*s).prev.is_null() {
-                    self.head.set(s);
-                } else {
-                    (*(*s).prev).next = s;
-                }
-                (*at).prev = s;
-            }
-        }
+        // SAFETY: the lock holder owns the tree; s is owned by the caller
+        // and on no list, and stays allocated while queued.
+        unsafe { self.tree.get_mut().queue((*s).key, s, lifo) }
     }
 
     /// Remove and return the first waiter for `key`. Lock held.
     unsafe fn dequeue(&self, key: usize) -> Option<*mut Sudog> {
         // SAFETY: as in queue.
-        unsafe {
-            let mut s = self.head.get();
-            while !s.is_null() && (*s).key != key {
-                s = (*s).next;
-            }
-            if s.is_null() {
-                return None;
-            }
-            let (p, n) = ((*s).prev, (*s).next);
-            if p.is_null() {
-                self.head.set(n);
-            } else {
-                (*p).next = n;
-            }
-            if n.is_null() {
-                self.tail.set(p);
-            } else {
-                (*n).prev = p;
-            }
-            (*s).next = null_mut();
-            (*s).prev = null_mut();
-            Some(s)
-        }
+        unsafe { self.tree.get_mut().dequeue(key) }
     }
 }
 
@@ -242,9 +196,10 @@ pub(crate) fn semrelease1(addr: &AtomicU32, handoff: bool) {
     let g = unsafe { (*s).g };
     crate::ready(g);
     if handed && !crate::runtime::lock::preempt_disabled() {
-        // Direct hand-off: the waiter is in our runnext; let it run now
-        // (Go's goyield; our gosched goes through the global queue).
-        crate::gosched();
+        // Direct hand-off: the waiter is in our runnext; let it run now,
+        // and queue ourselves at the tail of this P's local queue (Go's
+        // goyield), not at the back of the global queue as gosched would.
+        crate::runtime::proc::goyield();
     }
 }
 

@@ -9,7 +9,7 @@
 //! batches of work: nothing is published through them.
 use crate::report;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, Ordering};
 use kernel::{select, Chan};
 
 pub const BENCHES: &[crate::Bench] = &[
@@ -20,6 +20,7 @@ pub const BENCHES: &[crate::Bench] = &[
     ("chan_pingpong", chan_pingpong),
     ("ping_pong_hog", ping_pong_hog),
     ("matmult", matmult_bench),
+    ("sema_pingpong", sema_pingpong),
 ];
 
 /// Go's CallsPerSched: work is handed out in batches of this many ops.
@@ -312,4 +313,74 @@ fn matmult_bench() {
     report("Matmult_p1", one as f64 / (N * N * N) as f64, "ns/op");
     // The speed-up of the fork-join on all Ps over one P.
     report("Matmult_speedup", one as f64 / all as f64, &alloc::format!("p1/p{procs}"));
+}
+
+/// Round trips between two goroutines through two semaphores (each
+/// round: release one, sleep on the other), with gomaxprocs=1 so that
+/// every round parks and readies. `a` and `b` hash to the same semaphore
+/// root as `crowd`.
+fn sema_pingpong_ns(a: &'static AtomicU32, b: &'static AtomicU32, rounds: u64) -> u64 {
+    use kernel::sync::sema::{semacquire, semrelease};
+    let done = Chan::<()>::new(0);
+    let done2 = done.clone();
+    kernel::go(move || {
+        for _ in 0..rounds {
+            semacquire(a);
+            semrelease(b);
+        }
+        done2.send(());
+    });
+    let t0 = kernel::nanotime();
+    for _ in 0..rounds {
+        semrelease(a);
+        semacquire(b);
+    }
+    let dt = kernel::nanotime() - t0;
+    done.recv();
+    dt
+}
+
+/// Issue 16: a semaphore ping-pong alone, then with 20 000 goroutines
+/// asleep on another address of the same root. Go keeps a tree keyed by
+/// address per root, so the crowd costs a few tree levels, not a walk past
+/// 20 000 waiters with interrupts off.
+fn sema_pingpong() {
+    use kernel::sync::sema::{semacquire, semrelease, SEMTABSZ};
+    const ROUNDS: u64 = 5_000;
+    const CROWD: u32 = 20_000;
+    // Addresses SEMTABSZ * 8 bytes apart share a root.
+    let stride = SEMTABSZ * 8 / core::mem::size_of::<AtomicU32>();
+    let words: &'static [AtomicU32] =
+        alloc::boxed::Box::leak((0..3 * stride + 1).map(|_| AtomicU32::new(0)).collect::<Vec<_>>().into_boxed_slice());
+    let (crowd, a, b) = (&words[0], &words[stride], &words[2 * stride]);
+    let root = kernel::sync::sema::semroot_index;
+    assert!(root(crowd) == root(a) && root(a) == root(b), "the three semaphores must share a root");
+    let prev = kernel::gomaxprocs(1).unwrap();
+    sema_pingpong_ns(a, b, 500); // warm up (sudog caches, tree nodes)
+    let alone = sema_pingpong_ns(a, b, ROUNDS);
+    let gone = Chan::<()>::new(CROWD as usize);
+    for _ in 0..CROWD {
+        let gone = gone.clone();
+        kernel::go(move || {
+            semacquire(crowd);
+            gone.send(());
+        });
+    }
+    // Let every one of them reach its sleep.
+    while kernel::num_goroutine() > 1 + CROWD as usize && gone.is_empty() {
+        kernel::gosched();
+    }
+    kernel::sleep(10_000_000);
+    let crowded = sema_pingpong_ns(a, b, ROUNDS);
+    for _ in 0..CROWD {
+        semrelease(crowd);
+    }
+    for _ in 0..CROWD {
+        gone.recv();
+    }
+    kernel::gomaxprocs(prev).unwrap();
+    report("SemaPingPong", alone as f64 / ROUNDS as f64, "ns/roundtrip");
+    report("SemaPingPong_crowded", crowded as f64 / ROUNDS as f64, "ns/roundtrip");
+    // Near 1 with a tree per root; it was ~100 with one list per root.
+    report("SemaPingPong_crowded_ratio", crowded as f64 / alone as f64, "crowded/alone (20000 waiters on another address)");
 }

@@ -1153,3 +1153,399 @@ fn sync_waitgroup_negative() {
     wg.done();
     unreachable!("negative WaitGroup counter accepted");
 }
+
+// ---- the limits of issue 16 (timers, after, select size, goexit) ------------------------
+
+fn pending_timers() -> usize {
+    kernel::runtime::proc::allp_slice().map(|p| p.timers.len()).sum()
+}
+
+/// README's receive loop with a timeout case, turned 100 000 times fast:
+/// each `after` of a select that returns through the other case is stopped
+/// when the select drops it, so at most a handful of timers are ever
+/// pending (the old kernel died at 16 384 on one P).
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], timeout = 240, output = ["chan_after_loop: 100000 values through select with after(1s)"])]
+fn chan_after_loop() {
+    use kernel::runtime::time::TIMERS_STOPPED;
+    const N: u64 = 100_000;
+    let stopped0 = TIMERS_STOPPED.load(Ordering::Relaxed);
+    let c = Chan::<u64>::new(64);
+    let c2 = c.clone();
+    kernel::go(move || {
+        for i in 0..N {
+            c2.send(i);
+        }
+        c2.close();
+    });
+    let (mut next, mut max_pending) = (0u64, 0usize);
+    loop {
+        select! {
+            recv(c) -> v => match v {
+                Some(v) => { assert_eq!(v, next); next += 1; }
+                None => break,
+            },
+            recv(after(1_000 * MS)) -> _ => panic!("stalled at {next}"),
+        }
+        if next % 1000 == 0 {
+            max_pending = max_pending.max(pending_timers());
+        }
+    }
+    assert_eq!(next, N);
+    let stopped = TIMERS_STOPPED.load(Ordering::Relaxed) - stopped0;
+    assert!(stopped >= N, "only {stopped} of {N} losing after() timers were stopped");
+    assert!(max_pending < 64, "{max_pending} timers pending in a select loop");
+    println!("chan_after_loop: {N} values through select with after(1s), {stopped} timers stopped, at most {max_pending} pending: ok");
+}
+
+/// Many timers per P, then GOMAXPROCS shrinks to 1 and every timer moves
+/// to the one P left (issue 8: 4 Ps x 10 000 sleepers, then gomaxprocs(1),
+/// was fatal). Each goroutine keeps 12 000 Timers, plus sleeping goroutines;
+/// everything fires, in deadline order per P.
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], timeout = 240, output = ["chan_timers_shrink: timers per P"])]
+fn chan_timers_shrink() {
+    use kernel::runtime::time::TIMER_ORDER_VIOLATIONS;
+    const PER_G: usize = 12_000;
+    const SLEEPERS: u32 = 2_000;
+    let ncpu = kernel::num_cpu();
+    let prev = kernel::gomaxprocs(ncpu).unwrap();
+    let ngor = ncpu.max(2) as usize;
+    let violations0 = TIMER_ORDER_VIOLATIONS.load(Ordering::Relaxed);
+    let armed = leak(WaitGroup::new());
+    let go_on = leak(WaitGroup::new());
+    let done = leak(WaitGroup::new());
+    let fired = leak(AtomicU64::new(0));
+    let t0 = kernel::nanotime();
+    let base = 2_000 * MS;
+    go_on.add(1);
+    for gi in 0..ngor {
+        armed.add(1);
+        done.add(1);
+        kernel::go(move || {
+            let timers: Vec<(u64, kernel::Timer)> = (0..PER_G)
+                .map(|i| {
+                    let d = base + ((i * 7919 + gi * 13) % 10_000) as u64 * 10_000;
+                    (kernel::nanotime() + d, kernel::Timer::new(d))
+                })
+                .collect();
+            armed.done();
+            go_on.wait();
+            for (when, t) in &timers {
+                let v = t.c().recv().expect("a timer's channel is never closed");
+                assert!(v >= *when, "timer fired {} ns early", when - v);
+                fired.fetch_add(1, Ordering::Relaxed);
+            }
+            done.done();
+        });
+    }
+    for i in 0..SLEEPERS {
+        done.add(1);
+        kernel::go(move || {
+            kernel::sleep(base + (i as u64 % 100) * MS);
+            fired.fetch_add(1, Ordering::Relaxed);
+            done.done();
+        });
+    }
+    armed.wait();
+    let before: Vec<usize> = kernel::runtime::proc::allp_slice().map(|p| p.timers.len()).collect();
+    kernel::gomaxprocs(1).unwrap();
+    let after1 = pending_timers();
+    assert!(kernel::nanotime() - t0 < base, "too slow: the timers fired before the shrink");
+    go_on.done();
+    done.wait();
+    let want = (ngor * PER_G) as u64 + SLEEPERS as u64;
+    assert_eq!(fired.load(Ordering::Relaxed), want);
+    assert_eq!(TIMER_ORDER_VIOLATIONS.load(Ordering::Relaxed), violations0, "timers fired out of order");
+    kernel::gomaxprocs(prev).unwrap();
+    println!(
+        "chan_timers_shrink: timers per P {before:?}, then {after1} on the one P after gomaxprocs(1); all {want} fired in order: ok"
+    );
+}
+
+/// Go's time.NewTimer: Stop, Reset, and the Go 1.23 guarantee that no
+/// stale value is received after either returns.
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_timer_stop_reset: stop, reset, drop and 500 stop/fire races"])]
+fn chan_timer_stop_reset() {
+    use kernel::runtime::time::TIMERS_STOPPED;
+    use kernel::Timer;
+    // Stop before it fires: true, and nothing ever arrives.
+    let t = Timer::new(10 * MS);
+    assert!(t.stop(), "stop of a pending timer");
+    assert!(!t.stop(), "second stop");
+    kernel::sleep(20 * MS);
+    assert_eq!(t.c().try_recv(), Err(TryRecvError::Empty), "a stopped timer delivered");
+    // Reset a stopped timer: false; it fires after the new duration.
+    let t0 = kernel::nanotime();
+    assert!(!t.reset(5 * MS));
+    let v = t.c().recv().unwrap();
+    assert!(v >= t0 + 5 * MS && kernel::nanotime() >= t0 + 5 * MS);
+    assert!(!t.stop(), "stop after it fired and was received");
+    // Fired but not received: reset takes the stale value back.
+    assert!(!t.reset(MS));
+    kernel::sleep(5 * MS);
+    assert_eq!(t.c().len(), 1);
+    assert!(!t.reset(1_000 * MS), "reset after firing reports false");
+    assert_eq!(t.c().try_recv(), Err(TryRecvError::Empty), "stale value after reset");
+    // Reset a pending timer: true; the first deadline never delivers.
+    let t1 = kernel::nanotime();
+    assert!(t.reset(3 * MS), "reset of a pending timer");
+    let v = t.c().recv().unwrap();
+    assert!(v >= t1 + 3 * MS && v < t1 + 900 * MS);
+    // Dropping every handle stops the timer.
+    let s0 = TIMERS_STOPPED.load(Ordering::Relaxed);
+    let p0 = pending_timers();
+    let r = after(1_000 * MS);
+    let r2 = r.clone();
+    drop(r);
+    assert_eq!(TIMERS_STOPPED.load(Ordering::Relaxed), s0, "stopped while a clone lives");
+    drop(r2);
+    assert_eq!(TIMERS_STOPPED.load(Ordering::Relaxed), s0 + 1, "dropping the last handle stops the timer");
+    assert!(pending_timers() <= p0);
+    // A Timer's channel in select!, and a receive-only view of a Chan.
+    let c = Chan::<u64>::new(1);
+    let rc = c.receiver();
+    let tm = Timer::new(2 * MS);
+    let got = select! {
+        recv(rc) -> _ => panic!("nothing sent"),
+        recv(tm.c()) -> v => v.unwrap(),
+    };
+    assert!(got > 0);
+    c.send(9);
+    assert_eq!(rc.recv(), Some(9));
+    // Racing stops and firings: each arming delivers at most once, and
+    // never after a stop returned.
+    let mut delivered = 0;
+    for i in 0..500u64 {
+        let t = Timer::new(i % 7 * 20_000);
+        let spin_until = kernel::nanotime() + (i % 5) * 20_000;
+        while kernel::nanotime() < spin_until {
+            core::hint::spin_loop();
+        }
+        let stopped = t.stop();
+        let got = t.c().try_recv().is_ok();
+        assert!(!got, "value received after stop (round {i})");
+        if !stopped {
+            delivered += 1;
+        }
+    }
+    println!("chan_timer_stop_reset: stop, reset, drop and 500 stop/fire races ({delivered} fired first): ok");
+}
+
+/// A select! of 100 cases: it compiles (the old macro stopped at about 59)
+/// and runs (the old runtime stopped at 64), both when a case is ready and
+/// when it blocks and a sender comes later.
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["chan_select_100: a 100-case select!, ready and blocking; 1000 cases through selectgo: ok"])]
+fn chan_select_100() {
+    let cs: Vec<Chan<usize>> = (0..100).map(|_| Chan::new(1)).collect();
+    let select100 = |cs: &Vec<Chan<usize>>| -> (usize, Option<usize>) {
+        select! {
+            recv(cs[0]) -> v => (0usize, v),
+            recv(cs[1]) -> v => (1usize, v),
+            recv(cs[2]) -> v => (2usize, v),
+            recv(cs[3]) -> v => (3usize, v),
+            recv(cs[4]) -> v => (4usize, v),
+            recv(cs[5]) -> v => (5usize, v),
+            recv(cs[6]) -> v => (6usize, v),
+            recv(cs[7]) -> v => (7usize, v),
+            recv(cs[8]) -> v => (8usize, v),
+            recv(cs[9]) -> v => (9usize, v),
+            recv(cs[10]) -> v => (10usize, v),
+            recv(cs[11]) -> v => (11usize, v),
+            recv(cs[12]) -> v => (12usize, v),
+            recv(cs[13]) -> v => (13usize, v),
+            recv(cs[14]) -> v => (14usize, v),
+            recv(cs[15]) -> v => (15usize, v),
+            recv(cs[16]) -> v => (16usize, v),
+            recv(cs[17]) -> v => (17usize, v),
+            recv(cs[18]) -> v => (18usize, v),
+            recv(cs[19]) -> v => (19usize, v),
+            recv(cs[20]) -> v => (20usize, v),
+            recv(cs[21]) -> v => (21usize, v),
+            recv(cs[22]) -> v => (22usize, v),
+            recv(cs[23]) -> v => (23usize, v),
+            recv(cs[24]) -> v => (24usize, v),
+            recv(cs[25]) -> v => (25usize, v),
+            recv(cs[26]) -> v => (26usize, v),
+            recv(cs[27]) -> v => (27usize, v),
+            recv(cs[28]) -> v => (28usize, v),
+            recv(cs[29]) -> v => (29usize, v),
+            recv(cs[30]) -> v => (30usize, v),
+            recv(cs[31]) -> v => (31usize, v),
+            recv(cs[32]) -> v => (32usize, v),
+            recv(cs[33]) -> v => (33usize, v),
+            recv(cs[34]) -> v => (34usize, v),
+            recv(cs[35]) -> v => (35usize, v),
+            recv(cs[36]) -> v => (36usize, v),
+            recv(cs[37]) -> v => (37usize, v),
+            recv(cs[38]) -> v => (38usize, v),
+            recv(cs[39]) -> v => (39usize, v),
+            recv(cs[40]) -> v => (40usize, v),
+            recv(cs[41]) -> v => (41usize, v),
+            recv(cs[42]) -> v => (42usize, v),
+            recv(cs[43]) -> v => (43usize, v),
+            recv(cs[44]) -> v => (44usize, v),
+            recv(cs[45]) -> v => (45usize, v),
+            recv(cs[46]) -> v => (46usize, v),
+            recv(cs[47]) -> v => (47usize, v),
+            recv(cs[48]) -> v => (48usize, v),
+            recv(cs[49]) -> v => (49usize, v),
+            recv(cs[50]) -> v => (50usize, v),
+            recv(cs[51]) -> v => (51usize, v),
+            recv(cs[52]) -> v => (52usize, v),
+            recv(cs[53]) -> v => (53usize, v),
+            recv(cs[54]) -> v => (54usize, v),
+            recv(cs[55]) -> v => (55usize, v),
+            recv(cs[56]) -> v => (56usize, v),
+            recv(cs[57]) -> v => (57usize, v),
+            recv(cs[58]) -> v => (58usize, v),
+            recv(cs[59]) -> v => (59usize, v),
+            recv(cs[60]) -> v => (60usize, v),
+            recv(cs[61]) -> v => (61usize, v),
+            recv(cs[62]) -> v => (62usize, v),
+            recv(cs[63]) -> v => (63usize, v),
+            recv(cs[64]) -> v => (64usize, v),
+            recv(cs[65]) -> v => (65usize, v),
+            recv(cs[66]) -> v => (66usize, v),
+            recv(cs[67]) -> v => (67usize, v),
+            recv(cs[68]) -> v => (68usize, v),
+            recv(cs[69]) -> v => (69usize, v),
+            recv(cs[70]) -> v => (70usize, v),
+            recv(cs[71]) -> v => (71usize, v),
+            recv(cs[72]) -> v => (72usize, v),
+            recv(cs[73]) -> v => (73usize, v),
+            recv(cs[74]) -> v => (74usize, v),
+            recv(cs[75]) -> v => (75usize, v),
+            recv(cs[76]) -> v => (76usize, v),
+            recv(cs[77]) -> v => (77usize, v),
+            recv(cs[78]) -> v => (78usize, v),
+            recv(cs[79]) -> v => (79usize, v),
+            recv(cs[80]) -> v => (80usize, v),
+            recv(cs[81]) -> v => (81usize, v),
+            recv(cs[82]) -> v => (82usize, v),
+            recv(cs[83]) -> v => (83usize, v),
+            recv(cs[84]) -> v => (84usize, v),
+            recv(cs[85]) -> v => (85usize, v),
+            recv(cs[86]) -> v => (86usize, v),
+            recv(cs[87]) -> v => (87usize, v),
+            recv(cs[88]) -> v => (88usize, v),
+            recv(cs[89]) -> v => (89usize, v),
+            recv(cs[90]) -> v => (90usize, v),
+            recv(cs[91]) -> v => (91usize, v),
+            recv(cs[92]) -> v => (92usize, v),
+            recv(cs[93]) -> v => (93usize, v),
+            recv(cs[94]) -> v => (94usize, v),
+            recv(cs[95]) -> v => (95usize, v),
+            recv(cs[96]) -> v => (96usize, v),
+            recv(cs[97]) -> v => (97usize, v),
+            recv(cs[98]) -> v => (98usize, v),
+            recv(cs[99]) -> v => (99usize, v),
+        }
+    };
+    let mut seen = [0u32; 100];
+    for round in 0..300usize {
+        let k = (round * 37 + 11) % 100;
+        cs[k].send(round);
+        let (i, v) = select100(&cs);
+        assert_eq!((i, v), (k, Some(round)));
+        seen[k] += 1;
+    }
+    // Blocked on all 100, woken by a late sender on one of them.
+    for k in [0usize, 63, 64, 99] {
+        let c = cs[k].clone();
+        kernel::go(move || {
+            kernel::sleep(MS);
+            c.send(1000 + k);
+        });
+        assert_eq!(select100(&cs), (k, Some(1000 + k)));
+    }
+    assert!(seen.iter().all(|&n| n == 3));
+    // The runtime's own limit is Go's (1 << 16); 1000 cases through selectgo.
+    let many: Vec<Chan<u32>> = (0..1000).map(|_| Chan::new(1)).collect();
+    many[777].send(5);
+    let mut slots: Vec<kernel::sync::select::RecvSlot<u32>> =
+        many.iter().map(kernel::sync::select::RecvSlot::new_for).collect();
+    let mut cases: Vec<kernel::sync::select::Scase> =
+        many.iter().zip(slots.iter_mut()).map(|(c, s)| kernel::sync::select::Scase::recv(c, s)).collect();
+    let (i, ok) = kernel::sync::select::selectgo(&mut cases, true);
+    drop(cases);
+    assert_eq!((i, ok), (Some(777), true));
+    assert_eq!(slots[777].take(), Some(5));
+    println!("chan_select_100: a 100-case select!, ready and blocking; 1000 cases through selectgo: ok");
+}
+
+/// goyield puts the caller on the *local* queue's tail (Go), not on the
+/// global queue as gosched does: the goroutine that runs next sees the
+/// global queue empty. Run with gomaxprocs=1 so no other P takes it.
+/// The mutex's and semaphore's hand-off yields with goyield: the local
+/// queue, not the global one.
+#[ktest(smp = [1, 2], output = ["sched_goyield: global queue 0 after goyield, 1 after gosched: ok"])]
+fn sched_goyield() {
+    let prev = kernel::gomaxprocs(1).unwrap();
+    let seen = leak(AtomicU32::new(u32::MAX));
+    let ran = leak(AtomicBool::new(false));
+    let g0 = kernel::runtime::proc::global_runq_len();
+    kernel::go(move || {
+        seen.store(kernel::runtime::proc::global_runq_len(), Ordering::SeqCst);
+        ran.store(true, Ordering::SeqCst);
+    });
+    kernel::runtime::proc::goyield();
+    assert!(ran.load(Ordering::SeqCst), "the goroutine in runnext did not run before the yielder");
+    let after_yield = seen.load(Ordering::SeqCst);
+    // The same with gosched: the yielder is on the global queue. (Every
+    // 61st schedule looks at the global queue first and may run the
+    // yielder before the other goroutine: then wait for it and retry.)
+    let mut after_gosched = u32::MAX;
+    for _ in 0..5 {
+        ran.store(false, Ordering::SeqCst);
+        kernel::go(move || {
+            seen.store(kernel::runtime::proc::global_runq_len(), Ordering::SeqCst);
+            ran.store(true, Ordering::SeqCst);
+        });
+        kernel::gosched();
+        if ran.load(Ordering::SeqCst) {
+            after_gosched = seen.load(Ordering::SeqCst);
+            break;
+        }
+        while !ran.load(Ordering::SeqCst) {
+            kernel::gosched();
+        }
+    }
+    kernel::gomaxprocs(prev).unwrap();
+    assert_eq!(after_yield, g0, "goyield put the goroutine on the global queue");
+    assert_eq!(after_gosched, g0 + 1, "gosched did not use the global queue");
+    println!("sched_goyield: global queue {after_yield} after goyield, {after_gosched} after gosched: ok");
+}
+
+/// main calls goexit while another goroutine still works: that one
+/// finishes, then the program dies with Go's message.
+/// Go's message when main called Goexit and every other goroutine ended.
+#[ktest(smp = [1, 4], fatal = "fatal error: no goroutines (main called runtime.Goexit) - deadlock!", output = ["chan_goexit_main: the other goroutine finished"])]
+fn chan_goexit_main() {
+    kernel::go(|| {
+        kernel::sleep(5 * MS);
+        println!("chan_goexit_main: the other goroutine finished");
+    });
+    println!("chan_goexit_main: main calls goexit");
+    kernel::goexit();
+}
+
+/// goexit inside Once::call_once cannot unwind (panic = "abort"): it must
+/// be a clear fatal error naming the goroutine, not a later deadlock of
+/// every other caller in [sync.Once].
+/// goexit inside Once::call_once: a fatal error naming the goroutine, not
+/// a deadlock of the next caller.
+#[ktest(smp = [1, 2], fatal = "fatal error: goexit inside Once::call_once: goroutine ", output = ["would leave the Once locked forever"])]
+fn sync_once_goexit() {
+    let once = leak(Once::new());
+    let wg = leak(WaitGroup::new());
+    wg.add(1);
+    kernel::go(move || {
+        once.call_once(|| {
+            println!("sync_once_goexit: goroutine {} calls goexit inside call_once", kernel::goid());
+            kernel::goexit();
+        });
+        wg.done();
+    });
+    wg.wait();
+    once.call_once(|| {});
+    unreachable!("goexit inside call_once was not reported");
+}

@@ -289,7 +289,7 @@ fn timer_wakes_idle_core() {
 fn timer_order_exact() {
     use kernel::runtime::time::{TimerKind, TIMER_ORDER_VIOLATIONS};
     static FIRED: AtomicU32 = AtomicU32::new(0);
-    fn fire(_: usize) {
+    fn fire(_: usize, _: u64) {
         FIRED.fetch_add(1, Ordering::Relaxed);
     }
     let v0 = TIMER_ORDER_VIOLATIONS.load(Ordering::Relaxed);

@@ -295,11 +295,15 @@ fn gomaxprocs_churn() {
     );
 }
 
-#[ktest(smp = [2], output = ["GOMAXPROCS(0) is out of range: must be 1..=2", "GOMAXPROCS(3) is out of range: must be 1..=2"])]
+#[ktest(smp = [2], output = ["gomaxprocs(0) = 2 (a query)", "GOMAXPROCS(3) is out of range: must be 1..=2"])]
 fn gomaxprocs_invalid() {
     let ncpu = kernel::num_cpu();
-    let e = kernel::gomaxprocs(0).unwrap_err();
-    println!("gomaxprocs_invalid: {e}");
+    // GOMAXPROCS(0) is Go's query: the value, no change, no error.
+    assert_eq!(kernel::gomaxprocs(0), Ok(ncpu));
+    kernel::gomaxprocs(1).unwrap();
+    assert_eq!(kernel::gomaxprocs(0), Ok(1));
+    assert_eq!(kernel::gomaxprocs(ncpu), Ok(1));
+    println!("gomaxprocs_invalid: gomaxprocs(0) = {} (a query)", kernel::gomaxprocs(0).unwrap());
     let e = kernel::gomaxprocs(ncpu + 1).unwrap_err();
     println!("gomaxprocs_invalid: {e}");
     assert_eq!(kernel::current_gomaxprocs(), ncpu);
