@@ -38,8 +38,8 @@ pub const KNOWN: &[(&str, &str)] = &[
 /// many `opt/gmp/` fw_cfg files, and the runner refuses more: QEMU's fw_cfg
 /// directory has 32 file slots in all, QEMU itself fills about a dozen (ACPI
 /// tables, e820 map, boot order, VGA ROM, ...), and one more file than fits
-/// aborts QEMU with an assertion. 16 is more than the number of keys.
-pub const MAX_PARAMS: usize = 16;
+/// aborts QEMU with an assertion (QEMU 7.2 here aborted at 21). 18 is more than the number of keys.
+pub const MAX_PARAMS: usize = 18;
 
 /// Largest `skipap` (APIC ids, and so MADT positions we use, fit in 8 bits).
 pub const SKIPAP_MAX: u32 = 254;
