@@ -1149,48 +1149,62 @@ def show_timers(p):
     out(line)
     if not count:
         return
-    # The heap itself: Option<Heap(Box<TimerHeap>)>, then len and slots[..len].
+    # The heap itself: SpinLock<Heap(TimerHeap { slots: Vec<(when, Timer)> })>.
     try:
         hoff, ht = field(tt, "heap.data.value")
-        hp = read_uint(base + hoff)
-        if not hp:
-            return
-        v = gdb.Value(hp).cast(heap_ptr_type(ht)).dereference()
-        n = int(v["len"])
-        slots = v["slots"]
-        cap = slots.type.strip_typedefs().range()[1] + 1
-        if n > cap:
-            errline("timer heap len %d > capacity %d (corrupted)" % (n, cap))
-            n = cap
+        heap = gdb.Value(base + hoff).cast(ht.strip_typedefs().pointer()).dereference()
+        vec = value_field(heap, "slots")
+        n = int(value_field(vec, "len"))
+        ptr = first_pointer(vec)
+        elem = vec.type.strip_typedefs().template_argument(0)
+        if n > count + 1024:
+            errline("timer heap len %d, but the count says %d (corrupted)" % (n, count))
+            n = count
+        slots = gdb.Value(ptr).cast(elem.pointer())
         for j in range(min(n, MAX_TIMERS_SHOWN)):
-            out("      %s" % timer_str(slots[j]))
+            out("      %s" % timer_str((slots + j).dereference()))
         if n > MAX_TIMERS_SHOWN:
             out("      ... %d more" % (n - MAX_TIMERS_SHOWN))
     except (Bad, gdb.error, RuntimeError) as e:
         errline("timers: %s" % e)
 
 
-def heap_ptr_type(opt_heap_type):
-    """The TimerHeap pointer type inside Option<Heap>."""
-    def find(t, depth):
-        t = t.strip_typedefs()
-        if t.code == gdb.TYPE_CODE_PTR:
-            return t
-        if depth > 6:
-            return None
-        try:
-            fs = t.fields()
-        except TypeError:
-            return None
+def value_field(v, name, depth=0):
+    """The field `name` of the value v, looked for through nested (wrapper) structs."""
+    t = v.type.strip_typedefs()
+    try:
+        fs = t.fields()
+    except TypeError:
+        fs = []
+    for f in fs:
+        if f.name == name:
+            return v[f]
+    if depth < 6:
         for f in fs:
-            r = find(f.type, depth + 1)
-            if r is not None:
-                return r
-        return None
-    r = find(opt_heap_type, 0)
-    if r is None:
-        raise Bad("cannot find the timer heap's pointer type")
-    return r
+            try:
+                return value_field(v[f], name, depth + 1)
+            except Bad:
+                pass
+    raise Bad("no field %s in %s" % (name, t))
+
+
+def first_pointer(v, depth=0):
+    """The first raw pointer inside v (a Vec's buffer), as an integer."""
+    t = v.type.strip_typedefs()
+    if t.code == gdb.TYPE_CODE_PTR:
+        return int(v)
+    if depth > 8:
+        raise Bad("no pointer found")
+    try:
+        fs = t.fields()
+    except TypeError:
+        raise Bad("no pointer found")
+    for f in fs:
+        try:
+            return first_pointer(v[f], depth + 1)
+        except Bad:
+            pass
+    raise Bad("no pointer found")
 
 
 def timer_str(slot):
