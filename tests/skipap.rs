@@ -54,7 +54,7 @@ fn ipi_pingpong_smp3_skip2() {
 /// wakep's IPIs: an IPI sent to the dead core's APIC id would leave one spinning (10 s bound).
 #[test]
 fn scheduler_uses_every_online_core_smp4_skip1() {
-    let o = boot_skipping("parallelism2", 4, 1);
+    let o = boot_skipping("sched::parallelism2", 4, 1);
     expect_contains(&o, "with 3 goroutines spinning on 3 Ps: ok");
 }
 

@@ -20,8 +20,10 @@ macro_rules! say {
 }
 
 fn main() -> ExitCode {
-    // `cargo run -- test ...`: the kernel test runner (boot/src/ktest/).
+    // `cargo run -- test ...`: the kernel test runner (boot/src/ktest/). Signals are handled as
+    // for a run (below): Ctrl-C stops the QEMUs of every trial and the builds.
     if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("test")) {
+        boot::cleanup::install();
         return ExitCode::from(boot::ktest::main(std::env::args_os().skip(2).map(|a| a.to_string_lossy().into_owned())));
     }
     if let Some(code) = boot::trace::subcommand(&std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>()) {
