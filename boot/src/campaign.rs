@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use boot::{Outcome, RunConfig, Status};
+use boot::{strip_cpu, Outcome, RunConfig, Status};
 
 const USAGE: &str = "usage: ./run-qemu.sh torture [--duration D] [--jobs N] [--seed S] [--max-smp N] [--out DIR] [--fuzz-params N] [--only NAMES]
 
@@ -317,15 +317,6 @@ fn failure_kind(o: &Outcome) -> String {
     }
 }
 
-fn strip_cpu(line: &str) -> &str {
-    let t = line.trim_start();
-    if let Some(rest) = t.strip_prefix("[cpu") {
-        if let Some(i) = rest.find("] ") {
-            return rest[i + 2..].trim_start();
-        }
-    }
-    t
-}
 
 /// Did a scenario boot go as it should? (None: yes; Some(kind): no.)
 fn judge(t: &Trial, o: &Outcome) -> Option<String> {

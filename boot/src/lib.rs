@@ -242,6 +242,19 @@ impl Outcome {
     }
 }
 
+/// A serial line without the kernel's `[cpuN] ` prefix.
+pub fn strip_cpu(line: &str) -> &str {
+    let t = line.trim_start();
+    if let Some(rest) = t.strip_prefix("[cpu") {
+        if let Some(i) = rest.find("] ") {
+            if rest[..i].bytes().all(|b| b.is_ascii_digit()) {
+                return &rest[i + 2..];
+            }
+        }
+    }
+    t
+}
+
 /// The last `n` lines of `text`, joined with '\n'.
 pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();

@@ -241,18 +241,7 @@ pub fn expect_contains(o: &Outcome, needle: &str) {
     }
 }
 
-/// A serial line without the kernel's `[cpuN] ` prefix.
-pub fn strip_cpu(line: &str) -> &str {
-    let t = line.trim_start();
-    if let Some(rest) = t.strip_prefix("[cpu") {
-        if let Some(i) = rest.find("] ") {
-            if rest[..i].bytes().all(|b| b.is_ascii_digit()) {
-                return &rest[i + 2..];
-            }
-        }
-    }
-    t
-}
+pub use boot::strip_cpu;
 
 /// All serial lines that start with `prefix` (after the `[cpuN] ` prefix
 /// every kernel line has, and leading whitespace), trimmed.

@@ -80,18 +80,7 @@ pub struct TrialResult {
 /// Serial lines shown for a failure.
 pub const TAIL: usize = 40;
 
-/// A serial line without the kernel's `[cpuN] ` prefix.
-pub fn strip_cpu(line: &str) -> &str {
-    let t = line.trim_start();
-    if let Some(rest) = t.strip_prefix("[cpu") {
-        if let Some(i) = rest.find("] ") {
-            if rest[..i].bytes().all(|b| b.is_ascii_digit()) {
-                return &rest[i + 2..];
-            }
-        }
-    }
-    t
-}
+pub use crate::strip_cpu;
 
 /// The part of the serial output that belongs to `test` (from its `# ktest start` line to the
 /// next one); `None` if it never started.
