@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ./run-qemu.sh torture [--duration 30m] [--jobs 2] [--seed S] [--max-smp 8] [--out DIR]
-//!                       [--fuzz-params N] [--only NAME[,NAME...]]
+//!                       [--smp N[,N...]] [--fuzz-params N] [--only NAME[,NAME...]]
 //! ```
 //!
 //! It builds the testkernel once, then boots it again and again until the
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use boot::{strip_cpu, Outcome, RunConfig, Status};
 
-const USAGE: &str = "usage: ./run-qemu.sh torture [--duration D] [--jobs N] [--seed S] [--max-smp N] [--out DIR] [--fuzz-params N] [--only NAMES]
+const USAGE: &str = "usage: ./run-qemu.sh torture [--duration D] [--jobs N] [--seed S] [--max-smp N] [--smp LIST] [--out DIR] [--fuzz-params N] [--only NAMES]
 
 Boots the testkernel's torture scenario and other scenarios again and again with random core
 counts and scheduler settings, N QEMUs at a time, until D has passed.
@@ -39,6 +39,7 @@ counts and scheduler settings, N QEMUs at a time, until D has passed.
   --seed S          the campaign's own seed (default: from the clock); printed, so a campaign
                     can be repeated with the same draws
   --max-smp N       largest core count drawn (default 8)
+  --smp LIST        draw core counts only from this list (e.g. 3,8) instead of 1..=max-smp
   --out DIR         where failure logs and the summary go (default target/campaign/<time>)
   --fuzz-params N   also run N boots with random (valid and invalid) boot parameters
   --only NAMES      draw only these scenarios (comma-separated)";
@@ -96,9 +97,22 @@ struct Options {
     jobs: usize,
     seed: u64,
     max_smp: u32,
+    /// `--smp`: the core counts to draw from (empty: 1..=max_smp).
+    smp: Vec<u32>,
     out: Option<PathBuf>,
     fuzz_params: u64,
     only: Vec<String>,
+}
+
+impl Options {
+    /// The core counts drawn, as the summary prints them: `1..=8` or `3,8`.
+    fn cores(&self) -> String {
+        if self.smp.is_empty() {
+            format!("1..={}", self.max_smp)
+        } else {
+            self.smp.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+        }
+    }
 }
 
 /// `90s`, `30m`, `1h`, or plain seconds.
@@ -125,6 +139,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         jobs: 2,
         seed: 0,
         max_smp: 8,
+        smp: Vec::new(),
         out: None,
         fuzz_params: 0,
         only: Vec::new(),
@@ -153,6 +168,15 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             "--jobs" => o.jobs = num("--jobs", value("--jobs")?, 1, 64)? as usize,
             "--seed" => o.seed = num("--seed", value("--seed")?, 0, u64::MAX)?,
             "--max-smp" => o.max_smp = num("--max-smp", value("--max-smp")?, 1, 64)? as u32,
+            "--smp" => {
+                let v = value("--smp")?;
+                for n in v.split(',').filter(|n| !n.is_empty()) {
+                    o.smp.push(num("--smp", n.to_string(), 1, 64)? as u32);
+                }
+                if o.smp.is_empty() {
+                    return Err("--smp needs at least one core count (e.g. 3,8)".into());
+                }
+            }
             "--out" => o.out = Some(PathBuf::from(value("--out")?)),
             "--fuzz-params" => o.fuzz_params = num("--fuzz-params", value("--fuzz-params")?, 0, 1_000_000)?,
             "--only" => {
@@ -214,7 +238,7 @@ fn draw_trial(r: &mut Rng, o: &Options) -> Trial {
         }
         x -= s.weight as u64;
     }
-    let smp = r.range(1, o.max_smp as u64) as u32;
+    let smp = if o.smp.is_empty() { r.range(1, o.max_smp as u64) as u32 } else { o.smp[r.below(o.smp.len() as u64) as usize] };
     let mut params = vec![("test".to_string(), sc.name.to_string())];
     if r.below(2) == 0 {
         params.push(("schedrandom".into(), "1".into()));
@@ -407,10 +431,10 @@ fn main() -> ExitCode {
         return ExitCode::from(3);
     }
     eprintln!(
-        "gmpos-campaign: seed {seed}, {} s, {} QEMUs at a time, 1..={} cores, {} parameter-fuzz boots; logs in {}",
+        "gmpos-campaign: seed {seed}, {} s, {} QEMUs at a time, {} cores, {} parameter-fuzz boots; logs in {}",
         o.duration.as_secs(),
         o.jobs,
-        o.max_smp,
+        o.cores(),
         o.fuzz_params,
         out.display()
     );
@@ -522,11 +546,11 @@ fn summarize(records: &[Record], seed: u64, wall: Duration, o: &Options) -> Stri
     let mut s = String::new();
     let failed: Vec<&Record> = records.iter().filter(|r| r.failure.is_some()).collect();
     s += &format!(
-        "campaign summary: seed {seed}, {} boots in {:.0} s ({} QEMUs at a time, 1..={} cores), {} failed\n",
+        "campaign summary: seed {seed}, {} boots in {:.0} s ({} QEMUs at a time, {} cores), {} failed\n",
         records.len(),
         wall.as_secs_f64(),
         o.jobs,
-        o.max_smp,
+        o.cores(),
         failed.len()
     );
     let mut by_scenario: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
@@ -591,6 +615,14 @@ mod tests {
         assert!(parse_options(&a("--jobs")).err().unwrap().contains("needs a value"));
         assert!(parse_options(&a("--only nope")).err().unwrap().contains("unknown scenario"));
         assert!(parse_options(&a("--frobnicate")).is_err());
+        let o = parse_options(&a("--smp 3,8")).unwrap().unwrap();
+        assert_eq!(o.smp, vec![3, 8]);
+        let mut r = Rng(1);
+        for _ in 0..100 {
+            assert!([3, 8].contains(&draw_trial(&mut r, &o).smp));
+        }
+        assert!(parse_options(&a("--smp 0")).is_err());
+        assert!(parse_options(&a("--smp ,")).err().unwrap().contains("at least one"));
         assert!(parse_options(&a("--help")).unwrap().is_none());
     }
 

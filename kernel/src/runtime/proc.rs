@@ -1671,9 +1671,19 @@ pub fn unlock_os_thread() {
 // ---------------------------------------------------------------------------
 // Stop the world and GOMAXPROCS
 
+/// Go's `preemptAll`: ask every running P's goroutine to stop, except our
+/// own. Go's `preemptone` refuses `mp == getg().m`; ours cannot, because
+/// sysmon's `retake` runs on the core whose goroutine it preempts. Without
+/// the skip, stop-the-world preempted its own caller: at -smp 1 the caller
+/// of `gomaxprocs` went to the tail of the global queue after every change
+/// and waited behind every runnable goroutine (regress::stw_wakep_churn).
 fn preemptall() {
+    let me = getm().p.load(Ordering::Relaxed);
     for i in 0..GOMAXPROCS.load(Ordering::Relaxed) {
         let pp = allp(i);
+        if core::ptr::eq(pp, me) {
+            continue;
+        }
         if pp.status.load(Ordering::Relaxed) == P_RUNNING {
             super::preempt::preemptone(pp);
         }

@@ -138,6 +138,11 @@ fn stw_wakep_churn() {
         let i = changes;
         kernel::gomaxprocs(1 + (i * 7 + i / 3) % n).expect("valid");
         changes += 1;
+        // Stop-the-world does not preempt its caller (as in Go): at -smp 1
+        // the spawners only run when main yields.
+        if changes % 20 == 0 {
+            kernel::gosched();
+        }
     }
     stop.store(true, Ordering::Relaxed);
     done.wait();
@@ -148,6 +153,7 @@ fn stw_wakep_churn() {
         kernel::sleep(1_000_000);
     }
     println!("stw_wakep_churn: {changes} GOMAXPROCS changes, {want} goroutines spawned and finished");
+    assert!(want > 0, "the spawners never ran");
     assert!(changes >= 100, "only {changes} GOMAXPROCS changes in 30 s");
 }
 
@@ -355,4 +361,39 @@ fn syscall_locked() {
     stop.store(true, Ordering::Relaxed);
     od.wait();
     println!("syscall_locked: 20 syscalls from a locked goroutine, all on its core; other goroutine made progress={}", other.load(Ordering::Relaxed) > 0);
+}
+
+// ---- Stop-the-world preempted its own caller ------------------------------------
+//
+// preemptall asked every running P to stop, our own included, so the caller of
+// gomaxprocs was preempted as soon as its PreemptGuard dropped and went to the
+// tail of the global queue. At -smp 1 under a goroutine flood each change then
+// waited behind every runnable goroutine (the campaign found it as "only 43
+// GOMAXPROCS changes in 30 s"). Go's preemptone refuses the caller's own M.
+// Here a yielding goroutine counts; at one core it can only count while main
+// is off the core, so 100 changes in a row must not let it count.
+#[ktest(smp = [1], params = "forcepreemptns=5000000000", output = ["stw_keeps_caller: 100 GOMAXPROCS changes, the other goroutine did not run"])]
+fn stw_keeps_caller() {
+    let stop = leak(AtomicBool::new(false));
+    let count = leak(AtomicU64::new(0));
+    let done = leak(Latch::new(1));
+    kernel::go(move || {
+        while !stop.load(Ordering::Relaxed) {
+            count.fetch_add(1, Ordering::Relaxed);
+            kernel::gosched();
+        }
+        done.done();
+    });
+    while count.load(Ordering::Relaxed) == 0 {
+        kernel::gosched();
+    }
+    let c0 = count.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        kernel::gomaxprocs(1).expect("valid");
+    }
+    let ran = count.load(Ordering::Relaxed) - c0;
+    stop.store(true, Ordering::Relaxed);
+    done.wait();
+    assert_eq!(ran, 0, "main was preempted by its own stop-the-world: the other goroutine ran {ran} times");
+    println!("stw_keeps_caller: 100 GOMAXPROCS changes, the other goroutine did not run");
 }
