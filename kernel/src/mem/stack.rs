@@ -29,6 +29,13 @@
 //! mapped; the stacks of the Gs beyond the list's bound, and of a dead G
 //! that grew past its top page, are unmapped and their frames given back
 //! after a TLB shootdown (`release` below, and tlb.rs).
+//!
+//! - Each slot has a *live* bit ([`set_live`]): set by `newproc1` before it
+//!   writes the new goroutine's first frame, cleared by `goexit0` once the
+//!   goroutine is dead and off its stack. A fault in a slot whose bit is
+//!   clear is a dangling pointer into a dead goroutine's stack (a reference
+//!   to a local that outlived its goroutine): the handler reports it instead
+//!   of mapping a fresh page under the wild write.
 use super::tlb::Shootdown;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +50,10 @@ pub const PAGE: u64 = 4096;
 pub const STACK_SIZE: u64 = STACK_SLOT - PAGE;
 
 static REGION: AtomicU64 = AtomicU64::new(0);
+/// Slots the region can hold.
+const MAX_SLOTS: usize = (super::SLOT_SIZE / STACK_SLOT) as usize;
+/// One bit per slot: does a live goroutine own this stack? (256 KiB.)
+static LIVE: [AtomicU64; MAX_SLOTS / 64] = [const { AtomicU64::new(0) }; MAX_SLOTS / 64];
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
 /// Pages mapped by the fault handler so far (statistics).
 static PAGES_MAPPED: AtomicU64 = AtomicU64::new(0);
@@ -68,10 +79,37 @@ pub fn alloc() -> Stack {
     Stack { lo: base + PAGE, hi: base + STACK_SLOT }
 }
 
+fn slot_of(addr: u64) -> usize {
+    ((addr - REGION.load(Ordering::Relaxed)) / STACK_SLOT) as usize
+}
+
+/// Mark `st`'s slot as owned by a live goroutine (`newproc1`, before the
+/// first write to the stack) or not (`goexit0`, once the goroutine is dead
+/// and off its stack). Release/Acquire: pairs with the load in
+/// `handle_fault`; a goroutine reaches another core through a run queue,
+/// which orders this store before its first fault there anyway.
+pub fn set_live(st: Stack, live: bool) {
+    let i = slot_of(st.lo);
+    let bit = 1u64 << (i % 64);
+    if live {
+        LIVE[i / 64].fetch_or(bit, Ordering::Release);
+    } else {
+        LIVE[i / 64].fetch_and(!bit, Ordering::Release);
+    }
+}
+
+fn is_live(slot: usize) -> bool {
+    // Acquire: pairs with set_live.
+    LIVE[slot / 64].load(Ordering::Acquire) & (1 << (slot % 64)) != 0
+}
+
 /// What a faulting address means for the stack region.
 pub enum Fault {
     /// Not in the stack region at all.
     NotStack,
+    /// A page of the stack `[lo, lo + STACK_SIZE)`, whose goroutine is
+    /// dead: a dangling pointer. Nothing was mapped.
+    Dead { lo: u64 },
     /// The guard page of the stack whose `lo` is given.
     Guard { lo: u64 },
     /// A page of a stack that was not touched before: now mapped.
@@ -88,6 +126,9 @@ pub fn handle_fault(addr: u64) -> Fault {
     let base = addr - off;
     if off < PAGE {
         return Fault::Guard { lo: base + PAGE };
+    }
+    if !is_live(slot_of(addr)) {
+        return Fault::Dead { lo: base + PAGE };
     }
     let page = addr & !(PAGE - 1);
     let frame = super::frame::alloc_zeroed().unwrap_or_else(|| super::frame::out_of_frames("growing a goroutine stack"));

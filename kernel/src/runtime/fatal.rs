@@ -199,6 +199,22 @@ pub fn exception(desc: &str, vector: u8, code: Option<u64>, rip: u64, rsp: u64, 
 }
 
 /// A goroutine ran into its guard page.
+/// A page fault in the stack of a dead goroutine: a pointer to a local
+/// that outlived its goroutine (mem::stack's live bits). Names the
+/// goroutine that made the access.
+pub fn dead_stack(addr: u64, lo: u64, rip: u64) -> ! {
+    begin();
+    let g = current_g();
+    eprintln!(
+        "fatal error: unexpected page fault at {addr:#x} (rip={rip:#x}) in the stack [{lo:#x}, {:#x}) of a dead goroutine on cpu{}: a pointer into a goroutine's stack outlived the goroutine",
+        lo + crate::mem::stack::STACK_SIZE,
+        percpu::cpu_id()
+    );
+    eprintln!("");
+    goroutine_header(g);
+    die()
+}
+
 pub fn stack_overflow(addr: u64, lo: u64, rip: u64) -> ! {
     begin();
     let g = current_g();

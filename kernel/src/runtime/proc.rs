@@ -605,6 +605,9 @@ fn newproc1_inner<F: FnOnce() + Send + 'static>(f: F, pp: &'static P, parent: u6
     let gp = gfget(pp).unwrap_or_else(malg);
     // SAFETY: the G is fresh or dead and on no list: we own it.
     let g = unsafe { gp.as_ref() };
+    // Before the first write below: a fault in a slot not marked live is a
+    // dangling pointer into a dead goroutine's stack (mem::stack).
+    crate::mem::stack::set_live(stack_of(gp), true);
     let align = core::mem::align_of::<F>().max(16) as u64;
     let fptr = (g.stack_hi - core::mem::size_of::<F>() as u64) & !(align - 1);
     let sp = (fptr & !15) - 8;
@@ -1462,8 +1465,12 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
         mp.lockedg.store(null_mut(), Ordering::Relaxed);
     }
     dropg(mp, g);
+    // We are on g0: nothing touches the dead goroutine's stack from here
+    // until newproc1 marks it live again.
     // SAFETY: gp is non-null.
-    gfput(p_of(mp), unsafe { NonNull::new_unchecked(gp) });
+    let gp = unsafe { NonNull::new_unchecked(gp) };
+    crate::mem::stack::set_live(stack_of(gp), false);
+    gfput(p_of(mp), gp);
     schedule()
 }
 
@@ -1530,6 +1537,7 @@ extern "C" fn goyield_m(gp: *mut G) -> ! {
     // SAFETY: gp is the G that called mcall: live, ours.
     let g = unsafe { &*gp };
     casgstatus(g, G_RUNNING, G_RUNNABLE);
+    super::tracer::go_stop(g, false);
     dropg(mp, g);
     if g.lockedm.load(Ordering::Relaxed) == mp as *const M as *mut M {
         // As in goschedimpl: a locked G is never queued.

@@ -88,6 +88,7 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
                 return;
             }
             crate::mem::stack::Fault::Guard { lo } => crate::runtime::fatal::stack_overflow(addr, lo, frame.instruction_pointer.as_u64()),
+            crate::mem::stack::Fault::Dead { lo } => crate::runtime::fatal::dead_stack(addr, lo, frame.instruction_pointer.as_u64()),
             crate::mem::stack::Fault::NotStack => {}
         }
         if let Some(guard) = crate::mem::kstack::guard_of(addr) {

@@ -60,6 +60,9 @@ fn oom_page_table() {
             break s;
         }
     };
+    // As newproc1 does for a goroutine's stack: a fault in a slot no live
+    // goroutine owns is reported as a dangling pointer instead.
+    stack::set_live(st, true);
     let (used, total) = frame::stats();
     println!("oom_page_table: took {n} frames, gave one back ({used} of {total} in use); touching {:#x}", st.hi - 8);
     let _ = next;
@@ -353,8 +356,6 @@ fn trampoline_unmapped() {
     assert!(!mapped, "the AP trampoline page is still mapped after bring-up");
 }
 
-/// Issue 16, item 11: a write into *another* goroutine's guard page is a
-/// wild pointer, not the writer's stack overflow, and is reported so.
 /// Issue 16, item 11: a touch of another goroutine's guard page is reported
 /// as a wild pointer (naming the writer, main), not as the writer's overflow.
 #[ktest(smp = [2], timeout = 90, fatal = "in the guard page of another goroutine's stack", output = ["goroutine 1 [running]:"])]
@@ -374,6 +375,37 @@ fn foreign_guard() {
     // SAFETY: deliberately not: must end in a clean fatal report.
     unsafe { core::ptr::write_volatile(addr as *mut u64, 1) };
     unreachable!("the write into a guard page returned");
+}
+
+/// The address of a local 64 KiB below the top of the calling goroutine's
+/// stack (so its page is not the top one, which a dead G keeps mapped).
+#[inline(never)]
+fn deep_local_addr() -> u64 {
+    let buf = core::hint::black_box([7u8; 64 * 1024]);
+    &buf[100] as *const u8 as u64
+}
+
+/// Issue 16, item 11: a pointer to a local that outlived its goroutine. The
+/// dead goroutine's grown stack was unmapped; the write through the dangling
+/// pointer used to map a fresh zeroed page under it without a word. It is
+/// now a fatal error that names the writer (main).
+#[ktest(smp = [1, 2], timeout = 90, fatal = "of a dead goroutine on cpu", output = ["goroutine 1 [running]:"])]
+fn dead_stack() {
+    let addr = leak(AtomicU64::new(0));
+    kernel::go(move || {
+        addr.store(deep_local_addr(), Ordering::Release);
+    });
+    while addr.load(Ordering::Acquire) == 0 {
+        kernel::gosched();
+    }
+    // Let it exit and its stack be given back (the TLB shootdown included).
+    kernel::sleep(10_000_000);
+    settled_frames();
+    let a = addr.load(Ordering::Acquire);
+    println!("dead_stack: main writes through a pointer into a dead goroutine's stack at {a:#x}");
+    // SAFETY: deliberately not: must end in a clean fatal report.
+    unsafe { core::ptr::write_volatile(a as *mut u8, 1) };
+    unreachable!("the write into a dead goroutine's stack returned");
 }
 
 #[inline(never)]
