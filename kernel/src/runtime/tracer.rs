@@ -8,8 +8,11 @@
 //! count the rest as lost) or `trace=flight` (a flight recorder: keep the
 //! last `tracebuf` events of each core) makes [`init`] allocate one ring per
 //! core and then set [`ON`]. Every hook is `#[inline(always)]` and starts
-//! with `if ON.load(Relaxed)`: with tracing off that is the whole cost, one
-//! load and one predictable branch. The work is in the out-of-line `emit`.
+//! with `if on()` (`ON.load(Relaxed)`): with tracing off that is the whole
+//! cost, one load and one predictable branch. The work is in the out-of-line
+//! `emit`. The kernel crate's feature `notrace` makes `on()` a constant
+//! false, so the hooks compile to nothing: that build is the baseline
+//! `bench/tracer_overhead.sh` measures the hooks against.
 //!
 //! *Writing.* A core writes only its own ring. `emit` first makes the
 //! goroutine unmovable (`locks_inc`: asynchronous preemption is refused
@@ -143,6 +146,10 @@ pub fn init(ncpu: usize) {
     if p.trace == MODE_OFF {
         return;
     }
+    if cfg!(feature = "notrace") {
+        crate::println!("tracer: compiled out (kernel built with --features notrace): trace= records nothing");
+        return;
+    }
     let cap = p.tracebuf.next_power_of_two();
     for ring in RINGS.iter().take(ncpu) {
         let mut v: Vec<Slot> = Vec::with_capacity(cap as usize);
@@ -162,6 +169,12 @@ pub fn init(ncpu: usize) {
     );
     // Release: the rings above are visible to any core that sees ON.
     ON.store(true, Ordering::Release);
+}
+
+/// Whether hooks record: [`ON`], or never with the `notrace` feature.
+#[inline(always)]
+fn on() -> bool {
+    !cfg!(feature = "notrace") && ON.load(Ordering::Relaxed)
 }
 
 /// The P held by this core's M, or 0xffff.
@@ -231,14 +244,14 @@ fn pack_name(g: &G) -> u64 {
 
 #[inline(always)]
 pub fn go_create(parent: u64, g: &G) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::GO_CREATE, None, parent, g.id() as u32, pack_name(g));
     }
 }
 
 #[inline(always)]
 pub fn go_start(g: &G, pp: &P) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         let local = pp.runq.stealer().len().min(0xffff);
         let global = proc::global_runq_len().min(0xffff);
         emit(ev::GO_START, Some(pp.id as u16), g.id(), local | (global << 16), pack_name(g));
@@ -248,7 +261,7 @@ pub fn go_start(g: &G, pp: &P) {
 /// `Gosched` (`preempted = false`) or a preemption.
 #[inline(always)]
 pub fn go_stop(g: &G, preempted: bool) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::GO_STOP, None, g.id(), preempted as u32, 0);
     }
 }
@@ -256,14 +269,14 @@ pub fn go_stop(g: &G, preempted: bool) {
 /// `exitsyscall` found no P: the goroutine waits in the global queue.
 #[inline(always)]
 pub fn go_stop_syscall(g: &G) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::GO_STOP, None, g.id(), 2, 0);
     }
 }
 
 #[inline(always)]
 pub fn go_block(g: &G) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         // SAFETY: the G's owner (this M, in park_m) set it in gopark.
         let reason = unsafe { g.waitreason.get() } as u32;
         emit(ev::GO_BLOCK, None, g.id(), reason, 0);
@@ -273,7 +286,7 @@ pub fn go_block(g: &G) {
 /// `g` is made runnable by the goroutine running here (or by g0).
 #[inline(always)]
 pub fn go_unblock(g: &G) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         let cur = percpu::curg_raw() as *const G;
         // SAFETY: curg is null or a live G.
         let waker = unsafe { cur.as_ref() }.map(|w| w.id()).unwrap_or(0);
@@ -283,7 +296,7 @@ pub fn go_unblock(g: &G) {
 
 #[inline(always)]
 pub fn go_exit(g: &G) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::GO_EXIT, None, g.id(), 0, 0);
     }
 }
@@ -292,21 +305,21 @@ pub fn go_exit(g: &G) {
 /// to run is counted on top).
 #[inline(always)]
 pub fn runq_steal(victim: &P, got: u32) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::RUNQ_STEAL, None, 0, victim.id, got as u64 + 1);
     }
 }
 
 #[inline(always)]
 pub fn spin_start() {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::M_SPIN_START, None, 0, 0, 0);
     }
 }
 
 #[inline(always)]
 pub fn spin_stop() {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::M_SPIN_STOP, None, 0, 0, 0);
     }
 }
@@ -315,7 +328,7 @@ pub fn spin_stop() {
 /// `M_WAKE` when `mpark` returns (on any path).
 #[inline(always)]
 pub fn park_scope(mp: &M) -> ParkScope<'_> {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::M_PARK, None, 0, 0, 0);
     }
     ParkScope(mp)
@@ -325,7 +338,7 @@ pub struct ParkScope<'a>(&'a M);
 impl Drop for ParkScope<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if ON.load(Ordering::Relaxed) {
+        if on() {
             emit(ev::M_WAKE, None, 0, self.0.spinning.load(Ordering::Relaxed) as u32, 0);
         }
     }
@@ -333,28 +346,28 @@ impl Drop for ParkScope<'_> {
 
 #[inline(always)]
 pub fn ipi_send(apic_id: u32, vector: u8) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::IPI_SEND, None, 0, apic_id, vector as u64);
     }
 }
 
 #[inline(always)]
 pub fn ipi_recv(vector: u8) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::IPI_RECV, None, 0, vector as u32, 0);
     }
 }
 
 #[inline(always)]
 pub fn timer_fire(n: usize) {
-    if ON.load(Ordering::Relaxed) && n > 0 {
+    if on() && n > 0 {
         emit(ev::TIMER_FIRE, None, 0, n as u32, 0);
     }
 }
 
 #[inline(always)]
 pub fn syscall_enter(g: &G, pp: &P) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::SYSCALL_ENTER, Some(pp.id as u16), g.id(), 0, 0);
     }
 }
@@ -362,49 +375,49 @@ pub fn syscall_enter(g: &G, pp: &P) {
 /// After the goroutine has its (old or new) P again.
 #[inline(always)]
 pub fn syscall_exit(g: &G) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::SYSCALL_EXIT, None, g.id(), 0, 0);
     }
 }
 
 #[inline(always)]
 pub fn p_handoff(pp: &P) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::P_HANDOFF, None, 0, pp.id, 0);
     }
 }
 
 #[inline(always)]
 pub fn procs_change(new: u32, old: u32) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::PROCS_CHANGE, None, 0, new, old as u64);
     }
 }
 
 #[inline(always)]
 pub fn stw_begin() {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::STW_BEGIN, None, 0, 0, 0);
     }
 }
 
 #[inline(always)]
 pub fn stw_end() {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::STW_END, None, 0, 0, 0);
     }
 }
 
 #[inline(always)]
 pub fn proc_start(pp: &P) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::PROC_START, Some(pp.id as u16), 0, pp.id, 0);
     }
 }
 
 #[inline(always)]
 pub fn proc_stop(pp: &P) {
-    if ON.load(Ordering::Relaxed) {
+    if on() {
         emit(ev::PROC_STOP, Some(pp.id as u16), 0, pp.id, 0);
     }
 }
