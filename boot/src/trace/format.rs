@@ -214,6 +214,9 @@ pub fn decode(file: &[u8]) -> Result<Trace, DecodeError> {
         let recs = r.take(n * REC_SIZE, &format!("the {n} records of core {i}"))?;
         let mut first = None;
         let mut last = None;
+        // The index of the core's oldest record: above 0, a flight ring wrapped and the
+        // events before it were overwritten.
+        let mut first_seq: Option<u32> = None;
         for c in recs.chunks_exact(REC_SIZE) {
             let kind = c[4];
             if kind == 0 {
@@ -224,6 +227,7 @@ pub fn decode(file: &[u8]) -> Result<Trace, DecodeError> {
                 return Err(DecodeError(format!("core {i}: unknown event kind {kind}: the trace is corrupt")));
             };
             let tsc = u64::from_le_bytes(c[8..16].try_into().unwrap());
+            first_seq.get_or_insert(u32::from_le_bytes(c[0..4].try_into().unwrap()));
             first = Some(first.map_or(tsc, |f: u64| f.min(tsc)));
             last = Some(last.map_or(tsc, |l: u64| l.max(tsc)));
             raw.push(Event {
@@ -238,7 +242,9 @@ pub fn decode(file: &[u8]) -> Result<Trace, DecodeError> {
                 seq: u32::from_le_bytes(c[0..4].try_into().unwrap()),
             });
         }
-        firsts.push((first, lost[i]));
+        // Events missing before the first one: lost ones, or ones a wrapped flight ring
+        // overwrote (the kernel does not count those as lost; they are the design).
+        firsts.push((first, lost[i] + first_seq.unwrap_or(0) as u64));
         lasts.push((last, lost[i]));
     }
     let nr = r.u32("the wait reason count")?;
@@ -268,6 +274,9 @@ pub fn decode(file: &[u8]) -> Result<Trace, DecodeError> {
     let last_ns = raw.last().map(|e| e.ns).unwrap_or(0);
     let mut complete = (0, last_ns);
     if flight {
+        // The window starts once every core's record has begun: before a wrapped core's
+        // oldest surviving event, what that core did is unknown (a goroutine's start there
+        // may be gone while its stop survives).
         for (f, l) in &firsts {
             if let (Some(f), true) = (f, *l > 0) {
                 complete.0 = complete.0.max(to_ns(*f));
@@ -350,7 +359,9 @@ pub fn encode(t: &Trace) -> Vec<u8> {
         o.extend_from_slice(&0u32.to_le_bytes());
         o.extend_from_slice(&t.lost.get(cpu as usize).copied().unwrap_or(0).to_le_bytes());
         for (i, e) in evs.iter().enumerate() {
-            o.extend_from_slice(&(i as u32).to_le_bytes());
+            // The ring index: the event's own when set (a wrapped flight ring starts above 0).
+            let seq = if e.seq != 0 { e.seq } else { i as u32 };
+            o.extend_from_slice(&seq.to_le_bytes());
             o.push(e.kind.to_u8());
             o.push(e.cpu as u8);
             o.extend_from_slice(&e.p.to_le_bytes());

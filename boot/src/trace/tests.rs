@@ -159,6 +159,40 @@ fn flight_traces_start_lenient() {
     assert!(checker::check(&t).ok());
 }
 
+/// The flight recorder's ring on one core wrapped: its oldest surviving event is a stop of a
+/// goroutine whose start was overwritten, while another core's complete record last saw that
+/// goroutine stop. The window must start at the wrapped core's first event (as
+/// `bringup::panic` with `trace=flight` showed, now and then: "GoStop ... but it is runnable").
+#[test]
+fn flight_window_starts_after_a_wrapped_ring() {
+    let mut b = B::new(2);
+    b.ev(0, 0, 0, Kind::ProcStart, 0, 0, 0)
+        .ev(1, 0, 0, Kind::GoCreate, 0, 1, 7)
+        .ev(2, 0, 0, Kind::GoStart, 1, 0, 7)
+        .ev(3, 0, 0, Kind::GoStop, 1, 1, 0)
+        .ev(4, 0, 0, Kind::GoStart, 2, 0, 7);
+    // Core 1: events 0..5800 were overwritten; the oldest left is G1's stop.
+    b.ev(50, 1, 1, Kind::GoStop, 1, 0, 0).ev(51, 1, 1, Kind::GoStart, 1, 0, 7).ev(52, 1, 1, Kind::GoStop, 1, 0, 0);
+    for (i, e) in b.evs.iter_mut().filter(|e| e.cpu == 1).enumerate() {
+        e.seq = 5800 + i as u32;
+    }
+    let mut t = b.trace();
+    t.flight = true;
+    t.fatal = true;
+    let d = format::decode(&format::encode(&t)).unwrap();
+    assert_eq!(d.complete.0, 50, "the window starts at the wrapped core's oldest event");
+    let r = checker::check(&d);
+    assert!(r.ok(), "{:?}", r.violations);
+    // The same records from a ring that did not wrap are judged from the start, and the
+    // stop of a goroutine that is not running is a violation.
+    for e in t.events.iter_mut() {
+        e.seq = 0;
+    }
+    let d = format::decode(&format::encode(&t)).unwrap();
+    assert_eq!(d.complete.0, 0);
+    assert!(!checker::check(&d).ok());
+}
+
 #[test]
 fn model_and_summary_figures() {
     let t = good().trace();
