@@ -199,3 +199,34 @@ fn unknown_test_name_is_a_clear_failure() {
     assert_eq!(o.status, boot::Status::Fail, "{}", o.serial);
     assert!(o.serial.contains("unknown test \"no_such_test\"; known tests:"), "{}", o.serial);
 }
+
+/// The README's "Writing kernel tests" example works when copied as it stands: the block is
+/// byte for byte `kernel/examples/readme_example.rs` (the README says `mytests.rs`; the file
+/// here has another name so that a reader's copy does not collide with it), and running it
+/// prints what the README says: 6 trials, "6 passed, 0 failed".
+#[test]
+fn readme_example_works_as_copied() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let at = readme.find("Copy this into a new file `kernel/examples/mytests.rs`:").expect("the README's example");
+    let start = readme[at..].find("```rust\n").map(|i| at + i + "```rust\n".len()).unwrap();
+    let end = start + readme[start..].find("```\n").unwrap();
+    let file = std::fs::read_to_string(format!("{root}/kernel/examples/readme_example.rs")).unwrap();
+    assert!(readme[start..end] == file, "README's example and kernel/examples/readme_example.rs differ: keep them identical");
+    assert!(readme.contains("cargo run -- test --example mytests          # 6 trials, ending with \"6 passed, 0 failed\""));
+
+    let _one = one_at_a_time();
+    let o = Command::new(env!("CARGO_BIN_EXE_gmpos"))
+        .args(["test", "--example", "readme_example"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{}\n{out}\n{err}", o.status);
+    assert_eq!(out.matches(" ... ok").count(), 6, "{out}");
+    assert!(out.trim_end().ends_with("6 passed, 0 failed"), "{out}");
+    for name in ["goroutines_all_run[smp=4]", "buffered[big,smp=2]", "buffered[small,smp=2]", "double_close[smp=1]"] {
+        assert!(out.contains(name), "{name} missing:\n{out}");
+    }
+}
