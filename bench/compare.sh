@@ -1,50 +1,86 @@
 #!/usr/bin/env bash
-# Run the kernel's benchmarks and the Go 1.19 baseline back to back on this
-# machine, and print, for every benchmark both have, the ratio
-# kernel / go-under-qemu-user (below 1.0 = the kernel is faster).
+# The kernel against Go 1.19's runtime under qemu-user, on this machine, in interleaved rounds:
+# kernel, Go, kernel, Go, ... For every benchmark both have, each round gives a ratio
+# kernel / go_qemu (below 1.0 = the kernel is faster); the script prints the median ratio over
+# the rounds with its min-max, flags a spread wider than 1.5x, writes the figures to a TSV and
+# draws them (bars of median ratio with min-max whiskers and a line at 1.0).
 #
-#   bench/compare.sh [--smp N]      N defaults to the host's core count, so
-#                                   that both sides have as many CPUs
-# Output: the BENCH lines of both, then `BENCH ratio_<name> <r> x` lines and
-# a table. Figures are emulated time; only ratios from one run mean much.
+#   bench/compare.sh [--smp N] [--rounds K] [--out DIR]
+#     --smp N     cores for the kernel; Go gets as many host CPUs (default: the host's count)
+#     --rounds K  interleaved rounds (default 5)
+#     --out DIR   where compare.tsv, compare.svg (and .png) and the raw output go
+#                 (default target/bench/compare-<time>)
+#
+# Figures are emulated time under TCG: both sides are x86 code translated by QEMU, so the ratio
+# is the comparison; single rounds have differed by 2x, which is why only medians are claimed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-smp=$(nproc)
-if [ "${1:-}" = "--smp" ]; then smp=$2; fi
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-echo "== kernel: ./run-qemu.sh --release --smp $smp bench" >&2
-./run-qemu.sh --release --smp "$smp" --timeout 600 bench | tee "$out/kernel.txt" | grep '^\[cpu[0-9]*\] BENCH' || true
-echo "== Go 1.19: bench/go-baseline.sh" >&2
-bench/go-baseline.sh | tee "$out/go.txt" | grep '^BENCH' || true
-echo "== kernel / go_qemu" >&2
-awk '
-    BEGIN {
-        # Kernel benchmarks named after the Go testing benchmarks -> the Go
-        # baseline names, with a scale (a round trip is two messages).
-        kmap["ChanSync"] = "chan_sync";             kscale["ChanSync"] = 1
-        kmap["ChanProdCons0"] = "chan_prodcons0";   kscale["ChanProdCons0"] = 1
-        kmap["ChanProdCons10"] = "chan_prodcons10"; kscale["ChanProdCons10"] = 1
-        kmap["ChanProdCons100"] = "chan_prodcons100"; kscale["ChanProdCons100"] = 1
-        kmap["ChanPingPong_p1"] = "chan_pingpong";  kscale["ChanPingPong_p1"] = 0.5
-        kmap["ChanPingPong"] = "chan_pingpong_p2";  kscale["ChanPingPong"] = 0.5
-    }
-    FNR == NR {                       # kernel lines: "[cpuN] BENCH name value unit"
-        for (i = 1; i <= NF; i++) if ($i == "BENCH") {
-            n = $(i+1); v = $(i+2); un = $(i+3)
-            if (n in kmap) { v = v * kscale[n]; n = kmap[n]; un = "ns/op" }
-            k[n] = v; u[n] = un
+smp=$(nproc) rounds=5 out=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --smp) smp=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 64 ;;
+    esac
+done
+case $rounds in ''|*[!0-9]*|0) echo "compare.sh: --rounds needs a positive number" >&2; exit 64 ;; esac
+out=${out:-target/bench/compare-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+cargo build -q --bin gmpos
+# Kernel benchmark names (the Go testing names) -> the Go baseline's, with a scale (a round
+# trip is two messages).
+ratios() {  # kernel.txt go.txt round -> "round name ratio kernel go" lines
+    awk -v round="$3" '
+        BEGIN {
+            kmap["ChanSync"] = "chan_sync";             kscale["ChanSync"] = 1
+            kmap["ChanProdCons0"] = "chan_prodcons0";   kscale["ChanProdCons0"] = 1
+            kmap["ChanProdCons10"] = "chan_prodcons10"; kscale["ChanProdCons10"] = 1
+            kmap["ChanProdCons100"] = "chan_prodcons100"; kscale["ChanProdCons100"] = 1
+            kmap["ChanPingPong_p1"] = "chan_pingpong";  kscale["ChanPingPong_p1"] = 0.5
+            kmap["ChanPingPong"] = "chan_pingpong_p2";  kscale["ChanPingPong"] = 0.5
         }
-        next
-    }
-    $1 == "BENCH" && $2 ~ /^go_qemu_/ {
-        name = substr($2, 9); g[name] = $3
-    }
-    END {
-        printf "%-26s %14s %14s %8s\n", "benchmark", "kernel", "go_qemu", "ratio" > "/dev/stderr"
-        for (n in k) if (n in g && g[n] + 0 > 0 && u[n] != "x") {
-            r = k[n] / g[n]
-            printf "BENCH ratio_%s %.2f x\n", n, r
-            printf "%-26s %14s %14s %8.2f\n", n, k[n], g[n], r > "/dev/stderr"
+        FNR == NR {                       # kernel lines: "[cpuN] BENCH name value unit"
+            for (i = 1; i <= NF; i++) if ($i == "BENCH") {
+                n = $(i+1); v = $(i+2); un = $(i+3)
+                if (n in kmap) { v = v * kscale[n]; n = kmap[n]; un = "ns/op" }
+                k[n] = v; u[n] = un
+            }
+            next
         }
-    }' "$out/kernel.txt" "$out/go.txt"
+        $1 == "BENCH" && $2 ~ /^go_qemu_/ { g[substr($2, 9)] = $3 }
+        END {
+            for (n in k) if (n in g && g[n] + 0 > 0 && k[n] + 0 > 0 && u[n] != "x")
+                printf "%s %s %.4f %s %s\n", round, n, k[n] / g[n], k[n], g[n]
+        }' "$1" "$2"
+}
+for r in $(seq 1 "$rounds"); do
+    echo "== round $r of $rounds: kernel (./run-qemu.sh --release --smp $smp bench)" >&2
+    ./run-qemu.sh --release --smp "$smp" --timeout 900 bench > "$out/kernel-$r.txt" 2>&1 || true
+    echo "== round $r of $rounds: Go 1.19 under qemu-user (bench/go-baseline.sh)" >&2
+    bench/go-baseline.sh > "$out/go-$r.txt" 2>"$out/go-$r.err" || true
+    ratios "$out/kernel-$r.txt" "$out/go-$r.txt" "$r" >> "$out/ratios.txt"
+done
+if [ ! -s "$out/ratios.txt" ]; then
+    echo "compare.sh: no benchmark common to both sides; see $out/kernel-1.txt and $out/go-1.txt" >&2
+    exit 1
+fi
+# Median, min and max of each benchmark's ratios (POSIX awk + sort).
+{
+    echo "# kernel / go_qemu time ratio, -smp $smp, $rounds interleaved rounds: name median min max"
+    for n in $(awk '{ print $2 }' "$out/ratios.txt" | sort -u); do
+        awk -v n="$n" '$2 == n { print $3 }' "$out/ratios.txt" | sort -g |
+            awk -v n="$n" '{ v[NR] = $1 } END { printf "%s\t%.3f\t%.3f\t%.3f\n", n, v[int((NR + 1) / 2)], v[1], v[NR] }'
+    done
+} > "$out/compare.tsv"
+printf "%-24s %8s %8s %8s  %s\n" benchmark median min max "(kernel / Go under qemu-user; below 1.0 = kernel faster)"
+grep -v '^#' "$out/compare.tsv" | sort -t "$(printf '\t')" -k2 -g | while IFS="$(printf '\t')" read -r n m lo hi; do
+    wide=$(awk -v lo="$lo" -v hi="$hi" 'BEGIN { if (hi / lo > 1.5) print "  WIDE: min-max spread over 1.5x, more rounds needed" }')
+    printf "%-24s %8s %8s %8s%s\n" "$n" "$m" "$lo" "$hi" "$wide"
+    echo "BENCH ratio_$n $m x"
+done
+target/debug/gmpos bench-chart "$out/compare.tsv" -o "$out/compare.svg" \
+    --title "kernel / Go 1.19 under qemu-user: median of $rounds interleaved rounds, -smp $smp" \
+    --ref-label "Go (qemu-user)" >&2 || true
+echo "compare.sh: figures in $out (compare.tsv, compare.svg, raw output per round)" >&2

@@ -15,6 +15,7 @@
 //! recorded so that a signal leaves nothing behind ([`cleanup`]); a `--kernel` file is checked
 //! before it is imaged ([`elf`]).
 
+pub mod benchchart;
 pub mod cleanup;
 pub mod elf;
 pub mod ktest;

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         boot::cleanup::install();
         return ExitCode::from(boot::ktest::main(std::env::args_os().skip(2).map(|a| a.to_string_lossy().into_owned())));
     }
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("bench-chart")) {
+        return ExitCode::from(boot::benchchart::cli(&std::env::args_os().skip(2).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>()));
+    }
     if let Some(code) = boot::trace::subcommand(&std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>()) {
         return ExitCode::from(code);
     }
