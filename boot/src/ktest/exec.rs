@@ -132,15 +132,30 @@ fn logs_of(seg: &str) -> Vec<String> {
 
 /// Check the declared `output` lines against `text`: each must be contained in some serial
 /// line, or match it when written as `/regex/`; `{smp}` is the trial's core count, `{case}`
-/// its case.
+/// its case. A named group of a regex, `(?P<g>...)`, captures from the first matching line,
+/// and `{g}` in a later pattern is replaced by it: `["/^overflow in goroutine (?P<g>[0-9]+)$/",
+/// "goroutine {g} [running]"]` checks that both lines name the same goroutine (a back-reference
+/// across lines, which regexes do not have).
 pub fn check_output(test: &TestInfo, smp: u32, case: Option<&str>, text: &str) -> Result<(), String> {
+    let mut captured: Vec<(String, String)> = Vec::new();
     for pat in &test.output {
-        let p = pat.replace("{smp}", &smp.to_string()).replace("{case}", case.unwrap_or(""));
+        let is_re = pat.len() >= 2 && pat.starts_with('/') && pat.ends_with('/');
+        let mut p = pat.replace("{smp}", &smp.to_string()).replace("{case}", case.unwrap_or(""));
+        for (name, value) in &captured {
+            // Into a regex the value goes escaped: it is matched literally.
+            let v = if is_re { regex::escape(value) } else { value.clone() };
+            p = p.replace(&format!("{{{name}}}"), &v);
+        }
         let lines = || text.lines().map(|l| strip_cpu(l).trim_end());
         if p.len() >= 2 && p.starts_with('/') && p.ends_with('/') {
             let re = Regex::new(&p[1..p.len() - 1]).map_err(|e| format!("bad output regex {p}: {e}"))?;
-            if !lines().any(|l| re.is_match(l)) {
+            let Some(caps) = lines().find_map(|l| re.captures(l)) else {
                 return Err(format!("no serial line matches {p}"));
+            };
+            for name in re.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    captured.push((name.to_string(), m.as_str().to_string()));
+                }
             }
         } else if !lines().any(|l| l.contains(p.as_str())) {
             return Err(format!("serial output does not contain {p:?}"));

@@ -184,6 +184,21 @@ fn judging_expected_failures_and_output() {
     assert_eq!(judge(&s4, &outcome(Status::Pass, PASSED)).0, Verdict::Fail(FailKind::Failed));
 }
 
+#[test]
+fn output_captures_carry_into_later_patterns() {
+    // The overflow report must name the goroutine that said it would overflow.
+    let t = trial(
+        "module:k::s\nfn:t\nexpect:fatal\nexpect_text:stack overflow\noutput:/^overflowing in goroutine (?P<g>[0-9]+)$/\noutput:/^fatal error: stack overflow: goroutine {g} sp=/\noutput:goroutine {g} [running]:\n",
+        2,
+    );
+    let same = "# ktest start s::t\noverflowing in goroutine 17\nfatal error: stack overflow: goroutine 17 sp=0x10\n\ngoroutine 17 [running]:\n";
+    assert_eq!(judge(&t, &outcome(Status::Fail, same)).0, Verdict::Pass);
+    let other = "# ktest start s::t\noverflowing in goroutine 17\nfatal error: stack overflow: goroutine 18 sp=0x10\n\ngoroutine 18 [running]:\n";
+    let (v, msg, _) = judge(&t, &outcome(Status::Fail, other));
+    assert_eq!(v, Verdict::Fail(FailKind::Failed), "{msg}");
+    assert!(msg.contains("goroutine 17 sp="), "{msg}");
+}
+
 fn result(t: Trial, verdict: Verdict) -> TrialResult {
     TrialResult {
         trial: t,

@@ -462,9 +462,11 @@ fn recurse(n: u64, checked: bool) -> u64 {
     buf[(n % 64) as usize] + recurse(n + 1, checked) + 1
 }
 
-#[ktest(smp = [1, 4], fatal = "fatal error: stack overflow", output = ["/^goroutine ([02-9]|[1-9][0-9]+) \\[running\\]:/"])]
+// The report names the goroutine that overflowed (it said which it is first).
+#[ktest(smp = [1, 4], fatal = "fatal error: stack overflow", output = ["/^stack_overflow: recursing in goroutine (?P<g>[0-9]+)$/", "goroutine {g} [running]:"])]
 fn stack_overflow() {
     kernel::go(|| {
+        println!("stack_overflow: recursing in goroutine {}", kernel::runtime::api::goid());
         let r = recurse(0, false);
         println!("unreachable {r}");
     });
@@ -473,9 +475,18 @@ fn stack_overflow() {
     }
 }
 
-#[ktest(smp = [2], fatal = "fatal error: stack overflow: goroutine ", output = ["/^goroutine ([02-9]|[1-9][0-9]+) \\[running\\]:/", "/^fatal error: stack overflow: goroutine ([02-9]|[1-9][0-9]+) sp=/"])]
+#[ktest(
+    smp = [2],
+    fatal = "fatal error: stack overflow: goroutine ",
+    output = [
+        "/^stack_overflow_checked: recursing in goroutine (?P<g>[0-9]+)$/",
+        "/^fatal error: stack overflow: goroutine {g} sp=/",
+        "goroutine {g} [running]:"
+    ]
+)]
 fn stack_overflow_checked() {
     kernel::go(|| {
+        println!("stack_overflow_checked: recursing in goroutine {}", kernel::runtime::api::goid());
         let r = recurse(0, true);
         println!("unreachable {r}");
     });
