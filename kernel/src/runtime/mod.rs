@@ -8,6 +8,7 @@ pub mod preempt;
 pub mod proc;
 pub mod profiler;
 pub mod runtime2;
+pub mod stw;
 pub mod time;
 pub mod trace;
 pub mod tracer;

@@ -108,7 +108,7 @@ unsafe impl Send for GPtr {}
 static ALLGS: SpinLock<Vec<GPtr>> = SpinLock::new(Vec::new());
 
 /// Serialises stop-the-world users (Go's `worldsema`).
-static WORLDSEMA: AtomicBool = AtomicBool::new(false);
+pub(super) static WORLDSEMA: AtomicBool = AtomicBool::new(false);
 
 // ---------------------------------------------------------------------------
 // Small accessors
@@ -132,7 +132,7 @@ pub fn getg() -> *mut G {
     percpu::curg_raw() as *mut G
 }
 
-fn p_of(mp: &M) -> &'static P {
+pub(super) fn p_of(mp: &M) -> &'static P {
     let p = mp.p.load(Ordering::Relaxed);
     if p.is_null() {
         super::fatal::throw("no P attached to this M (a goroutine between entersyscall and exitsyscall may not call the scheduler)");
@@ -141,7 +141,7 @@ fn p_of(mp: &M) -> &'static P {
     unsafe { &*p }
 }
 
-fn allp(i: u32) -> &'static P {
+pub(super) fn allp(i: u32) -> &'static P {
     // SAFETY: as in `p_of`; callers index below gomaxprocs, all created.
     unsafe { &*ALLP[i as usize].load(Ordering::Acquire) }
 }
@@ -215,7 +215,7 @@ pub fn schedinit(ncpu: usize) {
     debug_assert!(runnable.is_empty());
 }
 
-fn new_p(id: u32) -> &'static P {
+pub(super) fn new_p(id: u32) -> &'static P {
     Box::leak(Box::new(P {
         id,
         status: AtomicU32::new(P_GCSTOP),
@@ -322,11 +322,11 @@ fn notesleep(n: &Note) -> bool {
     }
 }
 
-fn noteclear(n: &Note) {
+pub(super) fn noteclear(n: &Note) {
     n.key.store(0, Ordering::SeqCst);
 }
 
-fn notewakeup(n: &Note, apic_id: u32) {
+pub(super) fn notewakeup(n: &Note, apic_id: u32) {
     n.key.store(1, Ordering::SeqCst);
     if n.halted.load(Ordering::SeqCst) != 0 && apic_id != u32::MAX {
         super::tracer::ipi_send(apic_id, apic::WAKE_VECTOR);
@@ -437,7 +437,7 @@ fn mput(s: &mut SchedLocked, mp: &M) {
 /// `startm` would let it run its locked goroutine with that P while
 /// counted as spinning, leaking `nmspinning` (and no other core would ever
 /// be woken again).
-fn mget(s: &mut SchedLocked) -> Option<&'static M> {
+pub(super) fn mget(s: &mut SchedLocked) -> Option<&'static M> {
     let mut mask = s.midle;
     while mask != 0 {
         let id = mask.trailing_zeros() as usize;
@@ -508,7 +508,7 @@ fn pidleput(s: &mut SchedLocked, pp: &'static P) -> bool {
 }
 
 /// One more P has stopped for the stop-the-world; the last one wakes it.
-fn stopwait_done(s: &mut SchedLocked) {
+pub(super) fn stopwait_done(s: &mut SchedLocked) {
     if s.stopwait == 0 {
         super::fatal::throw("stopTheWorld: a P stopped twice (stopwait underflow)");
     }
@@ -518,7 +518,7 @@ fn stopwait_done(s: &mut SchedLocked) {
     }
 }
 
-fn pidleput_raw(s: &mut SchedLocked, pp: &'static P) {
+pub(super) fn pidleput_raw(s: &mut SchedLocked, pp: &'static P) {
     if !pp.runq.stealer().is_empty() {
         super::fatal::throw("pidleput: P has non-empty run queue");
     }
@@ -532,7 +532,7 @@ fn pidleput_raw(s: &mut SchedLocked, pp: &'static P) {
 }
 
 /// Take an idle P (Go's `pidleget`).
-fn pidleget(s: &mut SchedLocked) -> Option<&'static P> {
+pub(super) fn pidleget(s: &mut SchedLocked) -> Option<&'static P> {
     let pp = s.pidle?;
     // SAFETY: Ps are never freed.
     let pp: &'static P = unsafe { &*pp.as_ptr() };
@@ -552,7 +552,7 @@ fn pidleget_spinning(s: &mut SchedLocked) -> Option<&'static P> {
     pp
 }
 
-fn acquirep(mp: &M, pp: &'static P) {
+pub(super) fn acquirep(mp: &M, pp: &'static P) {
     if !pp.m.load(Ordering::Relaxed).is_null() {
         super::fatal::fatal(format_args!("acquirep: P{} already has an M", pp.id));
     }
@@ -799,7 +799,7 @@ fn gfget(pp: &'static P) -> Option<NonNull<G>> {
 }
 
 /// Go's `gfpurge`: a P that stops existing gives its free Gs' stacks back.
-fn gfpurge(pp: &'static P) {
+pub(super) fn gfpurge(pp: &'static P) {
     // SAFETY: the world is stopped; nobody else holds pp.
     let gfree = unsafe { pp.gfree.get_mut() };
     let mut gs = Vec::new();
@@ -848,7 +848,7 @@ fn globrunqput(s: &mut SchedLocked, gp: NonNull<G>) {
     runqsize_add(s, 1);
 }
 
-fn globrunqputhead(s: &mut SchedLocked, gp: NonNull<G>) {
+pub(super) fn globrunqputhead(s: &mut SchedLocked, gp: NonNull<G>) {
     // SAFETY: as in globrunqput.
     unsafe { s.runq.push_front(gp) };
     runqsize_add(s, 1);
@@ -932,7 +932,7 @@ pub fn wakep() {
 }
 
 /// Go's `startm`: run `pp` (or an idle P) on an idle M.
-fn startm(pp: Option<&'static P>, spinning: bool) {
+pub(super) fn startm(pp: Option<&'static P>, spinning: bool) {
     let mut s = SCHED.lock.lock();
     let pp = match pp.or_else(|| pidleget(&mut s)) {
         Some(pp) => pp,
@@ -1677,229 +1677,10 @@ pub fn unlock_os_thread() {
 }
 
 // ---------------------------------------------------------------------------
-// Stop the world and GOMAXPROCS
+// Stop the world and GOMAXPROCS: runtime/stw.rs
 
-/// Go's `preemptAll`: ask every running P's goroutine to stop, except our
-/// own. Go's `preemptone` refuses `mp == getg().m`; ours cannot, because
-/// sysmon's `retake` runs on the core whose goroutine it preempts. Without
-/// the skip, stop-the-world preempted its own caller: at -smp 1 the caller
-/// of `gomaxprocs` went to the tail of the global queue after every change
-/// and waited behind every runnable goroutine (regress::stw_wakep_churn).
-fn preemptall() {
-    let me = getm().p.load(Ordering::Relaxed);
-    for i in 0..GOMAXPROCS.load(Ordering::Relaxed) {
-        let pp = allp(i);
-        if core::ptr::eq(pp, me) {
-            continue;
-        }
-        if pp.status.load(Ordering::Relaxed) == P_RUNNING {
-            super::preempt::preemptone(pp);
-        }
-    }
-}
-
-/// Go's `stopTheWorld`: every P stops (P_GCSTOP) except ours. Called with a
-/// PreemptGuard held, on a goroutine.
-fn stop_the_world() {
-    super::tracer::stw_begin();
-    let mp = getm();
-    let mut s = SCHED.lock.lock();
-    noteclear(&SCHED.stopnote);
-    s.stopwait = GOMAXPROCS.load(Ordering::Relaxed);
-    SCHED.gcwaiting.store(true, Ordering::SeqCst);
-    preemptall();
-    let pp = p_of(mp);
-    pp.status.store(P_GCSTOP, Ordering::Release);
-    stopwait_done(&mut s);
-    for i in 0..GOMAXPROCS.load(Ordering::Relaxed) {
-        let p = allp(i);
-        if p.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            stopwait_done(&mut s);
-        }
-    }
-    while let Some(p) = pidleget(&mut s) {
-        p.status.store(P_GCSTOP, Ordering::Release);
-        stopwait_done(&mut s);
-    }
-    let wait = s.stopwait > 0;
-    drop(s);
-    // A core waiting for its locked goroutine (locked_wait) holds a P but
-    // sleeps on its note: wake it so it sees gcwaiting and stops its P.
-    for m in allm_slice() {
-        if !m.lockedg.load(Ordering::Relaxed).is_null() && !core::ptr::eq(m, mp) {
-            notewakeup(&m.park, m.apic_id);
-        }
-    }
-    if wait {
-        // Spin with pause, re-preempting every 100 us, until the last M
-        // stops its P (it sets stopnote). Bounded by the lock's own
-        // 10 s deadlock report below.
-        let start = time::nanotime();
-        let mut last = start;
-        while SCHED.stopnote.key.load(Ordering::SeqCst) == 0 {
-            core::hint::spin_loop();
-            let now = time::nanotime();
-            if now - last > 100_000 {
-                preemptall();
-                last = now;
-            }
-            if now - start > 20_000_000_000 {
-                // Show who did not stop (P status, M, lockedg) first.
-                super::trace::schedtrace(true);
-                super::fatal::throw("stopTheWorld: Ps did not stop within 20 s");
-            }
-        }
-        noteclear(&SCHED.stopnote);
-    }
-    let s = SCHED.lock.lock();
-    if s.stopwait != 0 {
-        super::fatal::throw("stopTheWorld: not stopped");
-    }
-}
-
-/// Go's `startTheWorld` with `procresize(newprocs)`.
-fn start_the_world(newprocs: u32) {
-    let runnable = {
-        let mut s = SCHED.lock.lock();
-        let r = procresize(&mut s, newprocs);
-        SCHED.gcwaiting.store(false, Ordering::SeqCst);
-        r
-    };
-    for (pp, nmp) in runnable {
-        match nmp {
-            Some(nmp) => {
-                nmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
-                notewakeup(&nmp.park, nmp.apic_id);
-            }
-            None => startm(Some(pp), false),
-        }
-    }
-    // A core whose locked goroutine is runnable may have parked on the idle
-    // list during the stop (gcstopm), and mget never hands it a P: wake it,
-    // so that it asks for one itself (mpark → take_idle_p).
-    let me = getm();
-    for m in allm_slice() {
-        if !core::ptr::eq(m, me) && !m.lockedg.load(Ordering::Relaxed).is_null() {
-            notewakeup(&m.park, m.apic_id);
-        }
-    }
-    super::tracer::stw_end();
-    wakep();
-}
-
-/// Go's `procresize`: make `nprocs` Ps, destroying extra ones (their Gs and
-/// free lists move to the global lists). Returns the Ps that have local
-/// work, each with an idle M to run it (or None). Lock held, world stopped.
-fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, Option<&'static M>)> {
-    let old = GOMAXPROCS.load(Ordering::Relaxed);
-    let old = if ALLP[0].load(Ordering::Relaxed).is_null() { 0 } else { old };
-    for i in 0..nprocs {
-        if ALLP[i as usize].load(Ordering::Relaxed).is_null() {
-            ALLP[i as usize].store(new_p(i) as *const P as *mut P, Ordering::Release);
-        }
-    }
-    let mp = getm();
-    // Our own P survives if its id is small enough; else we take P0.
-    let cur = mp.p.load(Ordering::Relaxed);
-    // SAFETY: Ps are never freed.
-    if !cur.is_null() && unsafe { (*cur).id } < nprocs {
-        // SAFETY: as above.
-        unsafe { (*cur).status.store(P_RUNNING, Ordering::Release) };
-    } else {
-        if !cur.is_null() {
-            // SAFETY: as above.
-            let c = unsafe { &*cur };
-            c.m.store(null_mut(), Ordering::Relaxed);
-            mp.p.store(null_mut(), Ordering::Relaxed);
-        }
-        let p0 = allp(0);
-        p0.m.store(null_mut(), Ordering::Relaxed);
-        p0.status.store(P_IDLE, Ordering::Relaxed);
-        acquirep(mp, p0);
-    }
-    let mine = p_of(mp);
-    // Destroy the Ps beyond nprocs.
-    for i in nprocs..old {
-        let pp = allp(i);
-        destroy_p(s, pp, mine);
-    }
-    GOMAXPROCS.store(nprocs, Ordering::SeqCst);
-    // The idle mask and list are rebuilt from scratch.
-    s.pidle = None;
-    SCHED.idlepmask.store(0, Ordering::SeqCst);
-    SCHED.npidle.store(0, Ordering::SeqCst);
-    let mut runnable = Vec::new();
-    for i in (0..nprocs).rev() {
-        let pp = allp(i);
-        if core::ptr::eq(pp, mine) {
-            continue;
-        }
-        pp.m.store(null_mut(), Ordering::Relaxed);
-        if pp.runq.stealer().is_empty() && pp.timers.len() == 0 {
-            // The world is stopped and gcwaiting still set: not a P
-            // returning to a stop in progress (see pidleput).
-            pidleput_raw(s, pp);
-        } else {
-            pp.status.store(P_IDLE, Ordering::Release);
-            let m = mget(s);
-            runnable.push((pp, m));
-        }
-    }
-    runnable
-}
-
-/// Go's `(*p).destroy`: move everything off a P that stops existing.
-fn destroy_p(s: &mut SchedLocked, pp: &'static P, to: &'static P) {
-    // SAFETY: the world is stopped; nobody holds pp.
-    let local = unsafe { pp.runq.local() };
-    let mut tmp: Vec<NonNull<G>> = Vec::new();
-    local.drain(|g| tmp.push(g));
-    // Keep their order at the head of the global queue.
-    for g in tmp.into_iter().rev() {
-        globrunqputhead(s, g);
-    }
-    gfpurge(pp);
-    super::time::move_timers(pp, to);
-    pp.status.store(P_DEAD, Ordering::Release);
-}
-
-/// The error of [`gomaxprocs`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GomaxprocsError {
-    pub requested: u32,
-    pub ncpu: u32,
-}
-
-impl core::fmt::Display for GomaxprocsError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "GOMAXPROCS({}) is out of range: must be 1..={} (the number of cores)", self.requested, self.ncpu)
-    }
-}
-
-/// `runtime.GOMAXPROCS(n)`: stop the world, resize, start the world.
-/// Returns the previous setting.
-pub fn gomaxprocs(n: u32) -> Result<u32, GomaxprocsError> {
-    let ncpu = NCPU.load(Ordering::Relaxed);
-    if n < 1 || n > ncpu {
-        return Err(GomaxprocsError { requested: n, ncpu });
-    }
-    // worldsema: one stop-the-world at a time. Yield while another runs it
-    // (our M must reach the scheduler for that STW to finish).
-    while WORLDSEMA.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        gosched();
-    }
-    let prev = {
-        let _pg = PreemptGuard::new();
-        let prev = GOMAXPROCS.load(Ordering::Relaxed);
-        stop_the_world();
-        start_the_world(n);
-        super::tracer::procs_change(n, prev);
-        prev
-    };
-    // Release: pairs with the acquire CAS above.
-    WORLDSEMA.store(false, Ordering::Release);
-    Ok(prev)
-}
+pub use super::stw::{gomaxprocs, GomaxprocsError};
+use super::stw::procresize;
 
 // ---------------------------------------------------------------------------
 // Introspection
