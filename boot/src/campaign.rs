@@ -44,33 +44,36 @@ counts and scheduler settings, N QEMUs at a time, until D has passed.
   --fuzz-params N   also run N boots with random (valid and invalid) boot parameters
   --only NAMES      draw only these scenarios (comma-separated)";
 
-/// A scenario of the testkernel that passes under any core count and any
-/// scheduler settings, with its weight in the draw.
+/// A scenario of the testkernel that passes under any scheduler settings
+/// and any core count from `min_smp` up, with its weight in the draw.
 struct Scenario {
     name: &'static str,
     weight: u32,
+    min_smp: u32,
 }
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario { name: "torture::torture", weight: 12 },
-    Scenario { name: "sched::spawn_storm", weight: 2 },
-    Scenario { name: "sched::spawn_tree", weight: 1 },
-    Scenario { name: "sched::yield_progress", weight: 1 },
-    Scenario { name: "sched::parallelism", weight: 1 },
-    Scenario { name: "sched::lock_os_thread", weight: 2 },
-    Scenario { name: "sched::lock_os_thread_stw", weight: 2 },
-    Scenario { name: "sched::gomaxprocs_churn", weight: 3 },
-    Scenario { name: "preempt::many_sleepers", weight: 2 },
-    Scenario { name: "preempt::syscall_handoff", weight: 2 },
-    Scenario { name: "preempt::preempt_async", weight: 1 },
-    Scenario { name: "preempt::check_under_preemption", weight: 1 },
-    Scenario { name: "chan::*", weight: 2 },
-    Scenario { name: "regress::stw_syscallblock", weight: 2 },
-    Scenario { name: "regress::stw_wakep_churn", weight: 2 },
-    Scenario { name: "regress::locked_spinning_leak", weight: 1 },
-    Scenario { name: "regress::syscall_locked", weight: 1 },
-    Scenario { name: "regress::syscall_preempt", weight: 1 },
-    Scenario { name: "regress::timer_order_exact", weight: 1 },
+    Scenario { name: "torture::torture", weight: 12, min_smp: 1 },
+    Scenario { name: "sched::spawn_storm", weight: 2, min_smp: 1 },
+    Scenario { name: "sched::spawn_tree", weight: 1, min_smp: 1 },
+    Scenario { name: "sched::yield_progress", weight: 1, min_smp: 1 },
+    Scenario { name: "sched::parallelism", weight: 1, min_smp: 1 },
+    Scenario { name: "sched::lock_os_thread", weight: 2, min_smp: 1 },
+    Scenario { name: "sched::lock_os_thread_stw", weight: 2, min_smp: 1 },
+    Scenario { name: "sched::gomaxprocs_churn", weight: 3, min_smp: 1 },
+    Scenario { name: "preempt::many_sleepers", weight: 2, min_smp: 1 },
+    Scenario { name: "preempt::syscall_handoff", weight: 2, min_smp: 1 },
+    Scenario { name: "preempt::preempt_async", weight: 1, min_smp: 1 },
+    Scenario { name: "preempt::check_under_preemption", weight: 1, min_smp: 1 },
+    Scenario { name: "chan::*", weight: 2, min_smp: 1 },
+    Scenario { name: "regress::stw_syscallblock", weight: 2, min_smp: 1 },
+    Scenario { name: "regress::stw_wakep_churn", weight: 2, min_smp: 1 },
+    // Locks a core and blocks until main sends: with one core nothing else
+    // can run, which the runtime reports as a deadlock (README, LockOSThread).
+    Scenario { name: "regress::locked_spinning_leak", weight: 1, min_smp: 2 },
+    Scenario { name: "regress::syscall_locked", weight: 1, min_smp: 1 },
+    Scenario { name: "regress::syscall_preempt", weight: 1, min_smp: 1 },
+    Scenario { name: "regress::timer_order_exact", weight: 1, min_smp: 1 },
 ];
 
 /// splitmix64: the campaign's draws (no dependency needed for this).
@@ -192,6 +195,13 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    let allowed = allowed_smp(&o);
+    for n in &o.only {
+        let sc = SCENARIOS.iter().find(|s| s.name == n).expect("checked above");
+        if !allowed.iter().any(|&c| c >= sc.min_smp) {
+            return Err(format!("--only {n}: it needs {} or more cores, and no allowed core count has that", sc.min_smp));
+        }
+    }
     Ok(Some(o))
 }
 
@@ -226,8 +236,22 @@ fn shell_quote(w: &str) -> String {
     }
 }
 
+/// The core counts a trial may be drawn with: `--smp`'s list, or 1..=max_smp.
+fn allowed_smp(o: &Options) -> Vec<u32> {
+    if o.smp.is_empty() {
+        (1..=o.max_smp).collect()
+    } else {
+        o.smp.clone()
+    }
+}
+
 fn draw_trial(r: &mut Rng, o: &Options) -> Trial {
-    let pool: Vec<&Scenario> = SCENARIOS.iter().filter(|s| o.only.is_empty() || o.only.iter().any(|n| n == s.name)).collect();
+    let allowed = allowed_smp(o);
+    let pool: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| o.only.is_empty() || o.only.iter().any(|n| n == s.name))
+        .filter(|s| allowed.iter().any(|&n| n >= s.min_smp))
+        .collect();
     let total: u64 = pool.iter().map(|s| s.weight as u64).sum();
     let mut x = r.below(total);
     let mut sc = pool[0];
@@ -238,7 +262,8 @@ fn draw_trial(r: &mut Rng, o: &Options) -> Trial {
         }
         x -= s.weight as u64;
     }
-    let smp = if o.smp.is_empty() { r.range(1, o.max_smp as u64) as u32 } else { o.smp[r.below(o.smp.len() as u64) as usize] };
+    let fits: Vec<u32> = allowed.iter().copied().filter(|&n| n >= sc.min_smp).collect();
+    let smp = fits[r.below(fits.len() as u64) as usize];
     let mut params = vec![("test".to_string(), sc.name.to_string())];
     if r.below(2) == 0 {
         params.push(("schedrandom".into(), "1".into()));
@@ -623,6 +648,15 @@ mod tests {
         }
         assert!(parse_options(&a("--smp 0")).is_err());
         assert!(parse_options(&a("--smp ,")).err().unwrap().contains("at least one"));
+        // A scenario that needs 2 cores is never drawn at 1, and asking for it alone at 1 is an error.
+        let o = parse_options(&a("--max-smp 2")).unwrap().unwrap();
+        let mut r = Rng(3);
+        for _ in 0..2000 {
+            let t = draw_trial(&mut r, &o);
+            assert!(t.scenario != "regress::locked_spinning_leak" || t.smp >= 2);
+        }
+        assert!(parse_options(&a("--max-smp 1 --only regress::locked_spinning_leak")).err().unwrap().contains("needs 2 or more cores"));
+        assert!(parse_options(&a("--smp 1,3 --only regress::locked_spinning_leak")).is_ok());
         assert!(parse_options(&a("--help")).unwrap().is_none());
     }
 
