@@ -148,8 +148,23 @@ pub fn throw(msg: &str) -> ! {
 /// `fatal error: all goroutines are asleep - deadlock!`, listing every
 /// goroutine that is not dead.
 pub fn deadlock() -> ! {
+    deadlock_because(None)
+}
+
+/// The deadlock report when goroutines are runnable but every core is
+/// locked (LockOSThread) to a goroutine that waits: nothing can run them.
+pub fn deadlock_locked_cores(locked: u32) -> ! {
+    deadlock_because(Some(format_args!(
+        "runtime: every core ({locked}) is locked (LockOSThread) to a goroutine that waits, so the runnable goroutines below can never run"
+    )))
+}
+
+fn deadlock_because(why: Option<core::fmt::Arguments>) -> ! {
     begin();
     eprintln!("fatal error: all goroutines are asleep - deadlock!");
+    if let Some(why) = why {
+        eprintln!("{why}");
+    }
     if crate::boot::PARAMS.get().map(|p| p.scheddetail).unwrap_or(false) {
         // The scheduler's state, as scheddetail prints it (no lock this
         // path holds is taken by it: checkdead holds only sched.lock).

@@ -1414,7 +1414,7 @@ fn checkdead(s: &mut SchedLocked) {
         if s.nmidlelocked > 0 {
             // Runnable Gs, but every core is locked to a goroutine that
             // waits for them: nothing can ever run.
-            super::fatal::deadlock();
+            super::fatal::deadlock_locked_cores(s.nmidlelocked);
         }
         super::fatal::throw("checkdead: all Ms idle but the global run queue is not empty");
     }

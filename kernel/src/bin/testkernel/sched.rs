@@ -323,6 +323,27 @@ fn deadlock() {
     unreachable!("parked forever");
 }
 
+/// Every core locked to a goroutine that waits for one that cannot run (the
+/// README's LockOSThread limit): a deadlock report that says why, naming the
+/// runnable goroutine and the locked one.
+#[ktest(
+    smp = [1],
+    fatal = "fatal error: all goroutines are asleep - deadlock!",
+    output = ["runtime: every core (1) is locked (LockOSThread) to a goroutine that waits", "goroutine 1 [runnable]:", "[chan receive]:"]
+)]
+fn deadlock_locked_core() {
+    let c: kernel::Chan<u32> = kernel::Chan::new(0);
+    let rx = c.clone();
+    kernel::go(move || {
+        kernel::lock_os_thread();
+        rx.recv();
+    });
+    println!("deadlock_locked_core: main sends to the locked goroutine, which holds the only core");
+    kernel::sleep(1_000_000);
+    c.send(1);
+    unreachable!("the send completed");
+}
+
 /// The `gomaxprocs` boot parameter: 2 Ps on 4 cores.
 #[ktest(smp = [4], params = "gomaxprocs=2", output = ["with 2 goroutines spinning on 2 Ps: ok"])]
 fn parallelism_gomaxprocs_param() {
