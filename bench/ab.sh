@@ -2,7 +2,8 @@
 # A/B speed comparison of this tree against a git revision, as the project claims speed figures:
 # the median of interleaved rounds (base, new, base, new, ...) against the baseline, measured in
 # the same run. Both benchkernels are release builds; the baseline is built from BASE_REV in a
-# scratch worktree (target/ab/<rev>), this tree's from the working directory.
+# scratch worktree ($TMPDIR/gmpos-ab/<rev>, outside this tree so that cargo does not take it for
+# a member of this workspace), this tree's from the working directory.
 #
 #   bench/ab.sh BASE_REV [ROUNDS] [SMP]         (default 7 rounds, -smp 2)
 #   BENCHES="sema_pingpong chan_sync" bench/ab.sh HEAD~3 9 1
@@ -17,7 +18,7 @@ base_rev=${1:?usage: bench/ab.sh BASE_REV [ROUNDS] [SMP]}
 rounds=${2:-7} smp=${3:-2}
 benches=${BENCHES:-"gosched chan_sync"}
 rev=$(git rev-parse --short "$base_rev")
-wt=target/ab/$rev
+wt=${TMPDIR:-/tmp}/gmpos-ab/$rev
 if [ ! -d "$wt" ]; then
     git worktree add --detach "$wt" "$rev" >/dev/null
 fi
