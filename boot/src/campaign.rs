@@ -356,6 +356,7 @@ fn failure_kind(o: &Outcome) -> String {
         Status::Pass => "pass",
         Status::Fail => "fail",
         Status::Timeout => "TIMEOUT",
+        Status::NoExit(0) if boot::qemu_killed_by_signal(&o.qemu_stderr).is_some() => "QEMU stopped by a signal from outside",
         Status::NoExit(_) => "no debug exit (triple fault?)",
         Status::BootFailure(_) => "boot failure (before the kernel started)",
     };

@@ -222,6 +222,13 @@ impl fmt::Display for Status {
     }
 }
 
+/// The line QEMU prints when a signal (not the guest) ended it, e.g. `qemu-system-x86_64:
+/// terminating on signal 15 from pid 123 (...)`: a QEMU killed from outside exits 0, which
+/// would otherwise read as the guest's triple fault (`-no-reboot`).
+pub fn qemu_killed_by_signal(qemu_stderr: &str) -> Option<&str> {
+    qemu_stderr.lines().find(|l| l.contains("terminating on signal")).map(str::trim)
+}
+
 /// The result of one QEMU run.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -1141,6 +1148,11 @@ mod tests {
         assert_eq!(Status::NoExit(0).exit_code(), 2);
         assert_eq!(Status::Timeout.exit_code(), 124);
         assert!(Status::NoExit(0).to_string().contains("did not exit through isa-debug-exit (status 0)"));
+        assert_eq!(
+            qemu_killed_by_signal("x\nqemu-system-x86_64: terminating on signal 15 from pid 7 (gmpos)\n"),
+            Some("qemu-system-x86_64: terminating on signal 15 from pid 7 (gmpos)")
+        );
+        assert_eq!(qemu_killed_by_signal("qemu: warning: something\n"), None);
     }
 
     #[test]

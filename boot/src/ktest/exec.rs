@@ -174,7 +174,12 @@ pub fn judge(trial: &Trial, o: &Outcome) -> (Verdict, String, bool) {
         Status::Timeout => {
             return fail(FailKind::Timeout, format!("no exit within {:.0} s", trial.timeout.as_secs_f64()));
         }
-        Status::NoExit(0) => return fail(FailKind::TripleFault, "QEMU reset without a debug exit (triple fault)".into()),
+        Status::NoExit(0) => {
+            if let Some(line) = crate::qemu_killed_by_signal(&o.qemu_stderr) {
+                return fail(FailKind::BootError, format!("QEMU was stopped from outside, not by the kernel ({line})"));
+            }
+            return fail(FailKind::TripleFault, "QEMU reset without a debug exit (triple fault)".into());
+        }
         Status::NoExit(code) => {
             let err = o.qemu_stderr.trim();
             return fail(FailKind::BootError, format!("QEMU exited with status {code}{}{err}", if err.is_empty() { "" } else { ": " }));

@@ -185,6 +185,17 @@ fn judging_expected_failures_and_output() {
 }
 
 #[test]
+fn a_qemu_killed_from_outside_is_not_a_triple_fault() {
+    let t = trial("module:k::s\nfn:t\n", 2);
+    let mut o = outcome(Status::NoExit(0), "# ktest start s::t\n");
+    assert_eq!(judge(&t, &o).0, Verdict::Fail(FailKind::TripleFault));
+    o.qemu_stderr = "qemu-system-x86_64: terminating on signal 2\n".into();
+    let (v, msg, _) = judge(&t, &o);
+    assert_eq!(v, Verdict::Fail(FailKind::BootError));
+    assert!(msg.contains("stopped from outside") && msg.contains("terminating on signal 2"), "{msg}");
+}
+
+#[test]
 fn output_captures_carry_into_later_patterns() {
     // The overflow report must name the goroutine that said it would overflow.
     let t = trial(
