@@ -704,12 +704,12 @@ pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, E
     check_params(&cfg.params)?;
     check_mem(cfg.uefi, cfg.mem_mib)?;
     let ovmf = if cfg.uefi { Some(find_ovmf()?) } else { None };
-    let private = match &ovmf {
-        Some(Ovmf::Split { .. }) => Some(cleanup::private_tmp().map_err(|e| {
-            Error(format!("cannot make the temp directory {}: {e}", cleanup::private_tmp_path().display()))
-        })?),
-        _ => None,
-    };
+    // Every run uses the runner's private temp directory, which a signal removes whole: the
+    // OVMF variable store's copy goes there, and QEMU's own temp files do too (TMPDIR below:
+    // `snapshot=on` makes a `vl.XXXXXX` overlay, which a QEMU killed with SIGKILL, after it did
+    // not stop within 2 s of SIGTERM, leaves behind).
+    let private = cleanup::private_tmp()
+        .map_err(|e| Error(format!("cannot make the temp directory {}: {e}", cleanup::private_tmp_path().display())))?;
     let vars_copy = match &ovmf {
         Some(Ovmf::Split { vars, .. }) => {
             let copy = cleanup::private_tmp_path().join(format!("gmpos-ovmf-vars-{}.fd", unique_suffix()));
@@ -724,6 +724,7 @@ pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, E
     // stdin is /dev/null: QEMU must not put the terminal in raw mode (it would stay that way if
     // we kill QEMU on a timeout).
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env("TMPDIR", cleanup::private_tmp_path());
 
     let start = Instant::now();
     let mut child = cleanup::spawn(&mut cmd, false).map_err(|e| {
