@@ -48,6 +48,11 @@ for b in $(awk '{ print $3 }' "$out/all.txt" | sort -u); do
     all_b=$(awk -v b="$b" '$1 == "base" && $3 == b { printf " %s", $4 }' "$out/all.txt")
     all_n=$(awk -v b="$b" '$1 == "new" && $3 == b { printf " %s", $4 }' "$out/all.txt")
     unit=$(awk -v b="$b" '$3 == b { for (i = 5; i <= NF; i++) printf "%s ", $i; exit }' "$out/all.txt")
+    if [ -z "$mb" ] || [ -z "$mn" ]; then
+        side=baseline; [ -z "$mn" ] && side="this tree"
+        printf "%-30s no figure from %s (does it have this benchmark? see: gmpos --kernel ELF bench=NAME)\n" "$b" "$side"
+        continue
+    fi
     awk -v b="$b" -v mb="$mb" -v mn="$mn" -v u="$unit" -v ab="$all_b" -v an="$all_n" \
         'BEGIN { printf "%-30s %12s %12s %8.3f  %s\n%32s base:%s\n%32s new: %s\n", b, mb, mn, (mb > 0 ? mn / mb : 0), u, "", ab, "", an }'
 done
