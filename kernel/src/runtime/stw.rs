@@ -157,9 +157,19 @@ pub(super) fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, O
         // SAFETY: as above.
         unsafe { (*cur).status.store(P_RUNNING, Ordering::Release) };
     } else {
+        // The running goroutine (the caller of gomaxprocs) moves from its
+        // P to P0 without stopping: tell the tracer, as Go's procresize does
+        // (traceGoSched + traceProcStop, then traceGoStart after acquirep),
+        // or the trace shows it still running on the old P.
+        // SAFETY: getg() is the running goroutine (or null at boot).
+        let curg = unsafe { getg().as_ref() };
         if !cur.is_null() {
             // SAFETY: as above.
             let c = unsafe { &*cur };
+            if let Some(g) = curg {
+                super::tracer::go_stop(g, false);
+            }
+            super::tracer::proc_stop(c);
             c.m.store(null_mut(), Ordering::Relaxed);
             mp.p.store(null_mut(), Ordering::Relaxed);
         }
@@ -167,6 +177,9 @@ pub(super) fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, O
         p0.m.store(null_mut(), Ordering::Relaxed);
         p0.status.store(P_IDLE, Ordering::Relaxed);
         acquirep(mp, p0);
+        if let (Some(g), false) = (curg, cur.is_null()) {
+            super::tracer::go_start(g, p0);
+        }
     }
     let mine = p_of(mp);
     // Destroy the Ps beyond nprocs.
