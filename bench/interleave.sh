@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The measuring core of bench/ab.sh and bench/tracer_overhead.sh: run BENCHES of two benchkernel
+# ELFs in interleaved rounds (base, new, base, new, ...) and print, per figure, the median of each
+# side, the ratio new/base (below 1: new is faster) and every round's value.
+#
+#   bench/interleave.sh BASE_ELF NEW_ELF ROUNDS SMP "BENCHES" BASE_LABEL NEW_LABEL
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+base=$1 new=$2 rounds=$3 smp=$4 benches=$5 lb=${6:-base} ln=${7:-new}
+cargo build -q --bin gmpos
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for r in $(seq 1 "$rounds"); do
+    for b in $benches; do
+        for k in base new; do
+            elf=$base; [ $k = new ] && elf=$new
+            target/debug/gmpos --kernel "$elf" --smp "$smp" --timeout 300 bench="$b" 2>/dev/null \
+                | grep -o 'BENCH .*' | grep -v 'BENCH done' | sed "s/^/$k /" >> "$out/all.txt" || true
+        done
+    done
+    echo "round $r of $rounds done" >&2
+done
+touch "$out/all.txt"
+# "side BENCH name value unit..." -> median per (side, name) (POSIX awk + sort: no gawk needed).
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+printf "%-30s %12s %12s %8s  (median of %s interleaved rounds, -smp %s)\n" figure "$lb" "$ln" ratio "$rounds" "$smp"
+for b in $(awk '{ print $3 }' "$out/all.txt" | sort -u); do
+    mb=$(awk -v b="$b" '$1 == "base" && $3 == b { print $4 }' "$out/all.txt" | median)
+    mn=$(awk -v b="$b" '$1 == "new" && $3 == b { print $4 }' "$out/all.txt" | median)
+    if [ -z "$mb" ] || [ -z "$mn" ]; then
+        side=$lb; [ -z "$mn" ] && side=$ln
+        printf "%-30s no figure from %s (does it have this benchmark? see: gmpos --kernel ELF bench=NAME)\n" "$b" "$side"
+        continue
+    fi
+    all_b=$(awk -v b="$b" '$1 == "base" && $3 == b { printf " %s", $4 }' "$out/all.txt")
+    all_n=$(awk -v b="$b" '$1 == "new" && $3 == b { printf " %s", $4 }' "$out/all.txt")
+    unit=$(awk -v b="$b" '$3 == b { for (i = 5; i <= NF; i++) printf "%s ", $i; exit }' "$out/all.txt")
+    awk -v b="$b" -v mb="$mb" -v mn="$mn" -v u="$unit" -v ab="$all_b" -v an="$all_n" -v lb="$lb" -v ln="$ln" \
+        'BEGIN { printf "%-30s %12s %12s %8.3f  %s\n%32s %s:%s\n%32s %s:%s\n", b, mb, mn, (mb > 0 ? mn / mb : 0), u, "", lb, ab, "", ln, an }'
+done
