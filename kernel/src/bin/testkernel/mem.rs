@@ -389,7 +389,7 @@ fn deep_local_addr() -> u64 {
 /// dead goroutine's grown stack was unmapped; the write through the dangling
 /// pointer used to map a fresh zeroed page under it without a word. It is
 /// now a fatal error that names the writer (main).
-#[ktest(smp = [1, 2], timeout = 90, fatal = "of a dead goroutine on cpu", output = ["goroutine 1 [running]:"])]
+#[ktest(smp = [1, 2, 4], timeout = 90, fatal = "of a dead goroutine on cpu", output = ["goroutine 1 [running]:"])]
 fn dead_stack() {
     let addr = leak(AtomicU64::new(0));
     kernel::go(move || {
