@@ -334,6 +334,161 @@ func forkJoin(n int) time.Duration {
 	return -1
 }
 
+// --- workloads (the kernel's benchkernel/workload.rs) ----------------------
+
+// perP is how many goroutines per P the contended workloads run.
+const perP = 4
+
+// mutexContended: perP*GOMAXPROCS goroutines lock one sync.Mutex, bump a
+// shared counter and unlock, n times in all. One op is one lock/unlock.
+func mutexContended(n int) time.Duration {
+	g := perP * runtime.GOMAXPROCS(0)
+	var mu sync.Mutex
+	var count int
+	var wg sync.WaitGroup
+	wg.Add(g)
+	for i := 0; i < g; i++ {
+		mine := n / g
+		if i < n%g {
+			mine++
+		}
+		go func() {
+			for k := 0; k < mine; k++ {
+				mu.Lock()
+				count++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	if count != n {
+		panic("mutex_contended lost increments")
+	}
+	return -1
+}
+
+// work is the kernel's workload::work: a little computation per job.
+//
+//go:noinline
+func work(x uint64) uint64 {
+	h := x | 1
+	for i := 0; i < 32; i++ {
+		h ^= h << 13
+		h ^= h >> 7
+		h ^= h << 17
+	}
+	return h
+}
+
+// workerPool: one feeder sends n jobs into a buffered channel,
+// perP*GOMAXPROCS workers do work on each and send the result into a second
+// buffered channel, which the caller drains. One op is one job.
+func workerPool(n int) time.Duration {
+	const capacity = 128
+	workers := perP * runtime.GOMAXPROCS(0)
+	jobs := make(chan uint64, capacity)
+	results := make(chan uint64, capacity)
+	t0 := time.Now()
+	go func() {
+		for j := 0; j < n; j++ {
+			jobs <- uint64(j)
+		}
+		close(jobs)
+	}()
+	for w := 0; w < workers; w++ {
+		go func() {
+			for j := range jobs {
+				results <- work(j)
+			}
+		}()
+	}
+	var sum uint64
+	for j := 0; j < n; j++ {
+		sum += <-results
+	}
+	d := time.Since(t0) // the check below is not timed
+	var want uint64
+	for j := 0; j < n; j++ {
+		want += work(uint64(j))
+	}
+	if sum != want {
+		panic("worker_pool lost or changed a result")
+	}
+	return d
+}
+
+// tree: a node at depth > 0 spawns two children and joins them with a
+// WaitGroup; it returns how many goroutines its subtree ran.
+func tree(depth int) int {
+	if depth == 0 {
+		return 1
+	}
+	var wg sync.WaitGroup
+	var counts [2]int
+	wg.Add(2)
+	for side := 0; side < 2; side++ {
+		side := side
+		go func() {
+			counts[side] = tree(depth - 1)
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return 1 + counts[0] + counts[1]
+}
+
+const treeDepth = 11
+
+// spawnTree: trees of depth 11 (4095 goroutines), enough of them for n
+// goroutines. One op is one goroutine.
+func spawnTree(n int) time.Duration {
+	nodes := 1<<(treeDepth+1) - 1
+	trees := (n + nodes - 1) / nodes
+	t0 := time.Now()
+	for t := 0; t < trees; t++ {
+		done := make(chan int, 1)
+		go func() { done <- tree(treeDepth) }()
+		if <-done != nodes {
+			panic("spawn_tree lost a goroutine")
+		}
+	}
+	// Account per goroutine actually run, not per op asked for.
+	return time.Duration(float64(time.Since(t0)) * float64(n) / float64(trees*nodes))
+}
+
+// tokenRing: 503 goroutines in a ring of unbuffered channels pass a counter
+// of n; each hop decrements it, and whoever sees zero reports. One op is
+// one hop.
+func tokenRing(n int) time.Duration {
+	const ring = 503
+	chans := make([]chan int, ring)
+	for i := range chans {
+		chans[i] = make(chan int)
+	}
+	done := make(chan int, 1)
+	for i := 0; i < ring; i++ {
+		i, inbox, next := i, chans[i], chans[(i+1)%ring]
+		go func() {
+			for t := range inbox {
+				if t == 0 {
+					done <- i
+					return
+				}
+				next <- t - 1
+			}
+		}()
+	}
+	chans[0] <- n
+	if last := <-done; last != n%ring {
+		panic("token_ring: the token took a wrong path")
+	}
+	for _, c := range chans {
+		close(c)
+	}
+	return -1
+}
+
 // --- main -------------------------------------------------------------------
 
 func selected(name string) bool {
@@ -381,6 +536,10 @@ func main() {
 		{"chan_prodcons0", 0, prodCons(0)},
 		{"chan_prodcons10", 0, prodCons(10)},
 		{"chan_prodcons100", 0, prodCons(100)},
+		{"mutex_contended", 0, mutexContended},
+		{"worker_pool", 0, workerPool},
+		{"spawn_tree", 0, spawnTree},
+		{"token_ring", 0, tokenRing},
 	}
 	ran := 0
 	for _, b := range benches {

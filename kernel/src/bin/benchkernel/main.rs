@@ -11,6 +11,7 @@ extern crate alloc;
 
 mod chan;
 mod sched;
+mod workload;
 
 use kernel::println;
 
@@ -19,7 +20,7 @@ kernel::main!(main);
 pub type Bench = (&'static str, fn());
 
 fn all() -> impl Iterator<Item = &'static Bench> {
-    sched::BENCHES.iter().chain(chan::BENCHES.iter())
+    sched::BENCHES.iter().chain(chan::BENCHES.iter()).chain(workload::BENCHES.iter())
 }
 
 /// Print one result line.
