@@ -18,6 +18,7 @@
 //! `runtime/proc.rs` beside Go's `runtime/proc.go`.
 #![no_std]
 #![feature(abi_x86_interrupt)]
+#![feature(rust_cold_cc)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(clippy::missing_safety_doc)]
 

@@ -194,8 +194,9 @@ fn cur_p() -> u16 {
 }
 
 /// Write one record into this core's ring. See the module comment.
+#[cold]
 #[inline(never)]
-fn emit(kind: u8, p: Option<u16>, g: u64, a: u32, b: u64) {
+extern "rust-cold" fn emit(kind: u8, p: Option<u16>, g: u64, a: u32, b: u64) {
     // No migration from here to locks_dec (see the module comment).
     percpu::locks_inc();
     let cpu = percpu::cpu_id();
@@ -245,17 +246,32 @@ fn pack_name(g: &G) -> u64 {
 #[inline(always)]
 pub fn go_create(parent: u64, g: &G) {
     if on() {
-        emit(ev::GO_CREATE, None, parent, g.id() as u32, pack_name(g));
+        go_create_slow(parent, g);
     }
+}
+
+#[cold]
+#[inline(never)]
+extern "rust-cold" fn go_create_slow(parent: u64, g: &G) {
+    emit(ev::GO_CREATE, None, parent, g.id() as u32, pack_name(g));
 }
 
 #[inline(always)]
 pub fn go_start(g: &G, pp: &P) {
     if on() {
-        let local = pp.runq.stealer().len().min(0xffff);
-        let global = proc::global_runq_len().min(0xffff);
-        emit(ev::GO_START, Some(pp.id as u16), g.id(), local | (global << 16), pack_name(g));
+        go_start_slow(g, pp);
     }
+}
+
+// The hooks that compute their record's fields call one of these cold
+// functions, so that the computing stays out of the caller too (see
+// `emit`).
+#[cold]
+#[inline(never)]
+extern "rust-cold" fn go_start_slow(g: &G, pp: &P) {
+    let local = pp.runq.stealer().len().min(0xffff);
+    let global = proc::global_runq_len().min(0xffff);
+    emit(ev::GO_START, Some(pp.id as u16), g.id(), local | (global << 16), pack_name(g));
 }
 
 /// `Gosched` (`preempted = false`) or a preemption.
@@ -277,21 +293,33 @@ pub fn go_stop_syscall(g: &G) {
 #[inline(always)]
 pub fn go_block(g: &G) {
     if on() {
-        // SAFETY: the G's owner (this M, in park_m) set it in gopark.
-        let reason = unsafe { g.waitreason.get() } as u32;
-        emit(ev::GO_BLOCK, None, g.id(), reason, 0);
+        go_block_slow(g);
     }
+}
+
+#[cold]
+#[inline(never)]
+extern "rust-cold" fn go_block_slow(g: &G) {
+    // SAFETY: the G's owner (this M, in park_m) set it in gopark.
+    let reason = unsafe { g.waitreason.get() } as u32;
+    emit(ev::GO_BLOCK, None, g.id(), reason, 0);
 }
 
 /// `g` is made runnable by the goroutine running here (or by g0).
 #[inline(always)]
 pub fn go_unblock(g: &G) {
     if on() {
-        let cur = percpu::curg_raw() as *const G;
-        // SAFETY: curg is null or a live G.
-        let waker = unsafe { cur.as_ref() }.map(|w| w.id()).unwrap_or(0);
-        emit(ev::GO_UNBLOCK, None, waker, g.id() as u32, 0);
+        go_unblock_slow(g);
     }
+}
+
+#[cold]
+#[inline(never)]
+extern "rust-cold" fn go_unblock_slow(g: &G) {
+    let cur = percpu::curg_raw() as *const G;
+    // SAFETY: curg is null or a live G.
+    let waker = unsafe { cur.as_ref() }.map(|w| w.id()).unwrap_or(0);
+    emit(ev::GO_UNBLOCK, None, waker, g.id() as u32, 0);
 }
 
 #[inline(always)]
