@@ -7,6 +7,7 @@
 #
 #   bench/ab.sh BASE_REV [ROUNDS] [SMP]         (default 7 rounds, -smp 2)
 #   BENCHES="sema_pingpong chan_sync" bench/ab.sh HEAD~3 9 1
+#   ICOUNT=1 bench/ab.sh HEAD~3 1 1            instruction counts (deterministic; see bench/interleave.sh)
 #
 # Prints, per figure, the median of each side, the ratio new/base (below 1: this tree is faster)
 # and every round's value. Figures are emulated time under TCG and noisy (2x between

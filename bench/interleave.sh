@@ -4,9 +4,16 @@
 # side, the ratio new/base (below 1: new is faster) and every round's value.
 #
 #   bench/interleave.sh BASE_ELF NEW_ELF ROUNDS SMP "BENCHES" BASE_LABEL NEW_LABEL
+#
+# ICOUNT=1 boots with the runner's --icount: the guest clock counts instructions (32 guest ns per
+# instruction), so every figure is an instruction count / 32 and the same on every round, however
+# busy the host is. It measures work done, not time: what TCG makes expensive (a taken branch ends
+# a translation block, an IPI, a halt) does not show. One round is enough.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 base=$1 new=$2 rounds=$3 smp=$4 benches=$5 lb=${6:-base} ln=${7:-new}
+icount=() mode="interleaved rounds"
+if [ -n "${ICOUNT:-}" ]; then icount=(--icount) mode="rounds, --icount: guest ns = 32 x instructions"; fi
 cargo build -q --bin gmpos
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -14,7 +21,7 @@ for r in $(seq 1 "$rounds"); do
     for b in $benches; do
         for k in base new; do
             elf=$base; [ $k = new ] && elf=$new
-            target/debug/gmpos --kernel "$elf" --smp "$smp" --timeout 300 bench="$b" 2>/dev/null \
+            target/debug/gmpos "${icount[@]}" --kernel "$elf" --smp "$smp" --timeout 300 bench="$b" 2>/dev/null \
                 | grep -o 'BENCH .*' | grep -v 'BENCH done' | sed "s/^/$k /" >> "$out/all.txt" || true
         done
     done
@@ -23,7 +30,7 @@ done
 touch "$out/all.txt"
 # "side BENCH name value unit..." -> median per (side, name) (POSIX awk + sort: no gawk needed).
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
-printf "%-30s %12s %12s %8s  (median of %s interleaved rounds, -smp %s)\n" figure "$lb" "$ln" ratio "$rounds" "$smp"
+printf "%-30s %12s %12s %8s  (median of %s %s, -smp %s)\n" figure "$lb" "$ln" ratio "$rounds" "$mode" "$smp"
 for b in $(awk '{ print $3 }' "$out/all.txt" | sort -u); do
     mb=$(awk -v b="$b" '$1 == "base" && $3 == b { print $4 }' "$out/all.txt" | median)
     mn=$(awk -v b="$b" '$1 == "new" && $3 == b { print $4 }' "$out/all.txt" | median)

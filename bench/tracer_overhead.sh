@@ -7,6 +7,7 @@
 #
 #   bench/tracer_overhead.sh [ROUNDS] [SMP]          (default 7 rounds, -smp 2)
 #   BENCHES="gosched chan_sync" bench/tracer_overhead.sh 5 1
+#   ICOUNT=1 bench/tracer_overhead.sh 1 1            instruction counts (deterministic; see bench/interleave.sh)
 #
 # Figures are emulated time under TCG and noisy (2x between back-to-back runs has been seen):
 # only the ratio of medians from one run means much, and only on an otherwise idle machine.

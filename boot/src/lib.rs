@@ -128,6 +128,10 @@ pub struct RunConfig {
     /// (the disk goes behind a `blkreplay` driver, with `-icount`); TCG then runs single-threaded,
     /// as `-icount` requires.
     pub record_replay: Option<Vec<String>>,
+    /// `--icount`: the guest's clock counts instructions (`-icount shift=5`: one instruction is
+    /// 32 ns of guest time), so a benchmark's figure is an instruction count, the same on every
+    /// run whatever the host is doing. TCG runs single-threaded, as `-icount` requires.
+    pub icount: bool,
 }
 
 impl Default for RunConfig {
@@ -145,6 +149,7 @@ impl Default for RunConfig {
             extra_qemu_args: Vec::new(),
             debugcon: None,
             record_replay: None,
+            icount: false,
         }
     }
 }
@@ -582,8 +587,12 @@ pub fn find_ovmf() -> Result<Ovmf, Error> {
 /// variable store (only for [`Ovmf::Split`]).
 pub fn qemu_command(cfg: &RunConfig, image: &Path, ovmf: Option<&Ovmf>, ovmf_vars: Option<&Path>) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    let tcg = if cfg.record_replay.is_some() { "tcg,thread=single" } else { "tcg,thread=multi" };
-    cmd.args(["-accel", tcg]);
+    let single = cfg.record_replay.is_some() || cfg.icount;
+    cmd.args(["-accel", if single { "tcg,thread=single" } else { "tcg,thread=multi" }]);
+    // Record/replay brings its own -icount (its shift is the same).
+    if cfg.icount && cfg.record_replay.is_none() {
+        cmd.args(["-icount", ICOUNT_ARG]);
+    }
     cmd.args(["-smp", &cfg.smp.to_string()]);
     cmd.args(["-m", &cfg.mem_mib.to_string()]);
     cmd.args(["-display", "none", "-serial", "stdio", "-monitor", "none"]);
@@ -624,6 +633,12 @@ pub fn qemu_command(cfg: &RunConfig, image: &Path, ovmf: Option<&Ovmf>, ovmf_var
     cmd.args(&cfg.extra_qemu_args);
     cmd
 }
+
+/// `--icount`'s QEMU setting: one instruction is 2^5 = 32 ns of guest time (`sleep=off`: an
+/// idle guest's clock jumps to the next timer instead of following the host's).
+pub const ICOUNT_ARG: &str = "shift=5,sleep=off";
+/// Guest nanoseconds per instruction under `--icount`.
+pub const ICOUNT_NS_PER_INSN: u32 = 32;
 
 /// Render a command line for humans (shell-quoted where needed).
 pub fn render_command(cmd: &Command) -> String {
@@ -882,6 +897,7 @@ const OWNED_QEMU_OPTIONS: &[(&str, &str)] = &[
     ("-gdb", "--gdb"),
     ("-bios", "--uefi"),
     ("-pflash", "--uefi"),
+    ("-icount", "--icount"),
 ];
 
 /// Split `GMPOS_QEMU_ARGS` like a shell would (quotes and backslashes, via the `shlex` crate),
@@ -916,6 +932,9 @@ options:
   --gdb            start QEMU's gdb stub on :1234 and wait for the debugger (no timeout by default)
   --timeout SECS   kill QEMU after SECS seconds (default 300; 0 = never)
   --release        build the kernel with --release
+  --icount         count instructions: the guest's clock advances 32 ns per instruction
+                   (-icount), on one host thread; benchmark figures / 32 = instructions,
+                   identical from run to run
   --bin NAME       kernel binary to boot: kernel (the demo, default), testkernel, benchkernel
   --kernel PATH    boot a prebuilt kernel ELF instead of building one
   --trace FILE     execution trace (trace=1) to FILE; then: cargo run -- trace FILE
@@ -1012,12 +1031,13 @@ where
                 let v = value("path to a kernel ELF")?;
                 cfg.kernel_path = Some(PathBuf::from(v));
             }
-            "--uefi" | "--gdb" | "--release" if inline.is_some() => {
+            "--uefi" | "--gdb" | "--release" | "--icount" if inline.is_some() => {
                 return err(format!("{name} takes no value"));
             }
             "--uefi" => cfg.uefi = true,
             "--gdb" => cfg.gdb = true,
             "--release" => cfg.release = true,
+            "--icount" => cfg.icount = true,
             "--trace" | "--profile" => debugcon_flags.push((name.clone(), value("output file")?)),
             "bench" => bench = true,
             _ if arg.starts_with('-') => return err(format!("unknown option `{arg}` (see --help)")),
@@ -1180,6 +1200,19 @@ mod tests {
         assert!(cmd.contains("-s -S"), "{cmd}");
         let cmd = render_command(&qemu_command(&cfg, Path::new("/t/k.uefi.img"), Some(&Ovmf::Combined("/o/OVMF.fd".into())), None));
         assert!(cmd.contains("-bios /o/OVMF.fd"), "{cmd}");
+    }
+
+    #[test]
+    fn icount_is_single_threaded_and_owned() {
+        let cfg = run_cfg(&["--icount", "--smp", "2", "bench"]);
+        assert!(cfg.icount);
+        let cmd = render_command(&qemu_command(&cfg, Path::new("/t/k.bios.img"), None, None));
+        assert!(cmd.contains("-accel tcg,thread=single"), "{cmd}");
+        assert!(cmd.contains(&format!("-icount {ICOUNT_ARG}")), "{cmd}");
+        assert!(!run_cfg(&["--smp", "2"]).icount);
+        assert!(parse_args(["--icount=1"]).is_err());
+        let e = parse_qemu_args("-icount shift=0").unwrap_err().to_string();
+        assert!(e.contains("--icount"), "{e}");
     }
 
     #[test]
