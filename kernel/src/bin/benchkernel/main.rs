@@ -10,6 +10,7 @@
 extern crate alloc;
 
 mod chan;
+mod insn;
 mod sched;
 mod workload;
 
@@ -20,7 +21,7 @@ kernel::main!(main);
 pub type Bench = (&'static str, fn());
 
 fn all() -> impl Iterator<Item = &'static Bench> {
-    sched::BENCHES.iter().chain(chan::BENCHES.iter()).chain(workload::BENCHES.iter())
+    sched::BENCHES.iter().chain(chan::BENCHES.iter()).chain(workload::BENCHES.iter()).chain(insn::BENCHES.iter())
 }
 
 /// Print one result line.
