@@ -310,9 +310,13 @@ pub struct SchedLocked {
     pub runq: GQueue<G>,
     /// The global free-G list.
     pub gfree: GList<G>,
-    /// Free Gs that kept their mapped stacks (Go's `gFree.stack`), at most
-    /// `GFREE_STACK_KEEP`; `gfree` holds those without (Go's `noStack`).
+    /// Free Gs that kept their mapped stacks (Go's `gFree.stack`); beyond
+    /// `GFREE_STACK_KEEP` the scavenger unmaps those that stayed unused
+    /// (`proc::gfscavenge`). `gfree` holds those without (Go's `noStack`).
     pub gfree_stack: GList<G>,
+    /// The shortest `gfree_stack` has been since the scavenger last looked
+    /// (its low-water mark): that many stacks were not needed all along.
+    pub gfree_stack_low: u32,
     /// Stop-the-world: Ps still to stop.
     pub stopwait: u32,
 }

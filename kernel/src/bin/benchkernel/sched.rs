@@ -326,15 +326,12 @@ fn g_memory() {
         kernel::ready(unsafe { core::mem::transmute::<*mut (), GoroutineHandle>(h) });
     }
     exited.wait();
-    // Memory comes back: the dead goroutines' stacks beyond the gFree
-    // bound are unmapped, and their frames return once the TLB shootdowns
-    // have completed (bounded wait).
+    // Memory comes back: the stack scavenger unmaps the dead goroutines'
+    // stacks beyond what the gFree lists keep (within two of its periods),
+    // and their frames return once the TLB shootdowns have completed
+    // (bounded wait).
     for _ in 0..1000 {
-        kernel::runtime::proc::gfreap();
-        if kernel::num_goroutine() <= 1
-            && kernel::runtime::proc::gfree_limbo() == 0
-            && kernel::mem::stack::stats().limbo_batches == 0
-        {
+        if kernel::num_goroutine() <= 1 && kernel::runtime::proc::gfree_settled() {
             break;
         }
         kernel::sleep(1_000_000);

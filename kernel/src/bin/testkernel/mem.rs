@@ -75,20 +75,19 @@ fn oom_page_table() {
 // ---- memory comes back ------------------------------------------------------------------------
 
 /// Frames in use once every stack being given back has come back: wait
-/// (bounded) for the TLB shootdowns in flight, reaping as they complete.
+/// (bounded) for the stack scavenger to unmap the free Gs' stacks beyond
+/// what it keeps (it looks once per `GFREE_SCAVENGE_NS`, and a stack must
+/// have sat unused for a whole period) and for the TLB shootdowns in
+/// flight.
 fn settled_frames() -> u64 {
-    for _ in 0..2000 {
-        kernel::runtime::proc::gfreap();
-        if kernel::runtime::proc::gfree_limbo() == 0 && stack::stats().limbo_batches == 0 {
-            break;
-        }
+    let t0 = kernel::nanotime();
+    while !kernel::runtime::proc::gfree_settled() && kernel::nanotime() - t0 < 2_000_000_000 {
         kernel::sleep(1_000_000);
     }
-    kernel::runtime::proc::gfreap();
     let s = stack::stats();
     assert!(
-        kernel::runtime::proc::gfree_limbo() == 0 && s.limbo_batches == 0,
-        "stacks still being freed after 2 s: {} dead Gs, {} batches of frames (a core never answered the TLB shootdown)",
+        kernel::runtime::proc::gfree_settled(),
+        "stacks not back after 2 s: {} dead Gs and {} batches of frames waiting for a TLB shootdown (a core never answered?), or the scavenger did not run",
         kernel::runtime::proc::gfree_limbo(),
         s.limbo_batches
     );
@@ -97,7 +96,7 @@ fn settled_frames() -> u64 {
 
 /// The bound on what the gFree lists keep mapped: each P's list holds at
 /// most 63 dead Gs with one stack page each, the global list at most
-/// `GFREE_STACK_KEEP` more, and each may keep one level-1 page table
+/// `GFREE_STACK_KEEP` more once the scavenger has run, and each may keep one level-1 page table
 /// alive; level-2 tables (one per 4096 slots) stay.
 fn kept_bound(slots: u64) -> u64 {
     let gs = kernel::current_gomaxprocs() as u64 * 63 + kernel::runtime::proc::GFREE_STACK_KEEP as u64;
