@@ -9,9 +9,13 @@
 //! last `tracebuf` events of each core) makes [`init`] allocate one ring per
 //! core and then set [`ON`]. Every hook is `#[inline(always)]` and starts
 //! with `if on()` (`ON.load(Relaxed)`): with tracing off that is the whole
-//! cost, one load and one predictable branch. The work is in the out-of-line
-//! `emit`. The kernel crate's feature `notrace` makes `on()` a constant
-//! false, so the hooks compile to nothing: that build is the baseline
+//! cost, one load and one predictable branch. The work is out of line, in
+//! `emit` or a hook's `*_slow` function: `#[cold]` and in the `rust-cold`
+//! calling convention, which preserves the caller's registers, so that a
+//! hook does not make its caller save registers on the hot path (it did:
+//! `execute` pushed four more, 13 instructions per `gosched`; now 6). The
+//! kernel crate's feature `notrace` makes `on()` a constant false, so the
+//! hooks compile to nothing: that build is the baseline
 //! `bench/tracer_overhead.sh` measures the hooks against.
 //!
 //! *Writing.* A core writes only its own ring. `emit` first makes the

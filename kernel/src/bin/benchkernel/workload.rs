@@ -24,6 +24,7 @@ pub const BENCHES: &[crate::Bench] = &[
     ("worker_pool", worker_pool),
     ("spawn_tree", spawn_tree),
     ("token_ring", token_ring),
+    ("heap_alloc", heap_alloc),
 ];
 
 /// Goroutines per P in the contended benchmarks.
@@ -188,4 +189,37 @@ fn token_ring() {
         dt as f64 / HOPS as f64
     });
     report("token_ring", v, "ns/op");
+}
+
+/// The kernel heap on its own: a `Box` of 32 bytes allocated and the
+/// oldest of `LIVE` live ones freed, on every P at once (`heap_alloc`, ns
+/// per allocation and free). Kernel-only: Go's allocator is not comparable
+/// in one figure.
+pub fn heap_alloc() {
+    use alloc::boxed::Box;
+    use alloc::collections::VecDeque;
+    const OPS: usize = 40_000;
+    const LIVE: usize = 1000;
+    let v = best_of_3(|| {
+        let g = procs();
+        let wg = Arc::new(WaitGroup::new());
+        wg.add(g as i32);
+        let t0 = kernel::nanotime();
+        for _ in 0..g {
+            let wg = wg.clone();
+            kernel::go(move || {
+                let mut q: VecDeque<Box<[u64; 4]>> = VecDeque::with_capacity(LIVE + 1);
+                for i in 0..OPS / g {
+                    q.push_back(Box::new([i as u64; 4]));
+                    if q.len() > LIVE {
+                        core::hint::black_box(q.pop_front());
+                    }
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        (kernel::nanotime() - t0) as f64 / (OPS / g * g) as f64
+    });
+    report("heap_alloc", v, "ns/op");
 }
