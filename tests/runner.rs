@@ -342,6 +342,25 @@ fn usage_errors_exit_64_before_anything_runs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid UTF-8"));
 }
 
+/// `--icount` makes the guest's clock count instructions: two boots print the same serial
+/// output, down to the boot time in microseconds that the kernel measures with that clock
+/// (without it the figure moves with the host's load).
+#[test]
+fn icount_boots_are_identical() {
+    let elf = testkernel();
+    let k = elf.to_str().unwrap();
+    let _permit = common::Permit::one();
+    let run = || {
+        let (st, out, err) = gmpos(&["--icount", "--kernel", k, "--smp", "1", "test=bringup::smp_online"], &[]);
+        assert_eq!(st.code(), Some(0), "{out}\n{err}");
+        assert!(err.contains("--icount: guest time counts instructions"), "the banner says so: {err}");
+        out
+    };
+    let (a, b) = (run(), run());
+    assert!(a.contains("cores online in"), "{a}");
+    assert_eq!(a, b, "two --icount boots differ");
+}
+
 #[test]
 fn qemu_errors_exit_3_and_quoted_qemu_args_work() {
     let elf = testkernel();

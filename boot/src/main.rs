@@ -84,11 +84,12 @@ fn run(mut cfg: RunConfig) -> Result<u8, Failure> {
     let elf = boot::kernel_for(&cfg, true)?;
     let image = boot::build_image(&elf, cfg.uefi)?;
     say!(
-        "gmpos: booting {} ({}, {} cores, {} MiB{}{})",
+        "gmpos: booting {} ({}, {} cores, {} MiB{}{}{})",
         shown(&elf),
         if cfg.uefi { "UEFI" } else { "BIOS" },
         cfg.smp,
         cfg.mem_mib,
+        if cfg.icount { ", --icount: guest time counts instructions (32 ns each)" } else { "" },
         match cfg.timeout {
             Some(t) => format!(", timeout {} s", t.as_secs()),
             None => String::new(),
