@@ -127,15 +127,21 @@ func spawnRounds(n, round int) time.Duration {
 	return -1
 }
 
+// share is worker i's part of n ops split over parts workers (the first
+// n%parts get one more).
+func share(n, parts, i int) int {
+	if i < n%parts {
+		return n/parts + 1
+	}
+	return n / parts
+}
+
 func spawnExitParallel(n int) time.Duration {
 	procs := runtime.GOMAXPROCS(0)
 	var workers sync.WaitGroup
 	workers.Add(procs)
 	for p := 0; p < procs; p++ {
-		per := n / procs
-		if p < n%procs {
-			per++
-		}
+		per := share(n, procs, p)
 		go func() {
 			defer workers.Done()
 			spawnExit(per)
@@ -348,10 +354,7 @@ func mutexContended(n int) time.Duration {
 	var wg sync.WaitGroup
 	wg.Add(g)
 	for i := 0; i < g; i++ {
-		mine := n / g
-		if i < n%g {
-			mine++
-		}
+		mine := share(n, g, i)
 		go func() {
 			for k := 0; k < mine; k++ {
 				mu.Lock()
