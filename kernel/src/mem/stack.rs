@@ -245,15 +245,21 @@ pub fn reap() {
         while i < l.len() {
             if l[i].0.done() {
                 ready.push(l.swap_remove(i).1);
-                LIMBO_BATCHES.fetch_sub(1, Ordering::Relaxed);
             } else {
                 i += 1;
             }
         }
     });
+    let n = ready.len();
     for f in ready.into_iter().flatten() {
         super::frame::free(f);
     }
+    // Only now: a batch counts as in limbo until its frames are back, so
+    // whoever sees no batch left (`proc::gfree_settled`) also sees the
+    // frames free. (Counted down under the lock, a batch of a thousand
+    // stacks was still being freed when the count said none was.)
+    // Release: pairs with the Acquire loads of LIMBO_BATCHES.
+    LIMBO_BATCHES.fetch_sub(n, Ordering::Release);
 }
 
 /// Memory statistics of the stack region.
@@ -277,6 +283,6 @@ pub fn stats() -> StackStats {
         pages_unmapped: PAGES_UNMAPPED.load(Ordering::Relaxed),
         tables_freed: TABLES_FREED.load(Ordering::Relaxed),
         slots: NEXT_SLOT.load(Ordering::Relaxed),
-        limbo_batches: LIMBO_BATCHES.load(Ordering::Relaxed),
+        limbo_batches: LIMBO_BATCHES.load(Ordering::Acquire),
     }
 }
