@@ -24,7 +24,7 @@ proptest! {
     #[test]
     fn any_command_line_is_a_config_or_a_clear_error(args in proptest::collection::vec(token(), 0..8)) {
         match parse_args(args.clone()) {
-            Ok(Cli::Help) => {}
+            Ok(Cli::Help) | Ok(Cli::Image { .. }) => {}
             Ok(Cli::Run(cfg)) => {
                 prop_assert!((1..=255).contains(&cfg.smp), "{:?} -> smp {}", args, cfg.smp);
                 prop_assert!(cfg.mem_mib >= 32, "{:?} -> mem {}", args, cfg.mem_mib);

@@ -132,6 +132,49 @@ pub struct RunConfig {
     /// 32 ns of guest time), so a benchmark's figure is an instruction count, the same on every
     /// run whatever the host is doing. TCG runs single-threaded, as `-icount` requires.
     pub icount: bool,
+    /// `--qemu PATH` / `GMPOS_QEMU`: the QEMU program; `None` = [`DEFAULT_QEMU`] from `PATH`.
+    pub qemu: Option<PathBuf>,
+    /// `--cpu MODEL`: QEMU's `-cpu MODEL`; `None` = QEMU's default model (with KVM: `host`).
+    pub cpu: Option<String>,
+    /// `--accel`: TCG (default), KVM, or KVM when `/dev/kvm` can be used. [`run_image`] resolves
+    /// `Auto` (and checks `/dev/kvm` for `Kvm`) before it starts QEMU: see [`resolve_accel`].
+    pub accel: Accel,
+}
+
+/// The QEMU program used when neither `--qemu` nor `GMPOS_QEMU` names one (found in `PATH`).
+pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
+
+/// Which QEMU accelerator runs the guest (`--accel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Accel {
+    /// QEMU's emulator, one host thread per vCPU (`-accel tcg,thread=multi`). The default.
+    #[default]
+    Tcg,
+    /// The host CPU through `/dev/kvm` (`-accel kvm`, and `-cpu host` unless `--cpu` says
+    /// otherwise).
+    Kvm,
+    /// KVM when `/dev/kvm` opens read-write, else TCG.
+    Auto,
+}
+
+impl Accel {
+    /// Parse `tcg`, `kvm` or `auto`.
+    pub fn parse(v: &str) -> Result<Accel, Error> {
+        match v {
+            "tcg" => Ok(Accel::Tcg),
+            "kvm" => Ok(Accel::Kvm),
+            "auto" => Ok(Accel::Auto),
+            _ => err(format!("--accel: `{v}` is not tcg, kvm or auto")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+            Accel::Auto => "auto",
+        }
+    }
 }
 
 impl Default for RunConfig {
@@ -150,6 +193,9 @@ impl Default for RunConfig {
             debugcon: None,
             record_replay: None,
             icount: false,
+            qemu: None,
+            cpu: None,
+            accel: Accel::Tcg,
         }
     }
 }
@@ -585,10 +631,23 @@ pub fn find_ovmf() -> Result<Ovmf, Error> {
 
 /// The QEMU command for booting `image`. `ovmf_vars` is the per-run writable copy of the UEFI
 /// variable store (only for [`Ovmf::Split`]).
+///
+/// `cfg.accel` should be resolved ([`resolve_accel`], which [`run_image`] calls): an `Auto` left
+/// here is taken as TCG.
 pub fn qemu_command(cfg: &RunConfig, image: &Path, ovmf: Option<&Ovmf>, ovmf_vars: Option<&Path>) -> Command {
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let mut cmd = Command::new(qemu_program(cfg));
     let single = cfg.record_replay.is_some() || cfg.icount;
-    cmd.args(["-accel", if single { "tcg,thread=single" } else { "tcg,thread=multi" }]);
+    if cfg.accel == Accel::Kvm {
+        cmd.args(["-accel", "kvm"]);
+    } else {
+        cmd.args(["-accel", if single { "tcg,thread=single" } else { "tcg,thread=multi" }]);
+    }
+    // KVM's default model is a generic qemu64 with fewer features than the host has; `host`
+    // passes the host CPU's through.
+    let cpu = cfg.cpu.as_deref().or((cfg.accel == Accel::Kvm).then_some("host"));
+    if let Some(model) = cpu {
+        cmd.args(["-cpu", model]);
+    }
     // Record/replay brings its own -icount (its shift is the same).
     if cfg.icount && cfg.record_replay.is_none() {
         cmd.args(["-icount", ICOUNT_ARG]);
@@ -640,6 +699,117 @@ pub const ICOUNT_ARG: &str = "shift=5,sleep=off";
 /// Guest nanoseconds per instruction under `--icount`.
 pub const ICOUNT_NS_PER_INSN: u32 = 32;
 
+/// The QEMU program a run uses: `cfg.qemu`, else [`DEFAULT_QEMU`].
+pub fn qemu_program(cfg: &RunConfig) -> &std::ffi::OsStr {
+    cfg.qemu.as_deref().map(Path::as_os_str).unwrap_or(DEFAULT_QEMU.as_ref())
+}
+
+/// The device QEMU opens for `-accel kvm`.
+pub const KVM_DEVICE: &str = "/dev/kvm";
+
+/// Whether [`KVM_DEVICE`] opens read-write, as QEMU needs for `-accel kvm`; why not if it does
+/// not (absent, no permission).
+pub fn kvm_usable() -> Result<(), String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(KVM_DEVICE)
+        .map(drop)
+        .map_err(|e| format!("{KVM_DEVICE} does not open read-write: {e}"))
+}
+
+/// The accelerator a run really uses, and for `--accel auto` a note saying why: `Tcg` stays,
+/// `Kvm` is checked ([`kvm_usable`]), `Auto` becomes KVM when `/dev/kvm` opens read-write and
+/// the run does not need TCG (`--icount`, record/replay), else TCG. An error for `Kvm` with
+/// `--icount`/record/replay or without a usable `/dev/kvm`.
+pub fn resolve_accel(cfg: &RunConfig) -> Result<(Accel, Option<String>), Error> {
+    let needs_tcg = if cfg.icount {
+        Some("--icount")
+    } else if cfg.record_replay.is_some() {
+        Some("record/replay")
+    } else {
+        None
+    };
+    match cfg.accel {
+        Accel::Tcg => Ok((Accel::Tcg, None)),
+        Accel::Kvm => {
+            if let Some(what) = needs_tcg {
+                return err(format!("{what} needs TCG: it cannot be combined with --accel kvm"));
+            }
+            kvm_usable().map_err(|why| Error(format!("--accel kvm: {why} (use --accel tcg, or --accel auto)")))?;
+            Ok((Accel::Kvm, None))
+        }
+        Accel::Auto => match (needs_tcg, kvm_usable()) {
+            (Some(what), _) => Ok((Accel::Tcg, Some(format!("--accel auto chose TCG: {what} needs it")))),
+            (None, Ok(())) => Ok((Accel::Kvm, Some(format!("--accel auto chose KVM: {KVM_DEVICE} opens read-write")))),
+            (None, Err(why)) => Ok((Accel::Tcg, Some(format!("--accel auto chose TCG: {why}")))),
+        },
+    }
+}
+
+/// Check a QEMU program named by `--qemu` or `GMPOS_QEMU` (`what` says which, for the message):
+/// a path (a name with a `/`) must be an executable file, a bare name must be one in `PATH`.
+/// Returns the program to run: the path made absolute, but not through its symlinks (QEMU names
+/// itself in its messages after its `argv[0]`), or the bare name.
+pub fn check_qemu_program(p: &Path, what: &str) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if p.as_os_str().is_empty() {
+        return err(format!("{what}: empty QEMU path"));
+    }
+    let executable = |f: &Path| std::fs::metadata(f).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if !p.to_string_lossy().contains('/') {
+        let found = std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).any(|d| executable(&d.join(p))))
+            .unwrap_or(false);
+        if !found {
+            return err(format!("{what}: no executable `{}` in PATH", p.display()));
+        }
+        return Ok(p.to_path_buf());
+    }
+    match std::fs::metadata(p) {
+        Err(e) => return err(format!("{what}: {}: {e}", p.display())),
+        Ok(m) if !m.is_file() => return err(format!("{what}: {} is not a file", p.display())),
+        Ok(_) if !executable(p) => return err(format!("{what}: {} is not executable", p.display())),
+        Ok(_) => {}
+    }
+    std::path::absolute(p).map_err(|e| Error(format!("{what}: {}: {e}", p.display())))
+}
+
+/// Check a `--cpu` model (or `GMPOS_CPU`): one word for QEMU's `-cpu`, e.g. `max`, `host`,
+/// `Skylake-Server` or `max,-x2apic` (features after commas).
+pub fn check_cpu_model(model: &str, what: &str) -> Result<(), Error> {
+    if model.is_empty() || model.starts_with('-') || model.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return err(format!("{what}: `{model}` is not a QEMU CPU model (e.g. max, host, qemu64; `qemu-system-x86_64 -cpu help` lists them)"));
+    }
+    Ok(())
+}
+
+/// Fill what the environment says and the command line did not: `GMPOS_QEMU` (the QEMU program,
+/// checked with [`check_qemu_program`]) when `cfg.qemu` is unset, and `GMPOS_CPU` (a `-cpu`
+/// model) when `cfg.cpu` is unset. An empty variable counts as unset. The runner, the test
+/// runner, the campaign and the scenario tests call it.
+pub fn apply_qemu_env(cfg: &mut RunConfig) -> Result<(), Error> {
+    let var = |name: &str| -> Result<Option<String>, Error> {
+        match std::env::var_os(name) {
+            None => Ok(None),
+            Some(v) if v.is_empty() => Ok(None),
+            Some(v) => v.into_string().map(Some).map_err(|_| Error(format!("{name} is not valid UTF-8"))),
+        }
+    };
+    if cfg.qemu.is_none() {
+        if let Some(q) = var("GMPOS_QEMU")? {
+            cfg.qemu = Some(check_qemu_program(Path::new(&q), "GMPOS_QEMU")?);
+        }
+    }
+    if cfg.cpu.is_none() {
+        if let Some(c) = var("GMPOS_CPU")? {
+            check_cpu_model(&c, "GMPOS_CPU")?;
+            cfg.cpu = Some(c);
+        }
+    }
+    Ok(())
+}
+
 /// Render a command line for humans (shell-quoted where needed).
 pub fn render_command(cmd: &Command) -> String {
     let mut parts = vec![shell_quote(&cmd.get_program().to_string_lossy())];
@@ -666,6 +836,61 @@ pub fn run(cfg: &RunConfig, echo: bool) -> Result<Outcome, Error> {
     run_image(cfg, &image, echo)
 }
 
+/// What [`write_image`] wrote.
+#[derive(Debug, Clone)]
+pub struct WrittenImage {
+    /// The kernel ELF the image boots.
+    pub elf: PathBuf,
+    /// The image the runner built (next to the ELF), which was copied.
+    pub built: PathBuf,
+    /// Where the copy went (the `--image` path).
+    pub out: PathBuf,
+    pub bytes: u64,
+    pub uefi: bool,
+}
+
+/// Check an `--image` path before anything is built: a new file, or a regular file to replace
+/// (not a directory, not a device).
+pub fn check_image_out(out: &Path) -> Result<(), Error> {
+    match std::fs::metadata(out) {
+        Ok(m) if !m.is_file() => err(format!(
+            "--image {}: not a regular file; --image writes a file (then write that to a device with dd, as it says)",
+            out.display()
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => err(format!("--image {}: directory {} does not exist", out.display(), dir.display())),
+            _ => Ok(()),
+        },
+        Err(e) => err(format!("--image {}: {e}", out.display())),
+    }
+}
+
+/// `--image PATH`: build the kernel of `cfg` and its BIOS (MBR) or, with `cfg.uefi`, UEFI (GPT)
+/// disk image as a run would, and copy the image to `out` (through a temporary file in the same
+/// directory and a rename, so `out` is never half written). `out` must be a new or a regular
+/// file: a block device (or anything else) is refused, as dd is the tool for that, used with
+/// care.
+pub fn write_image(cfg: &RunConfig, out: &Path, echo: bool) -> Result<WrittenImage, Error> {
+    check_image_out(out)?;
+    let elf = kernel_for(cfg, echo)?;
+    let built = build_image(&elf, cfg.uefi)?;
+    let same = out.canonicalize().ok().is_some_and(|o| built.canonicalize().ok() == Some(o));
+    if !same {
+        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+        let tmp = out.with_file_name(format!(".{name}.tmp-{}", unique_suffix()));
+        let t = cleanup::create_temp(tmp, |p| {
+            std::fs::copy(&built, p).map(drop).inspect_err(|_| {
+                let _ = std::fs::remove_file(p);
+            })
+        })
+            .map_err(|e| Error(format!("cannot copy {} next to {}: {e}", built.display(), out.display())))?;
+        std::fs::rename(t.path(), out).map_err(|e| Error(format!("cannot move {} to {}: {e}", t.path().display(), out.display())))?;
+    }
+    let bytes = std::fs::metadata(out).map(|m| m.len()).map_err(|e| Error(format!("{}: {e}", out.display())))?;
+    Ok(WrittenImage { elf, built, out: out.to_path_buf(), bytes, uefi: cfg.uefi })
+}
+
 /// Serial text that means the firmware or the bootloader gave up before the kernel started, and
 /// what to call it. Only looked for before the kernel's first line (every kernel line starts
 /// with `[cpuN] `), so a kernel printing these words is not mistaken for it.
@@ -688,9 +913,20 @@ pub fn boot_failure(serial: &str) -> Option<&'static str> {
 /// QEMU's own failure to start or run (as opposed to the kernel's): QEMU exits with 1 and says
 /// why on stderr (`qemu-system-x86_64: ...`), or it aborts (an assertion such as the fw_cfg
 /// slot check) or crashes on a signal we did not send. `None` for every other ending.
-fn qemu_failure(status: ExitStatus, serial: &str, qemu_stderr: &str) -> Option<String> {
+///
+/// QEMU starts its messages with the base name of its `argv[0]` (`error_init(argv[0])`): for
+/// `--qemu /opt/q/myqemu` that is `myqemu:`, and for a wrapper script that `exec`s the real
+/// binary it is the binary's name. `program` is what we ran; lines starting with its base name
+/// or with `qemu-system-x86_64` count.
+fn qemu_failure(status: ExitStatus, serial: &str, qemu_stderr: &str, program: &std::ffi::OsStr) -> Option<String> {
     use std::os::unix::process::ExitStatusExt;
-    let said = qemu_stderr.lines().filter(|l| l.starts_with("qemu-system-x86_64:")).collect::<Vec<_>>().join("\n");
+    let base = Path::new(program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefixes = [format!("{base}:"), format!("{DEFAULT_QEMU}:")];
+    let said = qemu_stderr
+        .lines()
+        .filter(|l| prefixes.iter().any(|p| p.len() > 1 && l.starts_with(p.as_str())))
+        .collect::<Vec<_>>()
+        .join("\n");
     match (status.code(), status.signal()) {
         // Exit 1 is also what a kernel writing 0 to isa-debug-exit produces ((0 << 1) | 1); QEMU
         // then prints nothing.
@@ -718,6 +954,9 @@ pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, E
     }
     check_params(&cfg.params)?;
     check_mem(cfg.uefi, cfg.mem_mib)?;
+    let mut resolved = cfg.clone();
+    resolved.accel = resolve_accel(cfg)?.0;
+    let cfg = &resolved;
     let ovmf = if cfg.uefi { Some(find_ovmf()?) } else { None };
     // Every run uses the runner's private temp directory, which a signal removes whole: the
     // OVMF variable store's copy goes there, and QEMU's own temp files do too (TMPDIR below:
@@ -743,7 +982,9 @@ pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, E
 
     let start = Instant::now();
     let mut child = cleanup::spawn(&mut cmd, false).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+        if let (std::io::ErrorKind::NotFound, Some(q)) = (e.kind(), &cfg.qemu) {
+            Error(format!("QEMU program {} not found (--qemu or GMPOS_QEMU)", q.display()))
+        } else if e.kind() == std::io::ErrorKind::NotFound {
             Error("qemu-system-x86_64 not found; install it with: sudo apt-get install -y qemu-system-x86 \
                    (or run ./run-qemu.sh, which checks the set-up)"
                 .into())
@@ -805,8 +1046,16 @@ pub fn run_image(cfg: &RunConfig, image: &Path, echo: bool) -> Result<Outcome, E
 
     let serial = take(&serial);
     let qemu_stderr = take(&stderr_buf);
-    if let Some(why) = exit.and_then(|st| qemu_failure(st, &serial, &qemu_stderr)) {
-        return err(format!("{why}\nQEMU: {command}"));
+    if let Some(why) = exit.and_then(|st| qemu_failure(st, &serial, &qemu_stderr, qemu_program(cfg))) {
+        // Seen with -cpu host on a KVM that is itself a guest (nested): QEMU 7.2 and 10 abort on
+        // MSR 0x10a, IA32_ARCH_CAPABILITIES, which the outer hypervisor refuses.
+        let hint = if cfg.accel == Accel::Kvm && why.contains("failed to set MSR 0x10a") {
+            "\nhint: this KVM refuses the host CPU's IA32_ARCH_CAPABILITIES MSR (0x10a), as a nested KVM \
+             may; try --cpu host,-arch-capabilities"
+        } else {
+            ""
+        };
+        return err(format!("{why}{hint}\nQEMU: {command}"));
     }
     Ok(Outcome { status, serial, qemu_stderr, elapsed, command })
 }
@@ -885,7 +1134,9 @@ pub fn check_mem(uefi: bool, mem_mib: u32) -> Result<(), Error> {
 const OWNED_QEMU_OPTIONS: &[(&str, &str)] = &[
     ("-smp", "--smp N"),
     ("-m", "--mem MIB"),
-    ("-accel", "nothing: the runner uses TCG with one thread per vCPU"),
+    ("-accel", "--accel tcg|kvm|auto"),
+    ("-enable-kvm", "--accel kvm"),
+    ("-cpu", "--cpu MODEL"),
     ("-serial", "nothing: the serial console is the runner's stdout"),
     ("-monitor", "nothing: the runner disables the monitor"),
     ("-display", "nothing: the runner runs without a display"),
@@ -921,6 +1172,7 @@ pub fn parse_qemu_args(s: &str) -> Result<Vec<String>, Error> {
 
 pub const USAGE: &str = "\
 usage: cargo run -- [OPTIONS] [bench] [key=value ...]
+       cargo run -- --image PATH [--uefi] [--release] [--bin NAME | --kernel PATH] [bench]
 
 Builds a kernel of the kernel/ package for x86_64-unknown-none, wraps it in a BIOS (default) or
 UEFI disk image, and boots it in QEMU with the serial console on this terminal.
@@ -939,6 +1191,14 @@ options:
   --kernel PATH    boot a prebuilt kernel ELF instead of building one
   --trace FILE     execution trace (trace=1) to FILE; then: cargo run -- trace FILE
   --profile FILE   CPU profile (profile=1000) to FILE; then: cargo run -- profile FILE
+  --qemu PATH      the QEMU program (default: qemu-system-x86_64 from PATH; tools/qemu10.sh
+                   installs QEMU 10 beside the system's and prints its path)
+  --cpu MODEL      QEMU -cpu MODEL, e.g. max (default: QEMU's default model; host with KVM)
+  --accel A        tcg (default: QEMU's emulator, a host thread per vCPU), kvm (-accel kvm,
+                   -cpu host; needs /dev/kvm read-write; not with --icount), or auto (kvm when
+                   /dev/kvm opens read-write, else tcg)
+  --image PATH     build the BIOS (or with --uefi the UEFI) disk image, copy it to PATH for a
+                   real machine (write it to a USB stick with dd) and exit without booting
   -h, --help       this text
   bench            shorthand for --bin benchkernel
   key=value        boot parameter, read by the kernel from fw_cfg opt/gmp/KEY
@@ -946,9 +1206,12 @@ options:
                    test=NAME selects a scenario of the testkernel
 
 environment:
+  GMPOS_QEMU       the QEMU program, as --qemu (the option wins)
+  GMPOS_CPU        the -cpu model, as --cpu (the option wins)
   GMPOS_QEMU_ARGS  extra QEMU arguments, split like a shell does (quotes work), e.g.
                    \"-d int,cpu_reset -D qemu.log\" or '-name \"my vm\"'; options the runner sets
-                   (-smp, -m, -serial, -s, ...) are refused: use the runner's own options
+                   (-smp, -m, -cpu, -accel, -serial, -s, ...) are refused: use the runner's
+                   own options
   GMPOS_ROOT       the checkout to build (default: the one holding this runner, or the
                    current directory's); cargo sets it from .cargo/config.toml
 
@@ -962,6 +1225,9 @@ exit status: 0 kernel passed (wrote 0x10 to port 0xf4), 1 kernel failed (0x11),
 pub enum Cli {
     Help,
     Run(RunConfig),
+    /// `--image PATH`: build the disk image of `cfg`'s kernel (BIOS, or UEFI with `--uefi`) and
+    /// copy it to `out` for a real machine ([`write_image`]); boot nothing.
+    Image { cfg: RunConfig, out: PathBuf },
 }
 
 /// [`parse_args`] for the process's own arguments, which need not be UTF-8: one that is not is
@@ -989,6 +1255,9 @@ where
     let mut bench = false;
     let mut timeout_given = false;
     let mut debugcon_flags = Vec::new();
+    let mut image_out: Option<PathBuf> = None;
+    // Options that only mean something to a QEMU run (refused with --image).
+    let mut qemu_only: Vec<String> = Vec::new();
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -1001,6 +1270,12 @@ where
                 None => err(format!("{name} needs a value ({what})")),
             }
         };
+        if matches!(
+            name.as_str(),
+            "--smp" | "--mem" | "--timeout" | "--gdb" | "--icount" | "--trace" | "--profile" | "--qemu" | "--cpu" | "--accel"
+        ) {
+            qemu_only.push(name.clone());
+        }
         match name.as_str() {
             "-h" | "--help" => return Ok(Cli::Help),
             "--smp" => {
@@ -1039,6 +1314,27 @@ where
             "--release" => cfg.release = true,
             "--icount" => cfg.icount = true,
             "--trace" | "--profile" => debugcon_flags.push((name.clone(), value("output file")?)),
+            "--qemu" => {
+                let v = value("path to a qemu-system-x86_64")?;
+                if v.is_empty() {
+                    return err("--qemu needs a path (or a program name in PATH)");
+                }
+                // Checked (exists, executable) by the runner before the build: parsing touches no file.
+                cfg.qemu = Some(PathBuf::from(v));
+            }
+            "--cpu" => {
+                let v = value("QEMU CPU model, e.g. max")?;
+                check_cpu_model(&v, "--cpu")?;
+                cfg.cpu = Some(v);
+            }
+            "--accel" => cfg.accel = Accel::parse(&value("tcg, kvm or auto")?)?,
+            "--image" => {
+                let v = value("output file for the disk image")?;
+                if v.is_empty() {
+                    return err("--image needs a file name");
+                }
+                image_out = Some(PathBuf::from(v));
+            }
             "bench" => bench = true,
             _ if arg.starts_with('-') => return err(format!("unknown option `{arg}` (see --help)")),
             _ if arg.contains('=') => {
@@ -1067,6 +1363,21 @@ where
     }
     if let Some(path) = &cfg.kernel_path {
         cfg.bin = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    }
+    if let Some(out) = image_out {
+        if let Some(flag) = qemu_only.first() {
+            return err(format!("--image writes a disk image for a real machine and boots nothing: {flag} is for QEMU runs"));
+        }
+        if let Some((k, v)) = cfg.params.first() {
+            return err(format!(
+                "--image: boot parameters ({k}={v}) travel through QEMU's fw_cfg device, which a real machine \
+                 does not have; the kernel boots there with its defaults"
+            ));
+        }
+        return Ok(Cli::Image { cfg, out });
+    }
+    if cfg.icount && cfg.accel == Accel::Kvm {
+        return err("--icount needs TCG (QEMU counts the instructions it translates): it cannot be combined with --accel kvm");
     }
     trace::apply_runner_flags(&mut cfg, &debugcon_flags)?;
     check_params(&cfg.params)?;
@@ -1259,8 +1570,128 @@ mod tests {
             let e = parse_qemu_args(args).unwrap_err().0;
             assert!(e.contains("is set by the runner") && e.contains(hint), "{args}: {e}");
         }
-        // -machine, -cpu, -d and -D are the user's.
-        assert_eq!(parse_qemu_args("-cpu max -machine q35").unwrap().len(), 4);
+        // -machine, -d and -D are the user's; -cpu and -accel are the runner's options now.
+        assert_eq!(parse_qemu_args("-machine q35 -d int").unwrap().len(), 4);
+        for (args, hint) in [("-cpu max", "--cpu MODEL"), ("-accel kvm", "--accel"), ("-enable-kvm", "--accel kvm")] {
+            let e = parse_qemu_args(args).unwrap_err().0;
+            assert!(e.contains("is set by the runner") && e.contains(hint), "{args}: {e}");
+        }
+    }
+
+    #[test]
+    fn qemu_cpu_and_accel_options() {
+        let c = run_cfg(&["--qemu", "/opt/q10/qemu-system-x86_64", "--cpu", "max", "--smp", "2"]);
+        assert_eq!(c.qemu.as_deref(), Some(Path::new("/opt/q10/qemu-system-x86_64")));
+        assert_eq!(c.cpu.as_deref(), Some("max"));
+        assert_eq!(c.accel, Accel::Tcg, "TCG stays the default");
+        let d = run_cfg(&[]);
+        assert_eq!((d.qemu.as_deref(), d.cpu.as_deref()), (None, None));
+        assert_eq!(run_cfg(&["--cpu=max,-x2apic"]).cpu.as_deref(), Some("max,-x2apic"));
+        assert_eq!(run_cfg(&["--accel", "kvm"]).accel, Accel::Kvm);
+        assert_eq!(run_cfg(&["--accel=auto"]).accel, Accel::Auto);
+        assert_eq!(run_cfg(&["--accel", "tcg"]).accel, Accel::Tcg);
+        assert!(parse_err(&["--accel", "hvf"]).contains("not tcg, kvm or auto"));
+        assert!(parse_err(&["--accel"]).contains("needs a value"));
+        assert!(parse_err(&["--cpu", ""]).contains("not a QEMU CPU model"));
+        assert!(parse_err(&["--cpu", "max host"]).contains("not a QEMU CPU model"));
+        assert!(parse_err(&["--qemu="]).contains("--qemu"));
+        let e = parse_err(&["--icount", "--accel", "kvm"]);
+        assert!(e.contains("--icount needs TCG") && e.contains("--accel kvm"), "{e}");
+        // --icount with auto is TCG, not an error.
+        let c = run_cfg(&["--icount", "--accel", "auto"]);
+        assert_eq!(resolve_accel(&c).unwrap().0, Accel::Tcg);
+        assert!(resolve_accel(&c).unwrap().1.unwrap().contains("--icount"));
+        assert_eq!(resolve_accel(&run_cfg(&[])).unwrap(), (Accel::Tcg, None));
+        // Record/replay (the test runner's --record) is refused with kvm whatever /dev/kvm says.
+        let rr = RunConfig { accel: Accel::Kvm, record_replay: Some(Vec::new()), ..RunConfig::default() };
+        assert!(resolve_accel(&rr).unwrap_err().0.contains("record/replay needs TCG"));
+    }
+
+    #[test]
+    fn qemu_command_with_another_qemu_cpu_and_kvm() {
+        let img = Path::new("/t/k.bios.img");
+        let cfg = RunConfig { smp: 2, qemu: Some("/q10/qemu-system-x86_64".into()), cpu: Some("max".into()), ..RunConfig::default() };
+        let cmd = render_command(&qemu_command(&cfg, img, None, None));
+        assert!(cmd.starts_with("/q10/qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2"), "{cmd}");
+        // The default: no -cpu at all, as before.
+        let cmd = render_command(&qemu_command(&RunConfig::default(), img, None, None));
+        assert!(cmd.starts_with("qemu-system-x86_64 -accel tcg,thread=multi -smp 4"), "{cmd}");
+        assert!(!cmd.contains("-cpu"), "{cmd}");
+        let kvm = RunConfig { accel: Accel::Kvm, ..RunConfig::default() };
+        let cmd = render_command(&qemu_command(&kvm, img, None, None));
+        assert!(cmd.contains("-accel kvm -cpu host -smp 4"), "{cmd}");
+        assert!(!cmd.contains("tcg"), "{cmd}");
+        let kvm_max = RunConfig { cpu: Some("max".into()), ..kvm };
+        let cmd = render_command(&qemu_command(&kvm_max, img, None, None));
+        assert!(cmd.contains("-accel kvm -cpu max") && !cmd.contains("host"), "{cmd}");
+    }
+
+    #[test]
+    fn qemu_programs_are_checked() {
+        let dir = std::env::temp_dir().join(format!("gmpos-qemu-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("nope");
+        let e = check_qemu_program(&missing, "--qemu").unwrap_err().0;
+        assert!(e.starts_with("--qemu: ") && e.contains("nope") && e.contains("No such file"), "{e}");
+        let plain = dir.join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let e = check_qemu_program(&plain, "GMPOS_QEMU").unwrap_err().0;
+        assert!(e.starts_with("GMPOS_QEMU: ") && e.contains("not executable"), "{e}");
+        assert!(check_qemu_program(&dir, "--qemu").unwrap_err().0.contains("not a file"));
+        assert!(check_qemu_program(Path::new("gmpos-no-such-qemu"), "--qemu").unwrap_err().0.contains("in PATH"));
+        assert!(check_qemu_program(Path::new(""), "--qemu").is_err());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(check_qemu_program(&plain, "--qemu").unwrap(), plain);
+        // A relative path becomes absolute, without resolving symlinks (QEMU names itself after
+        // its argv[0]).
+        let cwd = std::env::current_dir().unwrap();
+        let link = dir.join("myqemu");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&plain, &link).unwrap();
+        let rel = pathdiff(&link, &cwd);
+        assert_eq!(check_qemu_program(&rel, "--qemu").unwrap(), cwd.join(&rel));
+        assert_eq!(check_qemu_program(Path::new("sh"), "--qemu").unwrap(), Path::new("sh"), "a bare name in PATH stays");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `target` relative to `base` (both absolute), with `..` as needed.
+    fn pathdiff(target: &Path, base: &Path) -> PathBuf {
+        let t: Vec<_> = target.components().collect();
+        let b: Vec<_> = base.components().collect();
+        let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let mut p = PathBuf::new();
+        for _ in common..b.len() {
+            p.push("..");
+        }
+        for c in &t[common..] {
+            p.push(c);
+        }
+        p
+    }
+
+    #[test]
+    fn image_option() {
+        match parse_args(["--image", "/tmp/k.img", "--uefi", "--release", "bench"]) {
+            Ok(Cli::Image { cfg, out }) => {
+                assert_eq!(out, Path::new("/tmp/k.img"));
+                assert!(cfg.uefi && cfg.release);
+                assert_eq!(cfg.bin, "benchkernel");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_args(["--image=k.img"]), Ok(Cli::Image { cfg, .. }) if !cfg.uefi && cfg.bin == "kernel"));
+        assert!(matches!(parse_args(["--kernel", "/x/k", "--image", "o.img"]), Ok(Cli::Image { .. })));
+        for flag in [&["--smp", "2"][..], &["--gdb"], &["--icount"], &["--cpu", "max"], &["--accel", "kvm"], &["--qemu", "/q"], &["--timeout", "5"], &["--trace", "/tmp/t"]] {
+            let mut args = vec!["--image", "o.img"];
+            args.extend_from_slice(flag);
+            let e = parse_err(&args);
+            assert!(e.contains("boots nothing") && e.contains(flag[0]), "{args:?}: {e}");
+        }
+        let e = parse_err(&["--image", "o.img", "gomaxprocs=2"]);
+        assert!(e.contains("fw_cfg") && e.contains("gomaxprocs=2"), "{e}");
+        assert!(parse_err(&["--image"]).contains("needs a value"));
+        assert!(parse_err(&["--image="]).contains("--image"));
     }
 
     #[test]
@@ -1277,15 +1708,23 @@ mod tests {
     fn qemu_failures_are_not_kernel_verdicts() {
         use std::os::unix::process::ExitStatusExt;
         let code = |c: i32| ExitStatus::from_raw(c << 8);
+        let q = std::ffi::OsStr::new(DEFAULT_QEMU);
         let msg = "qemu-system-x86_64: cannot set up guest memory 'pc.ram': Cannot allocate memory\n";
-        assert!(qemu_failure(code(1), "", msg).unwrap().contains("cannot set up guest memory"));
+        assert!(qemu_failure(code(1), "", msg, q).unwrap().contains("cannot set up guest memory"));
         // A kernel writing 0 to isa-debug-exit also makes QEMU exit 1, silently.
-        assert_eq!(qemu_failure(code(1), "[cpu0] bye\n", ""), None);
-        assert_eq!(qemu_failure(code(0), "", ""), None);
-        assert_eq!(qemu_failure(code(33), "", ""), None);
+        assert_eq!(qemu_failure(code(1), "[cpu0] bye\n", "", q), None);
+        assert_eq!(qemu_failure(code(0), "", "", q), None);
+        assert_eq!(qemu_failure(code(33), "", "", q), None);
         let abort = "qemu-system-x86_64: ../../hw/nvram/fw_cfg.c:935: fw_cfg_add_file_callback: Assertion `count < fw_cfg_file_slots(s)' failed.\n";
-        let why = qemu_failure(ExitStatus::from_raw(6), "", abort).unwrap();
+        let why = qemu_failure(ExitStatus::from_raw(6), "", abort, q).unwrap();
         assert!(why.contains("signal 6 before the guest printed anything") && why.contains("fw_cfg_add_file_callback"), "{why}");
+        // Another QEMU: it prefixes its messages with the base name of its argv[0] (seen with a
+        // symlink named myqemu: `myqemu: -bogus: invalid option`); a wrapper script that execs
+        // the real binary gives the binary's name.
+        let mine = std::ffi::OsStr::new("/opt/x/myqemu");
+        assert!(qemu_failure(code(1), "", "myqemu: -bogus: invalid option\n", mine).unwrap().contains("-bogus: invalid option"));
+        assert!(qemu_failure(code(1), "", "qemu-system-x86_64: -bogus: invalid option\n", mine).is_some());
+        assert_eq!(qemu_failure(code(1), "", "myqemu: -bogus: invalid option\n", q), None);
     }
 
     #[test]

@@ -38,6 +38,21 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Cli::Run(cfg)) => cfg,
+        Ok(Cli::Image { cfg, out }) => {
+            if let Err(e) = boot::check_image_out(&out) {
+                say!("gmpos: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            boot::cleanup::install();
+            return match image(&cfg, &out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    boot::cleanup::wait_if_interrupted();
+                    say!("gmpos: error: {e}");
+                    ExitCode::from(EXIT_SETUP)
+                }
+            };
+        }
         Err(e) => {
             say!("gmpos: {e}");
             say!("{}", boot::USAGE.lines().next().unwrap_or_default());
@@ -81,14 +96,35 @@ fn run(mut cfg: RunConfig) -> Result<u8, Failure> {
         };
         cfg.extra_qemu_args.extend(boot::parse_qemu_args(extra).map_err(Failure::Usage)?);
     }
+    // The QEMU program (--qemu, else GMPOS_QEMU) and the accelerator are checked before the
+    // build: a wrong path is a usage error (64), an unusable /dev/kvm for --accel kvm a set-up
+    // error (3), both said at once rather than after a build or as a QEMU failure.
+    if let Some(q) = cfg.qemu.take() {
+        cfg.qemu = Some(boot::check_qemu_program(&q, "--qemu").map_err(Failure::Usage)?);
+    }
+    boot::apply_qemu_env(&mut cfg).map_err(Failure::Usage)?;
+    let (accel, accel_note) = boot::resolve_accel(&cfg)?;
+    cfg.accel = accel;
     let elf = boot::kernel_for(&cfg, true)?;
     let image = boot::build_image(&elf, cfg.uefi)?;
+    if let Some(note) = accel_note {
+        say!("gmpos: {note}");
+    }
     say!(
-        "gmpos: booting {} ({}, {} cores, {} MiB{}{}{})",
+        "gmpos: booting {} ({}, {} cores, {} MiB{}{}{}{}{})",
         shown(&elf),
         if cfg.uefi { "UEFI" } else { "BIOS" },
         cfg.smp,
         cfg.mem_mib,
+        match &cfg.qemu {
+            Some(q) => format!(", QEMU {}", shown(q)),
+            None => String::new(),
+        },
+        match (cfg.accel, cfg.cpu.as_deref()) {
+            (boot::Accel::Kvm, cpu) => format!(", KVM, -cpu {}", cpu.unwrap_or("host")),
+            (_, Some(cpu)) => format!(", -cpu {cpu}"),
+            (_, None) => String::new(),
+        },
         if cfg.icount { ", --icount: guest time counts instructions (32 ns each)" } else { "" },
         match cfg.timeout {
             Some(t) => format!(", timeout {} s", t.as_secs()),
@@ -127,6 +163,36 @@ fn run(mut cfg: RunConfig) -> Result<u8, Failure> {
     }
     boot::trace::after_run(&cfg);
     Ok(outcome.status.exit_code() as u8)
+}
+
+/// `--image PATH`: build the image, copy it, and say how to put it on a USB stick.
+fn image(cfg: &RunConfig, out: &Path) -> Result<(), boot::Error> {
+    let w = boot::write_image(cfg, out, true)?;
+    let mib = w.bytes as f64 / (1024.0 * 1024.0);
+    let kind = if w.uefi { "UEFI disk image (GPT, the bootloader as efi/boot/bootx64.efi)" } else { "BIOS disk image (MBR)" };
+    let text = format!(
+        "gmpos: wrote {out} ({mib:.1} MiB): the {kind} of {elf}\n\
+         gmpos: (a copy of {built})\n\
+         \n\
+         To boot it on a PC, write it to a USB stick. This destroys everything on the stick.\n\
+         Find the stick's device (the whole disk, /dev/sdX, not a partition /dev/sdX1) with\n\
+         `lsblk -d -o NAME,SIZE,MODEL,TRAN` before and after plugging it in, then:\n\
+         \n    sudo dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress\n\n\
+         Check the device name twice: dd overwrites whatever /dev/sdX is, your system disk included.\n\
+         \n\
+         Boot the stick with {firmware}.\n\
+         The kernel prints only on the serial port COM1 (I/O port 0x3f8, 38400 baud, 8N1), not on\n\
+         the screen: read it with a null-modem cable or a USB serial adapter. When it is done the\n\
+         machine does not power off (there is no isa-debug-exit device): it stays on, idle, until you\n\
+         switch it off. Not tested on real hardware: see the README, \"Other QEMUs, KVM and real\n\
+         hardware\".",
+        out = w.out.display(),
+        elf = shown(&w.elf),
+        built = shown(&w.built),
+        firmware = if w.uefi { "UEFI firmware (Secure Boot off: the bootloader is not signed)" } else { "legacy BIOS boot (CSM)" },
+    );
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(())
 }
 
 /// A path relative to the repository root when it is inside it (shorter, and what the README uses).
