@@ -42,7 +42,9 @@ counts and scheduler settings, N QEMUs at a time, until D has passed.
   --smp LIST        draw core counts only from this list (e.g. 3,8) instead of 1..=max-smp
   --out DIR         where failure logs and the summary go (default target/campaign/<time>)
   --fuzz-params N   also run N boots with random (valid and invalid) boot parameters
-  --only NAMES      draw only these scenarios (comma-separated)";
+  --only NAMES      draw only these scenarios (comma-separated)
+
+environment: GMPOS_QEMU (the QEMU program) and GMPOS_CPU (its -cpu model), as for the runner";
 
 /// A scenario of the testkernel that passes under any scheduler settings
 /// and any core count from `min_smp` up, with its weight in the draw.
@@ -216,9 +218,24 @@ struct Trial {
     fuzz: bool,
 }
 
+/// What every boot shares: the QEMU program and `-cpu` model from `GMPOS_QEMU` / `GMPOS_CPU`
+/// (set once in `main`, before the first boot).
+static QEMU: std::sync::OnceLock<(Option<PathBuf>, Option<String>)> = std::sync::OnceLock::new();
+
+fn qemu_choice() -> &'static (Option<PathBuf>, Option<String>) {
+    QEMU.get_or_init(|| (None, None))
+}
+
 impl Trial {
     fn command(&self) -> String {
         let mut s = format!("./run-qemu.sh --bin testkernel --smp {} --timeout {}", self.smp, self.timeout.as_secs());
+        let (qemu, cpu) = qemu_choice();
+        if let Some(q) = qemu {
+            s += &format!(" --qemu {}", shell_quote(&q.display().to_string()));
+        }
+        if let Some(c) = cpu {
+            s += &format!(" --cpu {}", shell_quote(c));
+        }
         for (k, v) in &self.params {
             s += &format!(" {}", shell_quote(&format!("{k}={v}")));
         }
@@ -438,6 +455,13 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    // GMPOS_QEMU / GMPOS_CPU, as for the runner.
+    let mut base = RunConfig::default();
+    if let Err(e) = boot::apply_qemu_env(&mut base) {
+        eprintln!("gmpos-campaign: {e}");
+        return ExitCode::from(64);
+    }
+    let _ = QEMU.set((base.qemu, base.cpu));
     let seed = if o.seed != 0 {
         o.seed
     } else {
@@ -532,6 +556,8 @@ fn run_trial(t: &Trial, image: &Path, n: u64, out: &Path) -> Record {
         smp: t.smp,
         timeout: Some(t.timeout),
         params: t.params.clone(),
+        qemu: qemu_choice().0.clone(),
+        cpu: qemu_choice().1.clone(),
         ..RunConfig::default()
     };
     match boot::run_image(&cfg, image, false) {

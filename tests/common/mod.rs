@@ -168,7 +168,9 @@ impl<'a> Boot<'a> {
             params,
             ..RunConfig::default()
         };
-        let cfg = RunConfig { mem_mib: self.mem_mib.unwrap_or(cfg.mem_mib), ..cfg };
+        let mut cfg = RunConfig { mem_mib: self.mem_mib.unwrap_or(cfg.mem_mib), ..cfg };
+        // GMPOS_QEMU / GMPOS_CPU: the whole suite can run on another QEMU or CPU model.
+        boot::apply_qemu_env(&mut cfg).unwrap_or_else(|e| panic!("{e}"));
         // Build before taking a slot, so that a build never holds up running QEMUs.
         let img = image(self.bin, self.uefi);
         let _permit = if self.exclusive { Permit::all() } else { Permit::one() };

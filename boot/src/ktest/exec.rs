@@ -341,6 +341,9 @@ pub fn boot_config(trial: &Trial, test_param: &str, timeout: Duration, opt: &Opt
         cfg.mem_mib = m;
     }
     cfg.extra_qemu_args = opt.qemu_args.clone();
+    cfg.qemu = opt.qemu.clone();
+    cfg.cpu = opt.cpu.clone();
+    cfg.accel = opt.accel;
     cfg
 }
 

@@ -58,6 +58,9 @@ options:
   --example NAME         test the kernel example kernel/examples/NAME.rs (repeatable)
   --kernel PATH          test a prebuilt kernel ELF (repeatable)
   --release              build the kernels with --release
+  --qemu PATH            the QEMU program (default: $GMPOS_QEMU, else qemu-system-x86_64)
+  --cpu MODEL            QEMU -cpu MODEL for every trial (default: $GMPOS_CPU, else QEMU's)
+  --accel tcg|kvm|auto   as the runner's --accel (default tcg; --record needs tcg)
   -v, --verbose          print every trial's log lines
   key=value              boot parameter added to every trial (e.g. schedrandom=1)
 
@@ -107,6 +110,12 @@ pub struct Options {
     pub params: Vec<String>,
     /// Extra QEMU arguments (`GMPOS_QEMU_ARGS`).
     pub qemu_args: Vec<String>,
+    /// `--qemu PATH` (or `GMPOS_QEMU`): the QEMU program; `None` = qemu-system-x86_64.
+    pub qemu: Option<PathBuf>,
+    /// `--cpu MODEL` (or `GMPOS_CPU`): QEMU's `-cpu`.
+    pub cpu: Option<String>,
+    /// `--accel`; `main` resolves `auto` once for the whole run.
+    pub accel: crate::Accel,
 }
 
 impl Default for Options {
@@ -139,6 +148,9 @@ impl Default for Options {
             verbose: false,
             params: Vec::new(),
             qemu_args: Vec::new(),
+            qemu: None,
+            cpu: None,
+            accel: crate::Accel::Tcg,
         }
     }
 }
@@ -183,7 +195,23 @@ where
             "--skip" => o.skip.push(value("pattern")?),
             "--tags" => o.tags.extend(list(&value("tags")?)),
             "--skip-tags" => o.skip_tags.extend(list(&value("tags")?)),
-            "--smp" | "--cpu" => {
+            "--cpu" => {
+                let v = value("QEMU CPU model, e.g. max")?;
+                if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == ',') {
+                    return bad(format!("--cpu names a QEMU CPU model (-cpu {v}?); core counts are --smp {v}"));
+                }
+                crate::check_cpu_model(&v, "--cpu")?;
+                o.cpu = Some(v);
+            }
+            "--qemu" => {
+                let v = value("path to a qemu-system-x86_64")?;
+                if v.is_empty() {
+                    return bad("--qemu needs a path (or a program name in PATH)");
+                }
+                o.qemu = Some(PathBuf::from(v));
+            }
+            "--accel" => o.accel = crate::Accel::parse(&value("tcg, kvm or auto")?)?,
+            "--smp" => {
                 let v = value("core counts, e.g. 1,3,8")?;
                 let mut counts = Vec::new();
                 for c in v.split(',') {
@@ -249,6 +277,9 @@ where
     }
     if o.gdb && o.replay.is_none() {
         return bad("--gdb replays a recording: use it with --replay FILE (and --exact NAME)");
+    }
+    if o.accel == crate::Accel::Kvm && (o.record || o.replay.is_some()) {
+        return bad("--record and --replay need TCG (record/replay counts instructions): not with --accel kvm");
     }
     Ok(Some(o))
 }
@@ -555,6 +586,49 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> u8 {
     };
     if let Ok(extra) = std::env::var("GMPOS_QEMU_ARGS") {
         opt.qemu_args.extend(extra.split_whitespace().map(String::from));
+    }
+    // The QEMU program (--qemu, else GMPOS_QEMU), the -cpu model (--cpu, else GMPOS_CPU) and
+    // the accelerator, checked once before anything is built.
+    let mut q = crate::RunConfig {
+        cpu: opt.cpu.take(),
+        accel: opt.accel,
+        record_replay: (opt.record || opt.replay.is_some()).then(Vec::new),
+        ..Default::default()
+    };
+    let checked = match opt.qemu.take() {
+        Some(p) => crate::check_qemu_program(&p, "--qemu").map(Some),
+        None => Ok(None),
+    };
+    match checked.and_then(|p| {
+        q.qemu = p;
+        crate::apply_qemu_env(&mut q)
+    }) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("gmpos test: {e}");
+            return 64;
+        }
+    }
+    match crate::resolve_accel(&q) {
+        Ok((accel, note)) => {
+            if let Some(note) = note {
+                eprintln!("gmpos test: {note}");
+            }
+            opt.accel = accel;
+        }
+        Err(e) => {
+            eprintln!("gmpos test: error: {e}");
+            return 3;
+        }
+    }
+    (opt.qemu, opt.cpu) = (q.qemu, q.cpu);
+    if opt.qemu.is_some() || opt.cpu.is_some() || opt.accel != crate::Accel::Tcg {
+        eprintln!(
+            "gmpos test: QEMU {}{}{}",
+            opt.qemu.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| crate::DEFAULT_QEMU.into()),
+            opt.cpu.as_deref().map(|c| format!(", -cpu {c}")).unwrap_or_default(),
+            if opt.accel == crate::Accel::Kvm { ", KVM" } else { "" }
+        );
     }
     if !opt.list {
         eprintln!("gmpos test: building the kernel(s)...");

@@ -64,6 +64,15 @@ pub fn rerun_command(t: &Trial, opt: &Options) -> String {
     if opt.release {
         s += " --release";
     }
+    if let Some(q) = &opt.qemu {
+        let _ = write!(s, " --qemu {}", q.display());
+    }
+    if let Some(c) = &opt.cpu {
+        let _ = write!(s, " --cpu {c}");
+    }
+    if opt.accel != crate::Accel::Tcg {
+        let _ = write!(s, " --accel {}", opt.accel.name());
+    }
     if (opt.timeout_multiplier - 1.0).abs() > f64::EPSILON {
         let _ = write!(s, " --timeout-multiplier {}", opt.timeout_multiplier);
     }

@@ -269,3 +269,26 @@ fn rerun_command_names_the_trial_and_seed() {
     let cmd = report::rerun_command(&t, &opts(&["--bin", "testkernel", "--timeout-multiplier", "2", "schedrandom=1"]));
     assert!(cmd.ends_with(" --bin testkernel --timeout-multiplier 2 schedrandom=1"), "{cmd}");
 }
+
+#[test]
+fn qemu_cpu_and_accel_options() {
+    let o = opts(&["--qemu", "/q10/qemu-system-x86_64", "--cpu", "max", "--accel=auto", "bringup::*"]);
+    assert_eq!(o.qemu.as_deref(), Some(Path::new("/q10/qemu-system-x86_64")));
+    assert_eq!((o.cpu.as_deref(), o.accel), (Some("max"), crate::Accel::Auto));
+    assert_eq!(o.filters, ["bringup::*"]);
+    let d = opts(&[]);
+    assert_eq!((d.qemu.as_deref(), d.cpu.as_deref(), d.accel), (None, None, crate::Accel::Tcg));
+    // --cpu used to be a synonym of --smp (go test -cpu); a core count there is refused, naming --smp.
+    let e = parse_args(["--cpu", "1,2"]).unwrap_err().0;
+    assert!(e.contains("--smp 1,2"), "{e}");
+    assert!(parse_args(["--accel", "xen"]).unwrap_err().0.contains("tcg, kvm or auto"));
+    assert!(parse_args(["--record", "--accel", "kvm"]).unwrap_err().0.contains("need TCG"));
+    // The boot of a trial gets them, and the rerun command names them.
+    let t = Arc::new(info("module:k::s\nfn:t\nsmp:2\n"));
+    let o = opts(&["--qemu", "/q10/q", "--cpu", "max", "--accel", "kvm"]);
+    let trials = plan(&[t], &o, 1);
+    let cfg = crate::ktest::exec::boot_config(&trials[0], "s::t", std::time::Duration::from_secs(5), &o);
+    assert_eq!((cfg.qemu.as_deref(), cfg.cpu.as_deref(), cfg.accel), (Some(Path::new("/q10/q")), Some("max"), crate::Accel::Kvm));
+    let cmd = report::rerun_command(&trials[0], &o);
+    assert!(cmd.ends_with("--qemu /q10/q --cpu max --accel kvm"), "{cmd}");
+}
