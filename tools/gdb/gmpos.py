@@ -200,6 +200,16 @@ def rd(addr, tkey, path):
     return read_uint(addr + off, t.sizeof)
 
 
+def rd_mask(addr, tkey, path):
+    """The bitmap field `path` (gmp_core::pmask::Mask/PMask: little-endian
+    64-bit words) of the `tkey` struct at `addr`, as one integer: bit i is
+    P or M i."""
+    off, t = field(ktype(tkey) if isinstance(tkey, str) else tkey, path)
+    if t.sizeof % 8:
+        raise Bad("field %s is %d bytes, not a bitmap of 64-bit words" % (path, t.sizeof))
+    return read_uint(addr + off, t.sizeof)
+
+
 def symbol_addr(key):
     name = SYM[key]
     sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
@@ -1228,7 +1238,7 @@ def show_m(k, i, m):
     nextp = rd(m, "M", "nextp")
     lockedg = rd(m, "M", "lockedg")
     sym, base = k.sched_base()
-    midle = rd(base, sym.type.strip_typedefs(), "lock.data.value.midle")
+    midle = rd_mask(base, sym.type.strip_typedefs(), "lock.data.value.midle")
     state = []
     if spinning:
         state.append("spinning")

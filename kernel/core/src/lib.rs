@@ -11,6 +11,7 @@
 //! | ------------- | ------------------------------------------------- |
 //! | [`runq`]      | `p.runq`, `runqhead/runqtail`, `runnext`; `runqput`, `runqputslow`, `runqget`, `runqdrain`, `runqputbatch`, `runqgrab`, `runqsteal`, `runqempty` |
 //! | [`order`]     | `randomOrder`, `randomEnum`, `stealOrder`         |
+//! | [`pmask`]     | `pMask` (`idlepMask`, `timerpMask`), sized for 256 Ps |
 //! | [`rand`]      | `cheaprand`, `cheaprandn` (formerly `fastrand`)   |
 //! | [`gqueue`]    | `gQueue`, `gList` (linked through `g.schedlink`); the batch size rule of `globrunqget` |
 //! | [`timerheap`] | the per-P 4-ary timer heap of `time.go` (`siftupTimer`, `siftdownTimer`) |
@@ -50,6 +51,7 @@ pub mod bootparam;
 pub mod ktest;
 pub mod gqueue;
 pub mod order;
+pub mod pmask;
 pub mod rand;
 pub mod runq;
 pub mod semtree;

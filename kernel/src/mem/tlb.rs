@@ -52,6 +52,7 @@
 //!   by [`Shootdown::done`] (acquire) before frames are reused.
 use crate::arch::x86_64::{apic, percpu};
 use core::sync::atomic::{AtomicU64, Ordering};
+use gmp_core::pmask::Mask;
 
 /// Shootdowns started so far. Partner: the load in [`on_ipi`].
 static GEN: AtomicU64 = AtomicU64::new(0);
@@ -70,7 +71,7 @@ static IPIS_ANSWERED: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone, Copy, Debug)]
 pub struct Shootdown {
     gen: u64,
-    mask: u64,
+    mask: Mask,
 }
 
 /// Start a shootdown for entries the caller has just cleared: flush this
@@ -86,12 +87,12 @@ fn start_here() -> Shootdown {
     let me = percpu::cpu_id();
     x86_64::instructions::tlb::flush_all();
     FLUSHED[me].fetch_max(gen, Ordering::Release);
-    let mut mask = 0u64;
+    let mut mask = Mask::new();
     for c in 0..percpu::MAX_CPUS {
         if c == me || !percpu::CPUS[c].online.load(Ordering::Acquire) {
             continue;
         }
-        mask |= 1 << c;
+        mask.set(c);
         apic::send_ipi(percpu::CPUS[c].apic_id.load(Ordering::Relaxed), apic::TLB_VECTOR);
         IPIS_SENT.fetch_add(1, Ordering::Relaxed);
     }
@@ -101,15 +102,7 @@ fn start_here() -> Shootdown {
 impl Shootdown {
     /// Has every target flushed since the entries were cleared?
     pub fn done(&self) -> bool {
-        let mut m = self.mask;
-        while m != 0 {
-            let c = m.trailing_zeros() as usize;
-            if FLUSHED[c].load(Ordering::Acquire) < self.gen {
-                return false;
-            }
-            m &= m - 1;
-        }
-        true
+        self.mask.iter().all(|c| FLUSHED[c].load(Ordering::Acquire) >= self.gen)
     }
 }
 

@@ -50,6 +50,7 @@ use alloc::vec::Vec;
 use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use gmp_core::gqueue::{globrunqget_count, GList, GQueue};
+use gmp_core::pmask::{Mask, PMask};
 use gmp_core::runq::RunQueue;
 
 pub const MAX_PROCS: usize = percpu::MAX_CPUS;
@@ -66,7 +67,7 @@ const GOID_CACHE_BATCH: u64 = 16;
 pub static SCHED: Sched = Sched {
     goidgen: AtomicU64::new(0),
     lock: SpinLock::new(SchedLocked {
-        midle: 0,
+        midle: Mask::new(),
         nmidlelocked: 0,
         pidle: None,
         runq: GQueue::new(),
@@ -80,7 +81,7 @@ pub static SCHED: Sched = Sched {
     nmspinning: AtomicU32::new(0),
     needspinning: AtomicU32::new(0),
     runqsize: AtomicU32::new(0),
-    idlepmask: AtomicU64::new(0),
+    idlepmask: PMask::new(),
     gcwaiting: AtomicBool::new(false),
     stopnote: Note { key: AtomicU32::new(0), halted: AtomicU32::new(0) },
     nmidle: AtomicU32::new(0),
@@ -373,7 +374,7 @@ fn mpark(mp: &M) {
     }
     super::time::clear_idle_deadline();
     noteclear(&mp.park);
-    LOCKEDM_NEEDP.fetch_and(!(1 << mp.id), Ordering::SeqCst);
+    LOCKEDM_NEEDP.clear(mp.id as usize, Ordering::SeqCst);
     let pp = mp.nextp.swap(null_mut(), Ordering::Acquire);
     if pp.is_null() {
         super::fatal::throw("mpark: woken without a P");
@@ -385,10 +386,11 @@ fn mpark(mp: &M) {
 /// Parked Ms whose locked goroutine is runnable but who have no P (only
 /// after a stop-the-world took it): the next M to give up a P hands it to
 /// one of them (find_runnable), as Go's startlockedm would.
-static LOCKEDM_NEEDP: AtomicU64 = AtomicU64::new(0);
+static LOCKEDM_NEEDP: PMask = PMask::new();
 
-pub fn lockedm_needp() -> u64 {
-    LOCKEDM_NEEDP.load(Ordering::Relaxed)
+/// The Ms waiting in `LOCKEDM_NEEDP` (for schedtrace).
+pub fn lockedm_needp() -> Mask {
+    LOCKEDM_NEEDP.snapshot(Ordering::Relaxed)
 }
 
 /// A parked M that woke without a P asks for one itself: if it is still on
@@ -406,7 +408,7 @@ fn take_idle_p(mp: &M, need_for_locked: bool) -> bool {
         return true;
     }
     if need_for_locked {
-        LOCKEDM_NEEDP.fetch_or(1 << mp.id, Ordering::SeqCst);
+        LOCKEDM_NEEDP.set(mp.id as usize, Ordering::SeqCst);
     }
     mput(&mut s, mp);
     false
@@ -422,7 +424,7 @@ pub fn scheduler_started() -> bool {
 
 /// Put `mp` on the idle M list (Go's `mput`), then `checkdead`.
 fn mput(s: &mut SchedLocked, mp: &M) {
-    s.midle |= 1 << mp.id;
+    s.midle.set(mp.id as usize);
     SCHED.nmidle.fetch_add(1, Ordering::Relaxed);
     checkdead(s);
 }
@@ -439,25 +441,15 @@ fn mput(s: &mut SchedLocked, mp: &M) {
 /// counted as spinning, leaking `nmspinning` (and no other core would ever
 /// be woken again).
 pub(super) fn mget(s: &mut SchedLocked) -> Option<&'static M> {
-    let mut mask = s.midle;
-    while mask != 0 {
-        let id = mask.trailing_zeros() as usize;
-        mask &= !(1 << id);
-        let mp = m_by_id(id);
-        if !mp.lockedg.load(Ordering::Relaxed).is_null() {
-            continue;
-        }
-        s.midle &= !(1 << id);
-        SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
-        return Some(mp);
-    }
-    None
+    let id = s.midle.iter().find(|&id| m_by_id(id).lockedg.load(Ordering::Relaxed).is_null())?;
+    s.midle.clear(id);
+    SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
+    Some(m_by_id(id))
 }
 
 /// Take `mp` off the idle list if it is still there.
 fn munlink(s: &mut SchedLocked, mp: &M) -> bool {
-    if s.midle & (1 << mp.id) != 0 {
-        s.midle &= !(1 << mp.id);
+    if s.midle.clear(mp.id as usize) {
         SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
         true
     } else {
@@ -491,9 +483,7 @@ fn pidleput(s: &mut SchedLocked, pp: &'static P) -> bool {
         stopwait_done(s);
         return false;
     }
-    while LOCKEDM_NEEDP.load(Ordering::SeqCst) != 0 {
-        let lid = LOCKEDM_NEEDP.load(Ordering::SeqCst).trailing_zeros() as usize;
-        LOCKEDM_NEEDP.fetch_and(!(1 << lid), Ordering::SeqCst);
+    while let Some(lid) = LOCKEDM_NEEDP.take_first(Ordering::SeqCst) {
         let lmp = m_by_id(lid);
         // Only if it still sleeps on midle (it may have found a P itself).
         if munlink(s, lmp) {
@@ -528,7 +518,7 @@ pub(super) fn pidleput_raw(s: &mut SchedLocked, pp: &'static P) {
     s.pidle = Some(NonNull::from(pp));
     // SeqCst: read by stealWork without the lock; part of the
     // submit/check protocol with nmspinning.
-    SCHED.idlepmask.fetch_or(1 << pp.id, Ordering::SeqCst);
+    SCHED.idlepmask.set(pp.id as usize, Ordering::SeqCst);
     SCHED.npidle.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -538,7 +528,7 @@ pub(super) fn pidleget(s: &mut SchedLocked) -> Option<&'static P> {
     // SAFETY: Ps are never freed.
     let pp: &'static P = unsafe { &*pp.as_ptr() };
     s.pidle = pp.link.get();
-    SCHED.idlepmask.fetch_and(!(1 << pp.id), Ordering::SeqCst);
+    SCHED.idlepmask.clear(pp.id as usize, Ordering::SeqCst);
     SCHED.npidle.fetch_sub(1, Ordering::SeqCst);
     Some(pp)
 }
@@ -1345,7 +1335,7 @@ fn steal_work(mp: &M, pp: &'static P) -> StealResult {
                     }
                 }
             }
-            if SCHED.idlepmask.load(Ordering::Relaxed) & (1 << p2.id) != 0 {
+            if SCHED.idlepmask.read(p2.id as usize, Ordering::Relaxed) {
                 continue;
             }
             // SAFETY: we are pp's M; p2's queue is stolen through Steal only.
@@ -1372,8 +1362,8 @@ fn check_runqs_no_p() -> bool {
         return true;
     }
     let procs = GOMAXPROCS.load(Ordering::Relaxed);
-    let idle = SCHED.idlepmask.load(Ordering::SeqCst);
-    (0..procs).any(|i| idle & (1 << i) == 0 && !allp(i).runq.stealer().is_empty())
+    let idle = SCHED.idlepmask.snapshot(Ordering::SeqCst);
+    (0..procs).any(|i| !idle.get(i as usize) && !allp(i).runq.stealer().is_empty())
 }
 
 // ---------------------------------------------------------------------------
@@ -1950,7 +1940,7 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
                 schedule()
             }
         }
-        LOCKEDM_NEEDP.fetch_or(1 << mp.id, Ordering::SeqCst);
+        LOCKEDM_NEEDP.set(mp.id as usize, Ordering::SeqCst);
         mput(&mut s, mp);
         drop(s);
         mpark(mp);

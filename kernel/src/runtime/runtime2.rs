@@ -15,6 +15,7 @@ use core::cell::{Cell, UnsafeCell};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use gmp_core::gqueue::{GList, GQueue, Linked};
+use gmp_core::pmask::{Mask, PMask};
 use gmp_core::runq::RunQueue;
 
 /// A cell written only by the current owner of the structure it is in (see
@@ -300,8 +301,8 @@ unsafe impl Send for P {}
 
 /// The global scheduler state protected by `sched.lock`.
 pub struct SchedLocked {
-    /// Idle Ms, as a bitmask of M ids (Go: `midle` list).
-    pub midle: u64,
+    /// Idle Ms, as a bitmap of M ids (Go: the `midle` list).
+    pub midle: Mask,
     /// Ms parked by `stoplockedm` waiting for their locked G.
     pub nmidlelocked: u32,
     /// Idle Ps (Go: `pidle` list).
@@ -336,8 +337,9 @@ pub struct Sched {
     pub needspinning: AtomicU32,
     /// Length of the global run queue, readable without the lock.
     pub runqsize: AtomicU32,
-    /// Bitmask of idle Ps (Go's `idlepMask`), read by stealWork.
-    pub idlepmask: AtomicU64,
+    /// Bitmap of idle Ps (Go's `idlepMask`), read by stealWork without
+    /// the lock; written under it by pidleput/pidleget.
+    pub idlepmask: PMask,
     /// A stop-the-world is in progress: Ms must give up their Ps.
     pub gcwaiting: AtomicBool,
     pub stopnote: Note,

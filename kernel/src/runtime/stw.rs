@@ -190,7 +190,7 @@ pub(super) fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, O
     GOMAXPROCS.store(nprocs, Ordering::SeqCst);
     // The idle mask and list are rebuilt from scratch.
     s.pidle = None;
-    SCHED.idlepmask.store(0, Ordering::SeqCst);
+    SCHED.idlepmask.clear_all(Ordering::SeqCst);
     SCHED.npidle.store(0, Ordering::SeqCst);
     let mut runnable = Vec::new();
     for i in (0..nprocs).rev() {

@@ -10,9 +10,12 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use x86_64::registers::model_specific::GsBase;
 use x86_64::VirtAddr;
 
-/// The most cores this kernel drives. QEMU's `-smp` tops out far above, but
-/// the scheduler's fixed arrays (allp, allm) are sized by this.
-pub const MAX_CPUS: usize = 64;
+/// The most cores this kernel drives: the scheduler's fixed arrays (allp,
+/// allm) and bitmaps (`gmp_core::pmask`) are sized by this. Above 255 cores
+/// the APIC ids no longer fit xAPIC's 8 bits, so such a machine needs x2APIC
+/// (see `apic`).
+pub const MAX_CPUS: usize = gmp_core::order::MAX_PROCS as usize;
+const _: () = assert!(MAX_CPUS <= gmp_core::pmask::WORDS * 64);
 
 #[repr(C)]
 pub struct PerCpu {
