@@ -74,8 +74,7 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
     ENTRY_TSC.store(time::rdtsc(), Ordering::Relaxed);
     KERNEL_IMAGE_OFFSET.store(info.kernel_image_offset, Ordering::Relaxed);
     serial::init();
-    let bsp_apic = (core::arch::x86_64::__cpuid(1).ebx >> 24) & 0xff;
-    percpu::init(0, bsp_apic);
+    percpu::init(0, apic::cpuid_apic_id());
     serial::percpu_ready();
 
     let phys_offset = info.physical_memory_offset.into_option().expect("bootloader must map physical memory");
@@ -98,7 +97,12 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
     crate::mem::map_mmio(mmio, cpus.lapic_phys);
     LAPIC_VIRT.store(mmio, Ordering::Relaxed);
     apic::set_base(mmio);
+    apic::init_mode(early.x2apic);
     apic::init_this_cpu();
+    // The LAPIC's own view of our id (all 32 bits in x2APIC mode).
+    percpu::CPUS[0].apic_id.store(apic::id(), Ordering::Relaxed);
+    let why = if !early.x2apic && apic::cpu_has_x2apic() { "; the CPU has x2APIC, x2apic=0 turned it off" } else { "" };
+    println!("apic: {}{why}", apic::mode_name());
     time::calibrate();
     let per_ms = apic::calibrate_timer();
     percpu::CPUS[0].online.store(true, Ordering::Release);
@@ -120,10 +124,7 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
         }
     }
     println!("smp: {online} of {found} cores online in {us} us");
-    println!("time: tsc {} kHz; cpu0 lapic timer {} kHz (/16)", time::tsc_per_ms(), per_ms);
-    for cpu in 1..online {
-        println!("time: cpu{cpu} lapic timer {} kHz (/16)", percpu::CPUS[cpu].lapic_ticks_per_ms.load(Ordering::Relaxed));
-    }
+    println!("time: tsc {} kHz; cpu0 lapic timer {} kHz (/16), used by every core", time::tsc_per_ms(), per_ms);
 
     // Second pass: now gomaxprocs can be checked against the real core count.
     let params = read_params(online as u32);
@@ -146,12 +147,15 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
 /// its own APIC id from its LAPIC (the boot core mapped the register window
 /// for everyone) and records that, before it reports online.
 fn ap_main(cpu: usize) -> ! {
+    // An AP wakes with its LAPIC in xAPIC mode: switch it before reading
+    // its id through it.
+    apic::enable_mode_this_cpu();
     percpu::init(cpu, apic::id());
     gdt::init_this_cpu();
     idt::init_this_cpu();
     crate::arch::x86_64::enable_sse();
     apic::init_this_cpu();
-    apic::calibrate_timer();
+    apic::set_timer_rate(percpu::CPUS[0].lapic_ticks_per_ms.load(Ordering::Relaxed));
     percpu::CPUS[cpu].online.store(true, Ordering::Release);
     while !RUNTIME_READY.load(Ordering::Acquire) {
         // Not yet: halt until the boot core's wake-up IPI (it sends one to

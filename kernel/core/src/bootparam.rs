@@ -21,7 +21,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("schedrandom", "1 = randomize runnext and run-queue batches, like Go's race mode (default 0)"),
     ("test", "name (or glob) of the test(s) to run, [a-z0-9_:*-]{1,64}"),
     ("bench", "name of the built-in benchmark to run, [a-z0-9_-]{1,64}"),
-    ("heap", "kernel heap size in bytes, optional K/M/G suffix, 1M..=1G (default 32M)"),
+    ("heap", "a fixed kernel heap of this many bytes, optional K/M/G suffix, 1M..=1G (default: starts at 32M and grows with use)"),
     ("forcepreemptns", "time slice before sysmon preempts a G, ns, 100000..=10000000000 (default 10000000)"),
     ("hz", "timer/sysmon tick rate in Hz, 10..=10000 (default 1000)"),
     ("asyncpreemptoff", "1 = no asynchronous preemption, only cooperative safe points (Go's GODEBUG knob; default 0)"),
@@ -32,6 +32,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("tracebuf", "tracer events per core, 1024..=4194304, rounded up to a power of two (default 32768)"),
     ("profile", "CPU profiler: sample every core this many times a second, 0 or 10..=10000 (default 0 = off)"),
     ("case", "case of a parameterized test, [a-z0-9_-]{1,64}"),
+    ("x2apic", "1 = drive the local APICs in x2APIC mode when the CPU offers it, 0 = always xAPIC (default 1)"),
 ];
 
 /// Most boot parameters one boot can carry. The kernel reads at most this
@@ -41,8 +42,9 @@ pub const KNOWN: &[(&str, &str)] = &[
 /// aborts QEMU with an assertion (QEMU 7.2 here aborted at 21). 18 is more than the number of keys.
 pub const MAX_PARAMS: usize = 18;
 
-/// Largest `skipap` (APIC ids, and so MADT positions we use, fit in 8 bits).
-pub const SKIPAP_MAX: u32 = 254;
+/// Largest `skipap`: the last MADT position the kernel would start (it
+/// drives at most `order::MAX_PROCS` cores, the boot core at position 0).
+pub const SKIPAP_MAX: u32 = crate::order::MAX_PROCS - 1;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -52,6 +54,8 @@ const GIB: u64 = 1 << 30;
 pub const HEAP_MIN: usize = MIB as usize;
 /// See [`HEAP_MIN`].
 pub const HEAP_MAX: usize = GIB as usize;
+/// The size a growable heap (no `heap=`) starts at.
+pub const HEAP_INITIAL: usize = 32 * MIB as usize;
 /// Largest accepted `schedtrace` (one minute).
 pub const SCHEDTRACE_MAX_MS: u32 = 60_000;
 /// Range of `forcepreemptns`: 0.1 ms to 10 s.
@@ -152,14 +156,18 @@ pub struct BootParams {
     pub test: Option<Name>,
     /// `bench`: benchmark to run.
     pub bench: Option<Name>,
-    /// `heap`: kernel heap size in bytes.
-    pub heap_bytes: usize,
+    /// `heap`: a fixed kernel heap of this many bytes. `None` (the default):
+    /// the heap starts at [`HEAP_INITIAL`] and grows while physical memory
+    /// lasts.
+    pub heap_bytes: Option<usize>,
     /// `forcepreemptns`: sysmon preempts a G running longer than this.
     pub forcepreemptns: u64,
     /// `hz`: timer/sysmon tick rate.
     pub hz: u32,
     /// `asyncpreemptoff`: disable asynchronous preemption.
     pub asyncpreemptoff: bool,
+    /// `x2apic`: use x2APIC mode when the CPU has it (default true).
+    pub x2apic: bool,
     /// `duration`: run time of a timed scenario, seconds.
     pub duration_s: u32,
     /// `skipap`: position in the ACPI MADT of an AP the boot core must not
@@ -412,10 +420,11 @@ impl BootParams {
         schedrandom: false,
         test: None,
         bench: None,
-        heap_bytes: 32 * MIB as usize,
+        heap_bytes: None,
         forcepreemptns: 10_000_000,
         hz: 1000,
         asyncpreemptoff: false,
+        x2apic: true,
         duration_s: 10,
         skipap: 0,
         trace: 0,
@@ -510,12 +519,13 @@ impl BootParams {
                     NumError::TooBig => err(ErrorKind::OutOfRange { min: 0, max: u64::MAX, unit: Unit::Plain }),
                 })?)
             }
-            "heap" => self.heap_bytes = parse_heap(value).map_err(err)?,
+            "heap" => self.heap_bytes = Some(parse_heap(value).map_err(err)?),
             "forcepreemptns" => {
                 self.forcepreemptns = ranged(FORCEPREEMPT_MIN_NS, FORCEPREEMPT_MAX_NS, Unit::Nanos)?;
             }
             "hz" => self.hz = ranged(HZ_MIN as u64, HZ_MAX as u64, Unit::Hertz)? as u32,
             "asyncpreemptoff" => self.asyncpreemptoff = flag()?,
+            "x2apic" => self.x2apic = flag()?,
             "duration" => self.duration_s = ranged(1, DURATION_MAX_S as u64, Unit::Seconds)? as u32,
             // The bound that matters (the number of cores found) is only
             // known after ACPI is read: see `check_skipap`.
@@ -598,7 +608,7 @@ mod tests {
         assert_eq!(p.schedtrace_ms, 0);
         assert!(!p.scheddetail && !p.schedrandom);
         assert_eq!((p.test, p.bench), (None, None));
-        assert_eq!(p.heap_bytes, 32 << 20);
+        assert_eq!(p.heap_bytes, None);
         assert_eq!(p.forcepreemptns, 10_000_000);
         assert_eq!(p.hz, 1000);
     }
@@ -619,7 +629,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 17);
+        assert_eq!(KNOWN.len(), 18);
     }
 
     #[test]
@@ -629,7 +639,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap, trace, tracebuf, profile, case)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap, trace, tracebuf, profile, case, x2apic)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);
@@ -728,7 +738,7 @@ mod tests {
 
     #[test]
     fn heap() {
-        let h = |v: &str| apply("heap", v).map(|p| p.heap_bytes);
+        let h = |v: &str| apply("heap", v).map(|p| p.heap_bytes.unwrap());
         assert_eq!(h("1M").unwrap(), 1 << 20);
         assert_eq!(h("1m").unwrap(), 1 << 20);
         assert_eq!(h("64M").unwrap(), 64 << 20);
@@ -784,10 +794,10 @@ mod tests {
         assert_eq!(BootParams::DEFAULT.skipap, 0, "every core is started by default");
         assert_eq!(f("0").unwrap(), 0);
         assert_eq!(f("1").unwrap(), 1);
-        assert_eq!(f("254").unwrap(), 254);
+        assert_eq!(f("255").unwrap(), 255);
         assert_eq!(
-            msg("skipap", "255"),
-            "skipap=255 is out of range: must be 0..=254 (a core's position in the ACPI MADT; 0 = none)"
+            msg("skipap", "256"),
+            "skipap=256 is out of range: must be 0..=255 (a core's position in the ACPI MADT; 0 = none)"
         );
         for bad in ["", "-1", "one", "1 2", "0x1"] {
             assert_eq!(f(bad).unwrap_err().kind(), ErrorKind::NotANumber, "{bad:?}");
@@ -907,7 +917,7 @@ mod tests {
                             prop_assert!((1..=ncpu).contains(&g));
                         }
                         prop_assert!(p.hz >= HZ_MIN && p.hz <= HZ_MAX);
-                        prop_assert!(p.heap_bytes >= HEAP_MIN && p.heap_bytes <= HEAP_MAX);
+                        prop_assert!(p.heap_bytes.is_none_or(|b| (HEAP_MIN..=HEAP_MAX).contains(&b)));
                         prop_assert!(p.duration_s >= 1 && p.duration_s <= DURATION_MAX_S);
                     }
                     Err(e) => {

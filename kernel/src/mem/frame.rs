@@ -6,7 +6,7 @@
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
-use x86_64::structures::paging::{FrameAllocator, PhysFrame, Size4KiB};
+use x86_64::structures::paging::{FrameAllocator, PhysFrame, Size2MiB, Size4KiB};
 use x86_64::PhysAddr;
 
 const MAX_REGIONS: usize = 64;
@@ -73,6 +73,34 @@ pub fn alloc() -> Option<PhysFrame> {
     };
     USED.fetch_add(1, Ordering::Relaxed);
     Some(PhysFrame::containing_address(PhysAddr::new(addr)))
+}
+
+/// Allocate 512 contiguous frames starting at a 2 MiB boundary (for one
+/// huge page), from the part of the current region not handed out yet; None
+/// when it has no such run left (then use 4 KiB frames). The frames skipped
+/// to reach the boundary go on the free list.
+pub fn alloc_2m() -> Option<PhysFrame<Size2MiB>> {
+    const HUGE: u64 = 2 << 20;
+    let mut f = FRAMES.lock();
+    if f.cur >= f.nregions {
+        return None;
+    }
+    let (_, end) = f.regions[f.cur];
+    let start = f.next.next_multiple_of(HUGE);
+    if start + HUGE > end {
+        return None;
+    }
+    let mut a = f.next;
+    while a < start {
+        // SAFETY: never handed out (it lies at or above the bump pointer),
+        // so ours; its first word becomes the free-list link.
+        unsafe { *(super::phys_to_virt(a) as *mut u64) = f.free_list };
+        f.free_list = a;
+        a += 4096;
+    }
+    f.next = start + HUGE;
+    USED.fetch_add(512, Ordering::Relaxed);
+    Some(PhysFrame::containing_address(PhysAddr::new(start)))
 }
 
 /// Allocate a frame and zero it.

@@ -8,7 +8,7 @@
 //! level-4 slots (512 GiB each) for our own regions:
 //!
 //! ```text
-//!   HEAP    [heap_base, heap_base + heap=)      mapped eagerly at boot
+//!   HEAP    [heap_base, heap_base + size)       mapped at boot, grows (2 MiB pages where it can)
 //!   STACKS  goroutine stack slots               mapped lazily, page by page, on first touch
 //!   MMIO    LAPIC window                        mapped uncached at boot
 //!   KSTACKS interrupt, AP boot and g0 stacks    mapped at boot, a guard page below each
@@ -17,8 +17,9 @@
 //!
 //! ## Who maps and unmaps pages at run time
 //!
-//! After bring-up the only code that maps pages is the page-fault handler
-//! growing a goroutine stack (see `stack`). It runs on its own IST stack with
+//! After bring-up the code that maps pages is the page-fault handler
+//! growing a goroutine stack (see `stack`), and the heap growing (see
+//! `heap`), which does its mapping on a stack of its own for this reason. It runs on its own IST stack with
 //! interrupts off. The only code that unmaps is the scheduler giving dead
 //! goroutines' stacks back (`stack::release`, on g0 with interrupts off,
 //! then a TLB shootdown, see `tlb`). Neither touches a goroutine stack while
@@ -33,7 +34,7 @@ pub mod tlb;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use x86_64::structures::paging::{
-    mapper::MapToError, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size4KiB,
+    mapper::MapToError, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size2MiB, Size4KiB,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -88,6 +89,15 @@ pub fn map_page(page: u64, frame: PhysFrame, flags: Flags) -> Result<(), MapToEr
     // SAFETY: the callers map fresh frames into regions this module reserved
     // (heap, stack slots, MMIO, the trampoline page), so no existing Rust
     // reference can alias the new mapping.
+    unsafe { m.map_to(page, frame, flags, &mut frame::FrameAllocHandle) }.map(|f| f.flush())
+}
+
+/// Map one 2 MiB page (`virt` 2 MiB-aligned).
+pub fn map_huge(virt: u64, frame: PhysFrame<Size2MiB>, flags: Flags) -> Result<(), MapToError<Size2MiB>> {
+    let mut guard = MAPPER.lock();
+    let m = guard.as_mut().expect("mem::init first");
+    let page = Page::<Size2MiB>::from_start_address(VirtAddr::new(virt)).expect("map_huge: unaligned address");
+    // SAFETY: as in `map_page` (the heap maps fresh frames into its own slot).
     unsafe { m.map_to(page, frame, flags, &mut frame::FrameAllocHandle) }.map(|f| f.flush())
 }
 

@@ -1,16 +1,37 @@
-//! The local APIC in xAPIC mode, over MMIO.
+//! The local APIC, in x2APIC mode (MSRs) when the CPU offers it, else in
+//! xAPIC mode (MMIO).
 //!
-//! QEMU 7.2 under TCG offers neither x2APIC nor the TSC-deadline timer, so
-//! this is the classic register window at the physical address the MADT
-//! gives (0xfee00000), mapped uncached by `mem::map_mmio`.
+//! - **xAPIC**: the classic 4 KiB register window at the physical address the
+//!   MADT gives (0xfee00000), mapped uncached by `mem::map_mmio`. APIC ids
+//!   are 8 bits, so at most 255 cores can be addressed. QEMU 7.2's TCG
+//!   offers only this.
+//! - **x2APIC**: every register is an MSR (`0x800 + offset / 16`), APIC ids
+//!   are 32 bits, and the interrupt command register is one 64-bit MSR
+//!   (destination in the high half), so an IPI is one `wrmsr` with no
+//!   "delivery pending" bit to poll. QEMU 10 (`-cpu max`), KVM and real
+//!   machines offer it, and a machine with more than 255 cores needs it.
 //!
+//! The boot core picks the mode once ([`init_mode`], from CPUID leaf 1's
+//! x2APIC bit); every core switches its own LAPIC into that mode in
+//! [`init_this_cpu`] (an AP wakes up in xAPIC mode). Everything else here
+//! reads and writes registers through [`read`]/[`write`], which pick the
+//! access for the mode.
+//!
+//! Why not the `x2apic` crate: its `LocalApic` is a `&mut self` object that
+//! enables and programs the timer itself; the kernel sends IPIs from any
+//! core and from interrupt handlers (`wakep`, preemption, TLB shootdown), so
+//! it would need one such object per core behind interrupt-off access, and
+//! INIT/SIPI, the one-shot timer and the mode-independent id still through
+//! our own code. The MSR half is a dozen lines; CPUID is read with the
+//! `raw-cpuid` crate.
 //! Vectors used by the kernel are fixed:
 //! - [`TIMER_VECTOR`]: the LAPIC timer (sysmon tick, or a one-shot wake-up of an idle core);
 //! - [`WAKE_VECTOR`]: "wake up and look for work" (`wakep`/`startm`), and the IPI tests;
 //! - [`PREEMPT_VECTOR`]: `preemptM`, Go's SIGURG;
 //! - [`TLB_VECTOR`]: flush this core's TLB (a shootdown, see mem::tlb);
 //! - [`SPURIOUS_VECTOR`].
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use x86_64::registers::model_specific::Msr;
 
 pub const TIMER_VECTOR: u8 = 0x30;
 pub const WAKE_VECTOR: u8 = 0x31;
@@ -39,15 +60,64 @@ const ICR_PENDING: u32 = 1 << 12;
 /// Divide configuration 0b0011 = divide by 16.
 const TIMER_DIV_16: u32 = 0b0011;
 
-/// Virtual address of the register window (set once by `set_base`).
+/// Virtual address of the xAPIC register window (set once by `set_base`).
 static BASE: AtomicU64 = AtomicU64::new(0);
+/// The LAPICs run in x2APIC mode (set once by the boot core, before any AP
+/// starts; read by every core).
+static X2APIC: AtomicBool = AtomicBool::new(false);
+
+/// `IA32_APIC_BASE`: bit 11 enables the LAPIC, bit 10 (EXTD) selects x2APIC.
+const IA32_APIC_BASE: u32 = 0x1b;
+const APIC_BASE_EN: u64 = 1 << 11;
+const APIC_BASE_EXTD: u64 = 1 << 10;
+/// The first x2APIC register MSR; register `offset` is `X2APIC_MSR + offset / 16`.
+const X2APIC_MSR: u32 = 0x800;
 
 pub fn set_base(virt: u64) {
     BASE.store(virt, Ordering::Release);
 }
 
+/// Does this CPU offer x2APIC (CPUID leaf 1, ECX bit 21)?
+pub fn cpu_has_x2apic() -> bool {
+    raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic())
+}
+
+/// Choose the mode for every core: x2APIC if `want` and the CPU has it.
+/// Called once by the boot core before its own `init_this_cpu`.
+pub fn init_mode(want: bool) {
+    X2APIC.store(want && cpu_has_x2apic(), Ordering::Relaxed);
+}
+
+/// Are the LAPICs in x2APIC mode?
+#[inline]
+pub fn is_x2apic() -> bool {
+    X2APIC.load(Ordering::Relaxed)
+}
+
+/// The mode, for the boot banner.
+pub fn mode_name() -> &'static str {
+    if is_x2apic() { "x2APIC (MSRs, 32-bit APIC ids)" } else { "xAPIC (MMIO, 8-bit APIC ids)" }
+}
+
+/// This core's APIC id as CPUID reports it, without touching the LAPIC: the
+/// 32-bit x2APIC id of leaf 0xB when the CPU has that leaf, else the 8-bit
+/// initial id of leaf 1.
+pub fn cpuid_apic_id() -> u32 {
+    let c = raw_cpuid::CpuId::new();
+    if let Some(id) = c.get_extended_topology_info().and_then(|mut t| t.next()).map(|l| l.x2apic_id()) {
+        return id;
+    }
+    c.get_feature_info().map_or(0, |f| f.initial_local_apic_id() as u32)
+}
+
 #[inline]
 fn read(reg: usize) -> u32 {
+    if is_x2apic() {
+        // SAFETY: in x2APIC mode (this core's EXTD bit is set in
+        // `init_this_cpu` before any register access) the register MSRs
+        // exist; reading one has no side effect.
+        return unsafe { Msr::new(X2APIC_MSR + (reg >> 4) as u32).read() } as u32;
+    }
     let p = (BASE.load(Ordering::Relaxed) as usize + reg) as *const u32;
     // SAFETY: BASE maps the 4 KiB LAPIC window uncached (mem::map_mmio) and
     // `reg` is one of the architectural register offsets above.
@@ -56,14 +126,40 @@ fn read(reg: usize) -> u32 {
 
 #[inline]
 fn write(reg: usize, v: u32) {
+    if is_x2apic() {
+        // SAFETY: as in `read`; the registers written here (TPR, EOI, SVR,
+        // ESR with 0, the LVTs and the timer) are writable in x2APIC mode.
+        unsafe { Msr::new(X2APIC_MSR + (reg >> 4) as u32).write(v as u64) };
+        return;
+    }
     let p = (BASE.load(Ordering::Relaxed) as usize + reg) as *mut u32;
     // SAFETY: as in `read`.
     unsafe { core::ptr::write_volatile(p, v) }
 }
 
+/// Put this core's LAPIC into the chosen mode (x2APIC: set EN and EXTD in
+/// `IA32_APIC_BASE`; xAPIC: leave it as firmware and INIT left it). Must
+/// run before any other access on this core; `init_this_cpu` calls it.
+pub fn enable_mode_this_cpu() {
+    if !is_x2apic() {
+        return;
+    }
+    let mut msr = Msr::new(IA32_APIC_BASE);
+    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; setting EXTD with
+    // EN (xAPIC → x2APIC) is the architected transition, and the CPU has
+    // x2APIC (checked in init_mode).
+    unsafe {
+        let v = msr.read();
+        if v & APIC_BASE_EXTD == 0 {
+            msr.write(v | APIC_BASE_EN | APIC_BASE_EXTD);
+        }
+    }
+}
+
 /// Software-enable this core's LAPIC, mask the legacy LINT pins and the
 /// timer, and accept every priority.
 pub fn init_this_cpu() {
+    enable_mode_this_cpu();
     write(REG_TPR, 0);
     write(REG_LVT_LINT0, LVT_MASKED);
     write(REG_LVT_LINT1, LVT_MASKED);
@@ -74,8 +170,10 @@ pub fn init_this_cpu() {
     eoi();
 }
 
+/// This core's APIC id, from its LAPIC (x2APIC: all 32 bits of the ID
+/// register; xAPIC: its top 8 bits).
 pub fn id() -> u32 {
-    read(REG_ID) >> 24
+    if is_x2apic() { read(REG_ID) } else { read(REG_ID) >> 24 }
 }
 
 /// Signal end of interrupt.
@@ -94,6 +192,14 @@ fn wait_icr_idle() {
 }
 
 fn send_icr(apic_id: u32, low: u32) {
+    if is_x2apic() {
+        // One 64-bit write: destination in the high half. x2APIC has no
+        // delivery-status bit to wait on.
+        // SAFETY: the ICR MSR (0x830) exists in x2APIC mode; writing it
+        // sends the IPI described, which is what the callers ask for.
+        unsafe { Msr::new(X2APIC_MSR + (REG_ICR_LOW >> 4) as u32).write(((apic_id as u64) << 32) | low as u64) };
+        return;
+    }
     // The two ICR writes must not be split by an interrupt handler that sends
     // an IPI of its own, so the pair is done with interrupts off.
     x86_64::instructions::interrupts::without_interrupts(|| {
@@ -126,11 +232,18 @@ pub fn calibrate_timer() -> u64 {
     write(REG_TIMER_DIV, TIMER_DIV_16);
     write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
     write(REG_TIMER_INIT, u32::MAX);
-    let ticks = super::time::measure_against_tsc(10, || (u32::MAX - read(REG_TIMER_CUR)) as u64);
+    // 5 ms against the TSC, each end read within 10 us: better than 0.5%.
+    let ticks = super::time::measure_against_tsc(5, || (u32::MAX - read(REG_TIMER_CUR)) as u64);
     write(REG_TIMER_INIT, 0);
-    let per_ms = (ticks / 10).max(1);
+    let per_ms = (ticks / 5).max(1);
     super::percpu::this().lapic_ticks_per_ms.store(per_ms, Ordering::Relaxed);
     per_ms
+}
+
+/// Take a timer rate measured on another core (every LAPIC of a machine
+/// counts the same clock, so the APs use the boot core's).
+pub fn set_timer_rate(per_ms: u64) {
+    super::percpu::this().lapic_ticks_per_ms.store(per_ms, Ordering::Relaxed);
 }
 
 fn per_ms() -> u64 {

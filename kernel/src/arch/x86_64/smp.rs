@@ -15,17 +15,45 @@
 //! [`ap_entry`] through an absolute address. Going through 32-bit protected
 //! mode is not needed.
 //!
-//! The boot core starts APs one at a time: fill the block, INIT, 10 ms,
-//! SIPI, 200 us, SIPI, then wait (bounded) until the AP sets its `online`
-//! flag. One AP at a time means one parameter block suffices. An AP that does
-//! not come up in time is sent INIT again (so it cannot wake later and run on
-//! a block meant for another core) and is reported by number.
+//! ## Parallel bring-up
 //!
-//! CPU numbers are dense (the n-th AP to come up is cpu n), so once an AP has
-//! failed, cpu n is no longer the n-th core of the MADT. Each AP therefore
-//! reads its own APIC id from its LAPIC and records it in its per-CPU entry
-//! (before it sets `online`); IPIs go to that id. The boot core checks it
-//! against the id it sent the SIPI to.
+//! The boot core starts every AP at once, as Linux does since 6.5, instead of
+//! one after the other (INIT, 10 ms, SIPI, wait, next). So the parameter
+//! block cannot name one stack: it names a table of [`ApSlot`]s, one per AP
+//! started, each with the AP's APIC id and its own boot stack. An AP that
+//! reaches long mode reads its APIC id from CPUID (leaf 0xB, the 32-bit
+//! x2APIC id, where the CPU has that leaf; else leaf 1's 8-bit id), finds its
+//! slot by that id, loads the slot's stack and calls [`ap_entry`] with the
+//! slot's index. An AP whose id is in no slot halts.
+//!
+//! The steps, boot core on the left, each AP on the right:
+//!
+//! ```text
+//!   fill the slots (id, stack), state SENT
+//!   INIT to every AP; 10 ms (old CPUs only); SIPI to every AP; 200 us;
+//!   a 2nd SIPI to those not yet ARRIVED          trampoline → ap_entry(slot):
+//!                                                CAS state SENT → ARRIVED
+//!   wait (bounded) until every slot ARRIVED      (failed: it was CLOSED → halt)
+//!   a slot still SENT: CAS SENT → CLOSED,        spin until state is GO
+//!     send INIT, report it (a late AP halts)       (or CLOSED → halt)
+//!   number the ARRIVED slots 1, 2, ... in MADT
+//!     order: slot.cpu = n; state = GO (release)  cpu = slot.cpu (acquire)
+//!                                                ap_main(cpu): per-CPU data,
+//!                                                GDT, IDT, LAPIC, online = true
+//!   wait (bounded) until every numbered cpu is
+//!     online
+//! ```
+//!
+//! The numbering waits for the arrivals so that CPU numbers stay dense and in
+//! MADT order (cpu n is the n-th core that answered, as before), however the
+//! APs raced each other through the trampoline. The APs do not calibrate
+//! their LAPIC timers: every LAPIC of a machine counts the same clock, so
+//! they take the boot core's rate (as Linux does).
+//!
+//! CPU numbers are dense, so once an AP has failed, cpu n is no longer the
+//! n-th core of the MADT. Each AP therefore reads its own APIC id from its
+//! LAPIC and records it in its per-CPU entry (before it sets `online`); IPIs
+//! go to that id. The boot core checks it against the id of the slot.
 //!
 //! `skip` (the `skipap` boot parameter) names one MADT position that gets no
 //! INIT-SIPI-SIPI at all, so the boot core takes the same path as for an AP
@@ -35,7 +63,7 @@ use super::{apic, percpu, time};
 use crate::mem;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Physical address of the trampoline (page 8: SIPI vector 0x08).
 pub const TRAMPOLINE: u64 = 0x8000;
@@ -50,9 +78,9 @@ core::arch::global_asm!(
     .global ap_trampoline_start
     .global ap_trampoline_end
     .global ap_param_cr3
-    .global ap_param_stack
+    .global ap_param_table
+    .global ap_param_count
     .global ap_param_entry
-    .global ap_param_arg
     .set TBASE, 0x8000
     .code16
 ap_trampoline_start:
@@ -87,8 +115,35 @@ ap_long_mode:
     xorw %ax, %ax
     movw %ax, %fs
     movw %ax, %gs
-    movq TBASE + (ap_param_stack - ap_trampoline_start), %rsp
-    movq TBASE + (ap_param_arg - ap_trampoline_start), %rdi
+    # Our APIC id, in r8d: CPUID leaf 0xB (x2APIC id) if the CPU has it,
+    # else the initial APIC id of leaf 1.
+    xorl %eax, %eax
+    cpuid
+    cmpl $0xb, %eax
+    jb 2f
+    movl $0xb, %eax
+    xorl %ecx, %ecx
+    cpuid
+    testl %ebx, %ebx
+    jz 2f
+    movl %edx, %r8d
+    jmp 3f
+2:  movl $1, %eax
+    cpuid
+    shrl $24, %ebx
+    movl %ebx, %r8d
+    # Find our slot (24 bytes each: apic id at 0, stack top at 8).
+3:  movq TBASE + (ap_param_table - ap_trampoline_start), %rsi
+    movq TBASE + (ap_param_count - ap_trampoline_start), %rcx
+    xorl %edi, %edi
+4:  cmpq %rcx, %rdi
+    jae 1f
+    cmpl %r8d, (%rsi)
+    je 5f
+    addq $24, %rsi
+    incq %rdi
+    jmp 4b
+5:  movq 8(%rsi), %rsp
     movq TBASE + (ap_param_entry - ap_trampoline_start), %rax
     xorl %ebp, %ebp
     callq *%rax
@@ -106,9 +161,9 @@ ap_gdtr:
     .long TBASE + (ap_gdt - ap_trampoline_start)
     .balign 8
 ap_param_cr3:   .quad 0
-ap_param_stack: .quad 0
+ap_param_table: .quad 0
+ap_param_count: .quad 0
 ap_param_entry: .quad 0
-ap_param_arg:   .quad 0
 ap_trampoline_end:
     .text
 "#,
@@ -119,9 +174,9 @@ extern "C" {
     static ap_trampoline_start: u8;
     static ap_trampoline_end: u8;
     static ap_param_cr3: u8;
-    static ap_param_stack: u8;
+    static ap_param_table: u8;
+    static ap_param_count: u8;
     static ap_param_entry: u8;
-    static ap_param_arg: u8;
 }
 
 /// The cores the MADT lists, boot core first: (APIC id).
@@ -185,18 +240,89 @@ pub fn discover(rsdp: Option<u64>) -> CpuList {
 }
 
 fn apic_id_from_cpuid() -> u32 {
-    (core::arch::x86_64::__cpuid(1).ebx >> 24) & 0xff
+    apic::cpuid_apic_id()
 }
 
-/// The Rust entry of an AP, called by the trampoline with its CPU index.
+/// The Rust entry of an AP, called with its CPU index.
 pub type ApMain = fn(cpu: usize) -> !;
 static AP_MAIN: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn ap_entry(cpu: u64) -> ! {
+/// One AP being started: what the trampoline reads (`apic_id`, `stack`, at
+/// the offsets its assembly uses) and the hand-shake with the boot core.
+#[repr(C)]
+pub struct ApSlot {
+    /// Read by the trampoline at offset 0.
+    apic_id: u32,
+    /// `SENT` → `ARRIVED` (the AP) or → `CLOSED` (the boot core gave up);
+    /// `ARRIVED` → `GO` (the boot core, with `cpu` set). The CASes on
+    /// SENT decide, once, whether a late AP is in or out.
+    state: AtomicU32,
+    /// Read by the trampoline at offset 8: the top of the AP's boot stack.
+    stack: u64,
+    /// The dense CPU number, written before `state = GO` (release).
+    cpu: AtomicU32,
+}
+const _: () = assert!(core::mem::size_of::<ApSlot>() == 24 && core::mem::offset_of!(ApSlot, stack) == 8);
+
+const SENT: u32 = 0;
+const ARRIVED: u32 = 1;
+const CLOSED: u32 = 2;
+const GO: u32 = 3;
+
+/// The table of the bring-up in progress (leaked: a late AP may still read
+/// it after the boot core moved on).
+static SLOTS: AtomicU64 = AtomicU64::new(0);
+static NSLOTS: AtomicU64 = AtomicU64::new(0);
+
+fn slots() -> &'static [ApSlot] {
+    let (p, n) = (SLOTS.load(Ordering::Acquire), NSLOTS.load(Ordering::Acquire));
+    // SAFETY: SLOTS/NSLOTS describe a leaked, never-freed slice (start_aps
+    // stores them before the first SIPI).
+    unsafe { core::slice::from_raw_parts(p as *const ApSlot, n as usize) }
+}
+
+fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+extern "C" fn ap_entry(slot: u64) -> ! {
+    let me = &slots()[slot as usize];
+    if me.state.compare_exchange(SENT, ARRIVED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // The boot core stopped waiting for us (CLOSED) and sent INIT;
+        // counting us in now would break its numbering.
+        halt_forever();
+    }
+    loop {
+        // Acquire: pairs with the boot core's release store of GO, after
+        // it wrote `cpu`.
+        match me.state.load(Ordering::Acquire) {
+            GO => break,
+            CLOSED => halt_forever(),
+            _ => core::hint::spin_loop(),
+        }
+    }
     // SAFETY: AP_MAIN was stored (release) before the SIPI that started us,
     // and holds a valid `ApMain` function pointer.
     let f: ApMain = unsafe { core::mem::transmute::<u64, ApMain>(AP_MAIN.load(Ordering::Acquire)) };
-    f(cpu as usize)
+    f(me.cpu.load(Ordering::Relaxed) as usize)
+}
+
+/// The wait between INIT and the first SIPI. The MP specification asks for
+/// 10 ms; like Linux (`smp_quirk_init_udelay`), skip it on CPUs that do not
+/// need it: Intel family 6 and AMD/Hygon family 0xf and later (QEMU's CPU
+/// models among them).
+fn init_udelay_us() -> u64 {
+    let c = raw_cpuid::CpuId::new();
+    let family = c.get_feature_info().map_or(0, |f| f.family_id());
+    let modern = match c.get_vendor_info() {
+        Some(v) if v.as_str() == "GenuineIntel" => family == 6,
+        Some(v) if matches!(v.as_str(), "AuthenticAMD" | "HygonGenuine") => family >= 0xf,
+        _ => false,
+    };
+    if modern { 0 } else { 10_000 }
 }
 
 fn sym(s: &u8) -> u64 {
@@ -204,23 +330,56 @@ fn sym(s: &u8) -> u64 {
 }
 
 /// Start every AP in `cpus` (index 0 is the boot core) but the one at list
-/// position `skip`, which is treated as a core that does not answer. CPU
-/// indices stay dense: the n-th AP to come up is cpu n. Returns (cores
-/// online, the list positions of the cores that did not come up).
+/// position `skip`, which is treated as a core that does not answer; all at
+/// once (see the module comment). CPU indices stay dense and in MADT order:
+/// the n-th AP that answered is cpu n. Returns (cores online, the list
+/// positions of the cores that did not come up).
 pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, Vec<usize>) {
     AP_MAIN.store(main as usize as u64, Ordering::Release);
     // SAFETY: the symbols are defined in the global_asm above; we only take
     // their addresses.
-    let (start, end, p_cr3, p_stack, p_entry, p_arg) = unsafe {
+    let (start, end, p_cr3, p_table, p_count, p_entry) = unsafe {
         (
             sym(&ap_trampoline_start),
             sym(&ap_trampoline_end),
             sym(&ap_param_cr3),
-            sym(&ap_param_stack),
+            sym(&ap_param_table),
+            sym(&ap_param_count),
             sym(&ap_param_entry),
-            sym(&ap_param_arg),
         )
     };
+    let mut failed = Vec::new();
+    // Which MADT positions get a slot.
+    let mut started = Vec::new();
+    for (n, &apic_id) in cpus.apic_ids.iter().enumerate().skip(1) {
+        if started.len() + 1 >= percpu::MAX_CPUS {
+            crate::println!("smp: core #{n} (apic id {apic_id}) ignored: MAX_CPUS is {}", percpu::MAX_CPUS);
+            failed.push(n);
+        } else if apic_id > 0xfe && !apic::is_x2apic() {
+            crate::println!("smp: core #{n} (apic id {apic_id}) ignored: its id does not fit xAPIC's 8 bits (needs x2APIC)");
+            failed.push(n);
+        } else {
+            started.push(n);
+        }
+    }
+    if started.is_empty() {
+        return (1, failed);
+    }
+    let table: &'static [ApSlot] = Vec::leak(
+        started
+            .iter()
+            .map(|&n| ApSlot {
+                apic_id: cpus.apic_ids[n],
+                state: AtomicU32::new(SENT),
+                // With a guard page below it (mem::kstack).
+                stack: mem::kstack::alloc(AP_STACK_SIZE),
+                cpu: AtomicU32::new(0),
+            })
+            .collect(),
+    );
+    SLOTS.store(table.as_ptr() as u64, Ordering::Release);
+    NSLOTS.store(table.len() as u64, Ordering::Release);
+
     let len = (end - start) as usize;
     assert!(len <= 4096, "AP trampoline larger than a page");
     mem::identity_map_low(TRAMPOLINE);
@@ -232,58 +391,86 @@ pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, V
     let (cr3, _) = x86_64::registers::control::Cr3::read();
     let cr3 = cr3.start_address().as_u64();
     assert!(cr3 < (1 << 32), "kernel page table above 4 GiB: the trampoline loads CR3 with 32 bits");
+    // SAFETY: the parameter block lies inside the trampoline copy, and no AP
+    // runs the trampoline yet (none has had a SIPI).
+    unsafe {
+        param(p_cr3).write_volatile(cr3);
+        param(p_table).write_volatile(table.as_ptr() as u64);
+        param(p_count).write_volatile(table.len() as u64);
+        param(p_entry).write_volatile(ap_entry as *const () as u64);
+    }
+    core::sync::atomic::fence(Ordering::SeqCst);
 
-    let mut failed = Vec::new();
+    let skipped = |i: usize| skip == Some(started[i]);
+    for (i, &n) in started.iter().enumerate() {
+        if skipped(i) {
+            crate::println!("smp: core #{n} (apic id {}) not started (skipap={n}): treated as a core that does not answer", table[i].apic_id);
+        }
+    }
+    let arrived = |i: usize| table[i].state.load(Ordering::Acquire) != SENT;
+    let each = |f: &dyn Fn(u32)| {
+        for (i, slot) in table.iter().enumerate() {
+            if !skipped(i) && !arrived(i) {
+                f(slot.apic_id);
+            }
+        }
+    };
+    each(&|id| apic::send_init(id));
+    time::udelay(init_udelay_us());
+    each(&|id| apic::send_sipi(id, (TRAMPOLINE >> 12) as u8));
+    time::udelay(200);
+    each(&|id| apic::send_sipi(id, (TRAMPOLINE >> 12) as u8));
+
+    let timeout = AP_TIMEOUT_US * time::tsc_per_ms() / 1000;
+    let deadline = time::rdtsc() + timeout;
+    while !(0..table.len()).all(arrived) && time::rdtsc() < deadline {
+        core::hint::spin_loop();
+    }
+    // Number the arrived APs in MADT order; shut out the rest.
     let mut online = 1;
-    for (n, &apic_id) in cpus.apic_ids.iter().enumerate().skip(1) {
-        let cpu = online;
-        if cpu >= percpu::MAX_CPUS {
-            crate::println!("smp: core #{n} (apic id {apic_id}) ignored: MAX_CPUS is {}", percpu::MAX_CPUS);
+    let mut numbered = Vec::new();
+    for (i, slot) in table.iter().enumerate() {
+        let n = started[i];
+        if slot.state.compare_exchange(SENT, CLOSED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            // It never answered: make sure it cannot wake later on our table.
+            apic::send_init(slot.apic_id);
+            crate::println!("smp: core #{n} (apic id {}) did not come up within {} ms", slot.apic_id, AP_TIMEOUT_US / 1000);
             failed.push(n);
             continue;
         }
-        // With a guard page below it (mem::kstack).
-        let top = mem::kstack::alloc(AP_STACK_SIZE);
-        // SAFETY: the parameter block lies inside the trampoline copy; no AP
-        // is running the trampoline now (the previous one reported in or was
-        // sent INIT).
-        unsafe {
-            param(p_cr3).write_volatile(cr3);
-            param(p_stack).write_volatile(top);
-            param(p_entry).write_volatile(ap_entry as *const () as u64);
-            param(p_arg).write_volatile(cpu as u64);
-        }
-        core::sync::atomic::fence(Ordering::SeqCst);
-        let up = || percpu::CPUS[cpu].online.load(Ordering::Acquire);
-        if skip == Some(n) {
-            crate::println!("smp: core #{n} (apic id {apic_id}) not started (skipap={n}): treated as a core that does not answer");
-        } else {
-            apic::send_init(apic_id);
-            time::udelay(10_000);
-            apic::send_sipi(apic_id, (TRAMPOLINE >> 12) as u8);
-            time::udelay(200);
-            if !up() {
-                apic::send_sipi(apic_id, (TRAMPOLINE >> 12) as u8);
+        slot.cpu.store(online as u32, Ordering::Relaxed);
+        // Release: the AP reads `cpu` after its acquire load of GO.
+        slot.state.store(GO, Ordering::Release);
+        numbered.push((online, i));
+        online += 1;
+    }
+    // Every numbered AP finishes its bring-up (its part cannot fail short of
+    // a fault, which prints its own report); bounded all the same.
+    let deadline = time::rdtsc() + timeout;
+    for &(cpu, i) in &numbered {
+        while !percpu::CPUS[cpu].online.load(Ordering::Acquire) {
+            if time::rdtsc() > deadline {
+                panic!(
+                    "smp: cpu{cpu} (core #{}, apic id {}) answered but did not finish its bring-up within {} ms",
+                    started[i],
+                    table[i].apic_id,
+                    AP_TIMEOUT_US / 1000
+                );
             }
-        }
-        let deadline = time::rdtsc() + AP_TIMEOUT_US * time::tsc_per_ms() / 1000;
-        while !up() && time::rdtsc() < deadline {
             core::hint::spin_loop();
         }
-        if up() {
-            // The AP stored its own APIC id before `online` (release; our
-            // load of `online` above was acquire).
-            let own = percpu::CPUS[cpu].apic_id.load(Ordering::Relaxed);
-            if own != apic_id {
-                crate::println!("smp: cpu{cpu} reports apic id {own}, but the MADT entry #{n} it was started as says {apic_id}");
-            }
-            online += 1;
-        } else {
-            apic::send_init(apic_id);
-            crate::println!("smp: core #{n} (apic id {apic_id}) did not come up within {} ms", AP_TIMEOUT_US / 1000);
-            failed.push(n);
+        // The AP stored its own APIC id before `online` (release; our load
+        // of `online` above was acquire).
+        let own = percpu::CPUS[cpu].apic_id.load(Ordering::Relaxed);
+        if own != table[i].apic_id {
+            crate::println!(
+                "smp: cpu{cpu} reports apic id {own}, but the MADT entry #{} it was started as says {}",
+                started[i],
+                table[i].apic_id
+            );
         }
     }
+    failed.sort_unstable();
     // No AP runs the trampoline any more (each came up or was sent INIT).
     mem::unmap_low(TRAMPOLINE);
     (online, failed)

@@ -21,18 +21,22 @@ pub fn rdtsc() -> u64 {
 
 /// Measure the TSC against 10 ms of PIT time. Called once on the boot core.
 pub fn calibrate() {
-    // Two measurements that agree within 1% (a PIT wrap during a host-side
-    // gap makes one of them far off; see pit.rs).
-    let mut prev = super::pit::measure_tsc(10);
+    // Two measurements of CAL_MS that agree within 1% (a PIT wrap during a
+    // host-side gap makes one of them far off; see pit.rs). Each end of a
+    // measurement is bracketed within 40 us, so 5 ms windows are good to
+    // better than 1% in the worst case and far better typically; boot time
+    // is two windows.
+    const CAL_MS: u64 = 5;
+    let mut prev = super::pit::measure_tsc(CAL_MS);
     let mut tsc = prev;
     for _ in 0..16 {
-        tsc = super::pit::measure_tsc(10);
+        tsc = super::pit::measure_tsc(CAL_MS);
         if tsc.abs_diff(prev) * 100 <= tsc {
             break;
         }
         prev = tsc;
     }
-    let per_ms = (tsc / 10).max(1);
+    let per_ms = (tsc / CAL_MS).max(1);
     TSC_PER_MS.store(per_ms, Ordering::Relaxed);
     MULT.store(((1_000_000u128 << 32) / per_ms as u128) as u64, Ordering::Relaxed);
     TSC_BASE.store(rdtsc(), Ordering::Relaxed);
