@@ -135,3 +135,38 @@ fn qemu10_cpu_max_core_scenarios() {
     );
     assert!(err.contains(&format!("QEMU {}, -cpu max", q.display())), "the test runner names the QEMU:\n{err}");
 }
+
+/// A QEMU that does not exist or is not executable is a usage error (64) before any build; a
+/// QEMU under another name still has its errors recognised (it prints them under its argv[0]'s
+/// base name: `myqemu: ...`), so they end as QEMU failures (3), not as kernel verdicts.
+#[test]
+fn qemu_paths_are_checked_and_other_names_recognised() {
+    let dir = std::env::temp_dir().join(format!("gmpos-qemu10-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = gmpos(&["--qemu", "/nonexistent/qemu-system-x86_64"], &[]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("--qemu: /nonexistent/qemu-system-x86_64: No such file"), "{err}");
+    let plain = dir.join("not-executable");
+    std::fs::write(&plain, "").unwrap();
+    let o = gmpos(&[], &[("GMPOS_QEMU", plain.to_str().unwrap())]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("GMPOS_QEMU: ") && err.contains("is not executable"), "{err}");
+    // The flag wins over the variable.
+    let system = ["/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("the system qemu-system-x86_64");
+    let link = dir.join("myqemu");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&system, &link).unwrap();
+    let _g = serial();
+    // QEMU cannot give the guest 1 TiB: it says so as `myqemu: ...` and exits 1.
+    let o = gmpos(&["--qemu", link.to_str().unwrap(), "--smp", "1", "--mem", "1048576"], &[("GMPOS_QEMU", plain.to_str().unwrap())]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("QEMU failed (exit status 1):\nmyqemu: "), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
