@@ -14,7 +14,7 @@ use kernel::{after, println, select, Chan, WaitGroup};
 
 kernel::main!(main);
 
-const PER_CPU_SLOTS: usize = 64;
+const PER_CPU_SLOTS: usize = kernel::MAX_CPUS;
 static WORK_BY_CPU: [AtomicU64; PER_CPU_SLOTS] = [const { AtomicU64::new(0) }; PER_CPU_SLOTS];
 
 /// Sum lo..hi by splitting the range in halves, a goroutine for the lower
@@ -46,9 +46,7 @@ fn main() {
     let dt = kernel::nanotime() - t0;
     assert_eq!(s, n * (n - 1) / 2, "wrong sum");
     println!("demo: sum = {s} (correct) in {} us", dt / 1000);
-    for cpu in 0..kernel::num_cpu() as usize {
-        println!("demo: cpu{cpu} summed {} numbers", WORK_BY_CPU[cpu].load(Ordering::Relaxed));
-    }
+    per_cpu("summed", "numbers", |cpu| WORK_BY_CPU[cpu].load(Ordering::Relaxed));
     prime_sieve(100);
     worker_pool(200_000, 2_000);
 }
@@ -117,10 +115,8 @@ fn prime_sieve(n: usize) {
         println!("demo:{line}");
     }
     println!("demo: sieve done in {} us; all {} goroutines exited after the close cascade ({drained} numbers drained)", dt / 1000, n + 1);
-    for cpu in 0..kernel::num_cpu() as usize {
-        // Relaxed: see the increment.
-        println!("demo: cpu{cpu} ran {} filter steps", FILTERED_BY_CPU[cpu].load(Ordering::Relaxed));
-    }
+    // Relaxed: see the increment.
+    per_cpu("ran", "filter steps", |cpu| FILTERED_BY_CPU[cpu].load(Ordering::Relaxed));
 }
 
 // ---- Channels: a worker pool ----------------------------------------------------
@@ -185,9 +181,26 @@ fn worker_pool(limit: u64, chunk: u64) {
         "demo: worker pool: {workers} workers counted {total} primes below {limit} (correct) in {chunks} chunks, {} us",
         (kernel::nanotime() - t0) / 1000
     );
-    for (cpu, n) in by_cpu.iter().enumerate().take(kernel::num_cpu() as usize) {
-        println!("demo: cpu{cpu} did {n} chunks");
+    per_cpu("did", "chunks", |cpu| by_cpu[cpu] as u64);
+}
+
+/// Who did how much: a line per core on a small machine, a summary on a big
+/// one (128 lines per section would bury the rest).
+fn per_cpu(verb: &str, unit: &str, count: impl Fn(usize) -> u64) {
+    let n = kernel::num_cpu() as usize;
+    if n <= 16 {
+        for cpu in 0..n {
+            println!("demo: cpu{cpu} {verb} {} {unit}", count(cpu));
+        }
+        return;
     }
+    let busy = (0..n).filter(|&c| count(c) > 0).count();
+    let top = (0..n).max_by_key(|&c| count(c)).unwrap_or(0);
+    let total: u64 = (0..n).map(&count).sum();
+    println!(
+        "demo: {busy} of {n} cores {verb} some of the {total} {unit}; cpu{top} the most ({})",
+        count(top)
+    );
 }
 
 fn is_prime(k: u64) -> bool {

@@ -44,6 +44,9 @@ pub fn current_gomaxprocs() -> u32 {
     super::proc::GOMAXPROCS.load(Ordering::Relaxed)
 }
 
+/// The most cores the kernel drives (size per-core tables with this).
+pub const MAX_CPUS: usize = crate::arch::x86_64::percpu::MAX_CPUS;
+
 /// `runtime.NumCPU()`: cores online.
 pub fn num_cpu() -> u32 {
     super::proc::NCPU.load(Ordering::Relaxed)

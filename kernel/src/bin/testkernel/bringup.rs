@@ -5,7 +5,9 @@ use kernel::arch::x86_64::{apic, percpu, time};
 use kernel::println;
 
 
-#[ktest(output = ["/^smp: {smp} of {smp} cores online in [1-9][0-9]* us$/"])]
+/// Every core comes up (started all at once, see arch::x86_64::smp), also at
+/// odd core counts.
+#[ktest(smp = [1, 2, 3, 4, 7], output = ["/^smp: {smp} of {smp} cores online in [1-9][0-9]* us$/"])]
 fn smp_online() {
     let n = kernel::num_cpu() as usize;
     for cpu in 0..n {
@@ -35,7 +37,11 @@ fn apic_of(cpu: usize) -> u32 {
 
 fn ipi_hook() {
     let me = percpu::cpu_id();
-    let n = kernel::num_cpu() as usize;
+    // The test drives the first MAXC cores only; any others ignore the hook.
+    let n = (kernel::num_cpu() as usize).min(MAXC);
+    if me >= n {
+        return;
+    }
     if CMD[me].swap(0, Ordering::AcqRel) != 0 {
         for j in (0..n).filter(|&j| j != me) {
             PING_PENDING[j].fetch_or(1 << me, Ordering::AcqRel);
@@ -166,6 +172,69 @@ fn oom_heap() {
     loop {
         kernel::sleep(1_000_000);
     }
+}
+
+/// Without heap= the heap grows: every core allocates at once past the
+/// initial 32 MiB (1 MiB blocks, each filled with its owner's pattern), so
+/// several cores run out together and grow it one after the other. Every
+/// byte must still hold its owner's pattern, and the heap must have grown
+/// (the fixed 32 MiB heap of before died here with "out of memory").
+#[ktest(smp = [1, 2, 4], also = [(3, "schedrandom=1")], mem = 512, timeout = 180, output = ["/^heap_grows: [0-9]+ MiB held by [0-9]+ goroutines, heap grew [1-9][0-9]* times to [0-9]+ MiB, every byte intact$/"])]
+fn heap_grows() {
+    const BLOCK: usize = 1 << 20;
+    let (growths0, growable) = kernel::mem::heap::growths();
+    assert!(growable, "no heap= given: the heap should be growable");
+    assert_eq!(growths0, 0, "the heap grew before the test");
+    let (_, size0) = kernel::mem::heap::stats();
+    let gs = 2 * kernel::num_cpu() as usize;
+    // Enough that together they need more than the initial heap.
+    let per_g = (size0 + 16 * BLOCK) / BLOCK / gs + 1;
+    let wg = alloc::boxed::Box::leak(alloc::boxed::Box::new(kernel::WaitGroup::new()));
+    let held = alloc::boxed::Box::leak(alloc::boxed::Box::new(kernel::Mutex::new(alloc::vec::Vec::new())));
+    for g in 0..gs {
+        wg.add(1);
+        let (wg, held) = (&*wg, &*held);
+        kernel::go(move || {
+            let mut mine = alloc::vec::Vec::new();
+            for b in 0..per_g {
+                let pat = (g * 1000 + b) as u8 | 1;
+                mine.push((pat, alloc::vec![pat; BLOCK]));
+                kernel::gosched();
+            }
+            held.lock().push(mine);
+            wg.done();
+        });
+    }
+    wg.wait();
+    let held = held.lock();
+    for blocks in held.iter() {
+        for (pat, v) in blocks {
+            assert!(v.iter().all(|b| b == pat), "a heap block lost its contents after the heap grew");
+        }
+    }
+    let (growths, _) = kernel::mem::heap::growths();
+    let (_, size) = kernel::mem::heap::stats();
+    assert!(growths > 0 && size > size0, "the heap did not grow: {growths} growths, {size} bytes");
+    println!(
+        "heap_grows: {} MiB held by {gs} goroutines, heap grew {growths} times to {} MiB, every byte intact",
+        gs * per_g,
+        size >> 20
+    );
+}
+
+/// With heap= the heap is fixed: it never grows, and running out is still
+/// the fatal error of `oom_heap` (checked there); here, that its size stays.
+#[ktest(smp = [2], params = "heap=8M", output = ["heap_fixed: 8 MiB, never grew"])]
+fn heap_fixed() {
+    let (_, size) = kernel::mem::heap::stats();
+    let mut keep = alloc::vec::Vec::new();
+    for _ in 0..4 {
+        keep.push(alloc::vec![0u8; 1 << 20]);
+    }
+    let (growths, growable) = kernel::mem::heap::growths();
+    assert!(!growable && growths == 0, "heap= must fix the heap");
+    assert_eq!(kernel::mem::heap::stats().1, size);
+    println!("heap_fixed: {} MiB, never grew", size >> 20);
 }
 
 #[inline(never)]

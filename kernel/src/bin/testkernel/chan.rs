@@ -910,7 +910,7 @@ fn sync_mutex() {
     let m = leak(Mutex::new(0u64));
     let inside = leak(AtomicU32::new(0));
     let wg = leak(WaitGroup::new());
-    let cpus = leak([const { AtomicU64::new(0) }; 64]);
+    let cpus = leak([const { AtomicU64::new(0) }; kernel::MAX_CPUS]);
     let t0 = kernel::nanotime();
     for g in 0..G {
         wg.add(1);
