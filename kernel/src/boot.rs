@@ -124,7 +124,12 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
         }
     }
     println!("smp: {online} of {found} cores online in {us} us");
-    println!("time: tsc {} kHz; cpu0 lapic timer {} kHz (/16), used by every core", time::tsc_per_ms(), per_ms);
+    println!(
+        "time: tsc {} kHz; cpu0 lapic timer {} kHz (/16), used by every core; one-shot wake-ups: {}",
+        time::tsc_per_ms(),
+        per_ms,
+        apic::oneshot_name()
+    );
 
     // Second pass: now gomaxprocs can be checked against the real core count.
     let params = read_params(online as u32);

@@ -11,6 +11,11 @@
 //!   "delivery pending" bit to poll. QEMU 10 (`-cpu max`), KVM and real
 //!   machines offer it, and a machine with more than 255 cores needs it.
 //!
+//! The timer runs periodically for the sysmon tick and one-shot to wake an
+//! idle core. Where the CPU has the TSC-deadline mode (KVM, real CPUs; not
+//! TCG) a one-shot is an absolute TSC value written to `IA32_TSC_DEADLINE`;
+//! elsewhere the LAPIC counts down.
+//!
 //! The boot core picks the mode once ([`init_mode`], from CPUID leaf 1's
 //! x2APIC bit); every core switches its own LAPIC into that mode in
 //! [`init_this_cpu`] (an AP wakes up in xAPIC mode). Everything else here
@@ -56,6 +61,9 @@ const REG_TIMER_DIV: usize = 0x3e0;
 
 const LVT_MASKED: u32 = 1 << 16;
 const LVT_PERIODIC: u32 = 1 << 17;
+/// LVT timer mode 0b10: fire when the TSC reaches `IA32_TSC_DEADLINE`.
+const LVT_TSC_DEADLINE: u32 = 2 << 17;
+const IA32_TSC_DEADLINE: u32 = 0x6e0;
 const ICR_PENDING: u32 = 1 << 12;
 /// Divide configuration 0b0011 = divide by 16.
 const TIMER_DIV_16: u32 = 0b0011;
@@ -82,10 +90,26 @@ pub fn cpu_has_x2apic() -> bool {
     raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_x2apic())
 }
 
-/// Choose the mode for every core: x2APIC if `want` and the CPU has it.
-/// Called once by the boot core before its own `init_this_cpu`.
+/// Does this CPU's LAPIC timer have the TSC-deadline mode (CPUID leaf 1,
+/// ECX bit 24)? KVM and real CPUs do; QEMU's TCG does not.
+pub fn cpu_has_tsc_deadline() -> bool {
+    raw_cpuid::CpuId::new().get_feature_info().is_some_and(|f| f.has_tsc_deadline())
+}
+
+/// One-shot timers use the TSC-deadline mode (set once by the boot core).
+static TSC_DEADLINE: AtomicBool = AtomicBool::new(false);
+
+/// Choose the mode for every core: x2APIC if `want` and the CPU has it;
+/// TSC-deadline one-shots if the CPU has them. Called once by the boot core
+/// before its own `init_this_cpu`.
 pub fn init_mode(want: bool) {
     X2APIC.store(want && cpu_has_x2apic(), Ordering::Relaxed);
+    TSC_DEADLINE.store(cpu_has_tsc_deadline(), Ordering::Relaxed);
+}
+
+/// How one-shot wake-ups are timed, for the boot banner.
+pub fn oneshot_name() -> &'static str {
+    if TSC_DEADLINE.load(Ordering::Relaxed) { "TSC-deadline" } else { "LAPIC count-down" }
 }
 
 /// Are the LAPICs in x2APIC mode?
@@ -259,7 +283,22 @@ pub fn timer_periodic(hz: u32) {
 }
 
 /// Arm the timer once, `ns` nanoseconds from now (replaces any periodic mode).
+///
+/// With TSC-deadline mode the wake-up is an absolute TSC value, with no
+/// 32-bit count to clamp and no divider; else the LAPIC counts down from
+/// `ns` worth of its own ticks.
 pub fn timer_oneshot(ns: u64) {
+    if TSC_DEADLINE.load(Ordering::Relaxed) {
+        let delta = (ns as u128 * super::time::tsc_per_ms() as u128 / 1_000_000).max(1) as u64;
+        write(REG_LVT_TIMER, LVT_TSC_DEADLINE | TIMER_VECTOR as u32);
+        // The SDM asks for the LVT write (MMIO in xAPIC mode) to be
+        // ordered before the WRMSR that arms the deadline (Linux: mfence).
+        core::sync::atomic::fence(Ordering::SeqCst);
+        // SAFETY: IA32_TSC_DEADLINE exists (CPUID said so in init_mode);
+        // writing it arms this core's one-shot timer, which is the intent.
+        unsafe { Msr::new(IA32_TSC_DEADLINE).write(super::time::rdtsc().saturating_add(delta)) };
+        return;
+    }
     let count = ((per_ms() as u128 * ns as u128) / 1_000_000).clamp(1, u32::MAX as u128) as u32;
     write(REG_TIMER_DIV, TIMER_DIV_16);
     write(REG_LVT_TIMER, TIMER_VECTOR as u32);
@@ -269,5 +308,9 @@ pub fn timer_oneshot(ns: u64) {
 /// Stop the timer.
 pub fn timer_stop() {
     write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    if TSC_DEADLINE.load(Ordering::Relaxed) {
+        // SAFETY: as in timer_oneshot; 0 disarms the deadline.
+        unsafe { Msr::new(IA32_TSC_DEADLINE).write(0) };
+    }
     write(REG_TIMER_INIT, 0);
 }
