@@ -9,7 +9,10 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
-use uart_16550::SerialPort;
+use uart_16550::backend::PioBackend;
+use uart_16550::{BaudRate, Config, Uart16550};
+
+type SerialPort = Uart16550<PioBackend>;
 
 static PORT: Mutex<Option<SerialPort>> = Mutex::new(None);
 /// Which core holds `PORT` (+1; 0 = none). Written right after taking and
@@ -18,11 +21,19 @@ static OWNER: AtomicUsize = AtomicUsize::new(0);
 /// Set once the per-CPU GS base is valid on the boot core.
 static PERCPU_READY: AtomicBool = AtomicBool::new(false);
 
+/// COM1 at 115200 baud, 8N1 (the baud rate matters on a real serial line
+/// only; QEMU ignores it). A machine without COM1 (the scratch-register
+/// check fails) gets no console: prints are dropped, nothing hangs.
 pub fn init() {
-    // SAFETY: 0x3f8 is COM1 on every PC and QEMU; nothing else drives it.
-    let mut port = unsafe { SerialPort::new(0x3f8) };
-    port.init();
-    *PORT.lock() = Some(port);
+    // SAFETY: 0x3f8 is COM1 on every PC and QEMU; nothing else drives it,
+    // and its 8 registers are all in port space.
+    let Ok(mut port) = (unsafe { SerialPort::new_port(0x3f8) }) else {
+        return;
+    };
+    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    if port.init(config).is_ok() {
+        *PORT.lock() = Some(port);
+    }
 }
 
 pub fn percpu_ready() {
@@ -53,7 +64,7 @@ impl Write for LineWriter<'_> {
             if b == b'\n' {
                 self.at_line_start = true;
             }
-            self.port.send(b);
+            self.port.send_bytes_exact(&[b]);
         }
         Ok(())
     }
@@ -63,7 +74,7 @@ struct PrefixSink<'a>(&'a mut SerialPort);
 impl Write for PrefixSink<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for b in s.bytes() {
-            self.0.send(b);
+            self.0.send_bytes_exact(&[b]);
         }
         Ok(())
     }
