@@ -1280,7 +1280,10 @@ where
             "-h" | "--help" => return Ok(Cli::Help),
             "--smp" => {
                 let v = value("number of cores")?;
-                cfg.smp = parse_num(&name, &v, 1, 255)?;
+                // QEMU's own limit depends on the machine type (pc: 255;
+                // q35 with an x2APIC and an IOMMU: far more) and it says so
+                // itself; the kernel drives up to 256 and names the rest.
+                cfg.smp = parse_num(&name, &v, 1, MAX_SMP)?;
             }
             "--mem" => {
                 let v = value("MiB")?;
@@ -1387,6 +1390,9 @@ where
     }
     Ok(Cli::Run(cfg))
 }
+
+/// The largest `--smp` the runners pass on to QEMU.
+pub const MAX_SMP: u32 = 4096;
 
 fn parse_num(opt: &str, v: &str, min: u32, max: u32) -> Result<u32, Error> {
     match v.parse::<u32>() {

@@ -215,7 +215,7 @@ where
                 let v = value("core counts, e.g. 1,3,8")?;
                 let mut counts = Vec::new();
                 for c in v.split(',') {
-                    counts.push(num(c, 1, 255)? as u32);
+                    counts.push(num(c, 1, crate::MAX_SMP as u64)? as u32);
                 }
                 o.smp = Some(counts);
             }

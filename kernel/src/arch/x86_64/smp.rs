@@ -333,7 +333,8 @@ fn sym(s: &u8) -> u64 {
 /// position `skip`, which is treated as a core that does not answer; all at
 /// once (see the module comment). CPU indices stay dense and in MADT order:
 /// the n-th AP that answered is cpu n. Returns (cores online, the list
-/// positions of the cores that did not come up).
+/// positions of the cores that did not come up). Cores past MAX_CPUS are
+/// named in one line and are in neither.
 pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, Vec<usize>) {
     AP_MAIN.store(main as usize as u64, Ordering::Release);
     // SAFETY: the symbols are defined in the global_asm above; we only take
@@ -351,16 +352,27 @@ pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, V
     let mut failed = Vec::new();
     // Which MADT positions get a slot.
     let mut started = Vec::new();
+    let mut beyond = 0..0;
     for (n, &apic_id) in cpus.apic_ids.iter().enumerate().skip(1) {
         if started.len() + 1 >= percpu::MAX_CPUS {
-            crate::println!("smp: core #{n} (apic id {apic_id}) ignored: MAX_CPUS is {}", percpu::MAX_CPUS);
-            failed.push(n);
+            // Said once below; they come after every core we use, so the
+            // CPU numbers of the others are not disturbed.
+            beyond = if beyond.is_empty() { n..n + 1 } else { beyond.start..n + 1 };
         } else if apic_id > 0xfe && !apic::is_x2apic() {
             crate::println!("smp: core #{n} (apic id {apic_id}) ignored: its id does not fit xAPIC's 8 bits (needs x2APIC)");
             failed.push(n);
         } else {
             started.push(n);
         }
+    }
+    if !beyond.is_empty() {
+        crate::println!(
+            "smp: {} more cores (MADT #{}..=#{}) not used: the kernel drives at most MAX_CPUS = {}",
+            beyond.len(),
+            beyond.start,
+            beyond.end - 1,
+            percpu::MAX_CPUS
+        );
     }
     if started.is_empty() {
         return (1, failed);
