@@ -23,6 +23,12 @@ use crate::order::MAX_PROCS;
 /// Words in a mask: enough for [`MAX_PROCS`] bits.
 pub const WORDS: usize = (MAX_PROCS as usize).div_ceil(64);
 
+/// The number of words that hold bits `0..limit`.
+#[inline]
+fn words_below(limit: usize) -> usize {
+    limit.div_ceil(64).min(WORDS)
+}
+
 #[inline]
 fn split(i: usize) -> (usize, u64) {
     assert!(i < WORDS * 64, "pmask: bit {i} out of range (at most {} Ps)", WORDS * 64);
@@ -82,11 +88,13 @@ impl PMask {
         })
     }
 
-    /// Clear the lowest set bit and return it. The clear is one atomic RMW
-    /// (with `order`; the loads that find a candidate are relaxed), so two
-    /// callers never both take the same bit.
-    pub fn take_first(&self, order: Ordering) -> Option<usize> {
-        for (wi, w) in self.words.iter().enumerate() {
+    /// Clear the lowest set bit below `limit` and return it. The clear is
+    /// one atomic RMW (with `order`; the loads that find a candidate are
+    /// relaxed), so two callers never both take the same bit. Only the
+    /// words that hold bits below `limit` are looked at: on a machine with
+    /// few cores, one word.
+    pub fn take_first(&self, limit: usize, order: Ordering) -> Option<usize> {
+        for (wi, w) in self.words[..words_below(limit)].iter().enumerate() {
             let mut v = w.load(Ordering::Relaxed);
             while v != 0 {
                 let b = v & v.wrapping_neg();
@@ -155,9 +163,33 @@ impl Mask {
         self.words.iter().map(|w| w.count_ones()).sum()
     }
 
+    /// The lowest set bit below `limit` (in the words that hold `0..limit`)
+    /// for which `pred` holds. A plain loop over the words, as cheap as the
+    /// single-word mask it replaced when `limit <= 64` (`mget`'s path).
+    #[inline]
+    pub fn find_below(&self, limit: usize, mut pred: impl FnMut(usize) -> bool) -> Option<usize> {
+        for wi in 0..words_below(limit) {
+            let mut w = self.words[wi];
+            while w != 0 {
+                let i = wi * 64 + w.trailing_zeros() as usize;
+                if pred(i) {
+                    return Some(i);
+                }
+                w &= w - 1;
+            }
+        }
+        None
+    }
+
     /// The set bits, lowest first.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(wi, &w)| {
+        self.iter_below(WORDS * 64)
+    }
+
+    /// The set bits of the words that hold `0..limit`, lowest first (bits
+    /// at or above `limit` in the last such word included).
+    pub fn iter_below(&self, limit: usize) -> impl Iterator<Item = usize> + '_ {
+        self.words[..words_below(limit)].iter().enumerate().flat_map(|(wi, &w)| {
             let mut v = w;
             core::iter::from_fn(move || {
                 (v != 0).then(|| {
@@ -206,11 +238,16 @@ mod tests {
         m.clear(63, R);
         assert_eq!(m.first(R), Some(64));
         assert_eq!(m.snapshot(R).iter().collect::<Vec<_>>(), vec![64, 127, 200, 255]);
-        assert_eq!(m.take_first(R), Some(64));
-        assert_eq!(m.take_first(R), Some(127));
+        assert_eq!(m.take_first(64, R), None, "bit 64 is past a limit of 64");
+        assert_eq!(m.take_first(65, R), Some(64));
+        assert_eq!(m.take_first(256, R), Some(127));
+        assert_eq!(m.snapshot(R).iter_below(128).collect::<Vec<_>>(), Vec::<usize>::new());
+        assert_eq!(m.snapshot(R).iter_below(201).collect::<Vec<_>>(), vec![200, 255]);
+        assert_eq!(m.snapshot(R).find_below(256, |i| i > 200), Some(255));
+        assert_eq!(m.snapshot(R).find_below(192, |_| true), None);
         m.clear_all(R);
         assert_eq!(m.first(R), None);
-        assert_eq!(m.take_first(R), None);
+        assert_eq!(m.take_first(WORDS * 64, R), None);
     }
 
     #[test]
@@ -238,7 +275,7 @@ mod tests {
         let got: Vec<Vec<usize>> = (0..4)
             .map(|_| {
                 let m = m.clone();
-                std::thread::spawn(move || std::iter::from_fn(|| m.take_first(Ordering::AcqRel)).collect())
+                std::thread::spawn(move || std::iter::from_fn(|| m.take_first(256, Ordering::AcqRel)).collect())
             })
             .collect::<Vec<_>>()
             .into_iter()
@@ -270,6 +307,7 @@ mod tests {
             prop_assert_eq!(a.snapshot(R), p);
             prop_assert_eq!(a.first(R), want.first().copied());
             prop_assert_eq!(p.count() as usize, want.len());
+            prop_assert_eq!(p.find_below(256, |i| i % 3 == 0), want.iter().copied().find(|i| i % 3 == 0));
             prop_assert_eq!(p.is_empty(), want.is_empty());
         }
     }

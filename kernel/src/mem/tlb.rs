@@ -88,7 +88,7 @@ fn start_here() -> Shootdown {
     x86_64::instructions::tlb::flush_all();
     FLUSHED[me].fetch_max(gen, Ordering::Release);
     let mut mask = Mask::new();
-    for c in 0..percpu::MAX_CPUS {
+    for c in 0..percpu::in_use() {
         if c == me || !percpu::CPUS[c].online.load(Ordering::Acquire) {
             continue;
         }

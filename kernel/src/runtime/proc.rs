@@ -441,7 +441,8 @@ fn mput(s: &mut SchedLocked, mp: &M) {
 /// counted as spinning, leaking `nmspinning` (and no other core would ever
 /// be woken again).
 pub(super) fn mget(s: &mut SchedLocked) -> Option<&'static M> {
-    let id = s.midle.iter().find(|&id| m_by_id(id).lockedg.load(Ordering::Relaxed).is_null())?;
+    // M ids are CPU indices: only the words below the cores in use.
+    let id = s.midle.find_below(percpu::in_use(), |id| m_by_id(id).lockedg.load(Ordering::Relaxed).is_null())?;
     s.midle.clear(id);
     SCHED.nmidle.fetch_sub(1, Ordering::Relaxed);
     Some(m_by_id(id))
@@ -483,7 +484,7 @@ fn pidleput(s: &mut SchedLocked, pp: &'static P) -> bool {
         stopwait_done(s);
         return false;
     }
-    while let Some(lid) = LOCKEDM_NEEDP.take_first(Ordering::SeqCst) {
+    while let Some(lid) = LOCKEDM_NEEDP.take_first(percpu::in_use(), Ordering::SeqCst) {
         let lmp = m_by_id(lid);
         // Only if it still sleeps on midle (it may have found a P itself).
         if munlink(s, lmp) {
@@ -1362,8 +1363,7 @@ fn check_runqs_no_p() -> bool {
         return true;
     }
     let procs = GOMAXPROCS.load(Ordering::Relaxed);
-    let idle = SCHED.idlepmask.snapshot(Ordering::SeqCst);
-    (0..procs).any(|i| !idle.get(i as usize) && !allp(i).runq.stealer().is_empty())
+    (0..procs).any(|i| !SCHED.idlepmask.read(i as usize, Ordering::SeqCst) && !allp(i).runq.stealer().is_empty())
 }
 
 // ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 //! goroutine running on this core. A single `mov` from GS is atomic with
 //! respect to interrupts, so `getg()` needs no interrupt masking even though
 //! a goroutine may be preempted and resumed on another core between two calls.
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use x86_64::registers::model_specific::GsBase;
 use x86_64::VirtAddr;
 
@@ -124,9 +124,21 @@ const NEW: PerCpu = PerCpu::new();
 /// One entry per possible core, indexed by dense CPU id.
 pub static CPUS: [PerCpu; MAX_CPUS] = [NEW; MAX_CPUS];
 
+/// One past the highest CPU index that has an entry in use, so that loops
+/// over "every core" look at the cores there are, not at all MAX_CPUS
+/// entries (a TLB shootdown on a 4-core machine reads 4 entries, not 256).
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// The CPU indices `0..n` that have (or had) a per-CPU entry in use; check
+/// `online` for each.
+pub fn in_use() -> usize {
+    IN_USE.load(Ordering::Acquire)
+}
+
 /// Point this core's GS base at `CPUS[cpu]`. Called once per core, first
 /// thing at bring-up, before anything prints.
 pub fn init(cpu: usize, apic_id: u32) {
+    IN_USE.fetch_max(cpu + 1, Ordering::AcqRel);
     let me = &CPUS[cpu];
     me.self_ptr.store(me as *const _ as *mut _, Ordering::Relaxed);
     me.cpu_id.store(cpu as u32, Ordering::Relaxed);
