@@ -75,6 +75,11 @@
 //! Under `--cfg loom` the ring has [`RUNQ_SIZE`] = 4 slots and the atomics
 //! are loom's; see the `loom_tests` module at the end and the crate README
 //! for the command.
+//!
+//! # Lab regions
+//!
+//! Lines starting with `//~ lab1` mark the code that lab 1 of the course
+//! (`labs/lab1/`) takes out of a student's tree; they change nothing here.
 
 use core::cell::Cell;
 use core::fmt;
@@ -359,6 +364,8 @@ impl<'a, T> Local<'a, T> {
                 Some(old) => g = old,
             }
         }
+        //~ lab1 begin runqput: room (tail - head < RUNQ_SIZE)? write the slot, then publish tail + 1.
+        //~ Full? put_slow moves half to the global queue; if it lost a race, try again.
         loop {
             // Acquire: pairs with the CAS-release of `head` in every consumer
             // (`get`, `runqgrab`, `put_slow`, `drain`), so their reads of the
@@ -390,6 +397,7 @@ impl<'a, T> Local<'a, T> {
             // A thief consumed some Gs between our load of `head` and our
             // CAS: there is room again, retry the fast path.
         }
+        //~ lab1 end
     }
 
     /// Go's `runqputslow`: the ring (`h .. t`) is full; claim its older half
@@ -403,6 +411,8 @@ impl<'a, T> Local<'a, T> {
         shuffle: bool,
         rand: u32,
     ) -> Option<Overflow<T>> {
+        //~ lab1 begin runqputslow: copy the older half (h .. h + n) out of the ring, claim it with a
+        //~ CAS of head, and return it with g appended; None if the CAS lost.
         let q = self.q;
         let n = t.wrapping_sub(h) / 2;
         assert_eq!(n, RUNQ_SIZE / 2, "runqputslow: queue is not full");
@@ -434,6 +444,7 @@ impl<'a, T> Local<'a, T> {
             FastRand::new(mix64(rand as u64)).shuffle(&mut batch.items[..batch.len]);
         }
         Some(batch)
+        //~ lab1 end
     }
 
     /// Go's `runqget`: the next G for this P to run, and whether it inherits
@@ -457,6 +468,8 @@ impl<'a, T> Local<'a, T> {
         {
             return Some((must_be_g(next, "runnext"), true));
         }
+        //~ lab1 begin runqget: take the G at head: read its slot, then claim it with a CAS of
+        //~ head; a thief may win the race, so retry. Empty ring: None.
         loop {
             // Acquire: pairs with the CAS-release of `head` by other
             // consumers. Strictly the owner needs nothing from them here
@@ -481,6 +494,7 @@ impl<'a, T> Local<'a, T> {
                 return Some((must_be_g(g, "runq slot"), false));
             }
         }
+        //~ lab1 end
     }
 
     /// Go's `runqdrain`: removes every G, `runnext` first, then the ring in

@@ -572,5 +572,32 @@ mod model {
                 prop_assert_eq!(local.is_empty(), m.ring.is_empty() && m.runnext.is_none());
             }
         }
+
+        /// FIFO order and the overflow batches across the wrap of the u32
+        /// counters: the queue starts `back` slots before `u32::MAX`, and a
+        /// random mix of puts (which overflow) and gets must match the model.
+        #[test]
+        fn ring_across_u32_wrap_matches_model(
+            back in 0u32..1024,
+            ops in proptest::collection::vec(prop_oneof![3 => Just(true), 2 => Just(false)], 0..1200),
+        ) {
+            let gs = make_gs(1200);
+            let q = RunQueue::new();
+            let start = u32::MAX - back;
+            q.head.store(start, Ordering::Relaxed);
+            q.tail.store(start, Ordering::Relaxed);
+            // SAFETY: this test is the only user of `q`.
+            let local = unsafe { q.local() };
+            let mut m = Model::default();
+            for (i, put) in ops.into_iter().enumerate() {
+                if put {
+                    let got = local.put(gp(&gs[i]), false, false, 0);
+                    prop_assert_eq!(got.map(|b| b.iter().map(id).collect::<Vec<_>>()), m.put(i, false));
+                } else {
+                    prop_assert_eq!(local.get().map(|(g, i)| (id(g), i)), m.ring.pop_front().map(|g| (g, false)));
+                }
+                prop_assert_eq!(local.len() as usize, m.ring.len());
+            }
+        }
     }
 }

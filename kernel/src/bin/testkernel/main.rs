@@ -17,6 +17,7 @@ extern crate alloc;
 mod bringup;
 mod chan;
 mod gdbstate;
+mod lab1;
 mod latch;
 mod mem;
 mod preempt;
