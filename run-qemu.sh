@@ -6,6 +6,9 @@
 #   ./run-qemu.sh test [FILTER]    the whole suite (cargo test --workspace): host unit, property
 #                                  and loom tests, and the QEMU scenario tests
 #   ./run-qemu.sh torture [OPTS]   the random torture campaign (gmpos-campaign; --help for options)
+#   ./run-qemu.sh grade LAB [OPTS] grade a course lab: a line per test, then Score: X/100
+#                                  (gmpos-lab grade; labs/README.md)
+#   ./run-qemu.sh lab CMD ...      the lab tool itself: gen, solve, check, list (gmpos-lab)
 #   ./run-qemu.sh --help           the runner's options
 #
 # First it checks the set-up (quietly once everything is there): the pinned Rust toolchain,
@@ -96,6 +99,19 @@ if [ "${1:-}" = "torture" ]; then
     # Random boots of the torture scenario and other scenarios until --duration has passed;
     # `./run-qemu.sh torture --help` for the options.
     exec cargo run -q --bin gmpos-campaign -- "$@"
+fi
+
+# --- course labs ---------------------------------------------------------------------------
+
+if [ "${1:-}" = "grade" ]; then
+    shift
+    # One line per graded test, then `Score: X/100`; exit status 0 only with full marks.
+    # `./run-qemu.sh grade lab1 --help` lists the options (--json FILE, --hidden DIR, ...).
+    exec cargo run -q --bin gmpos-lab -- grade "$@"
+fi
+if [ "${1:-}" = "lab" ]; then
+    shift
+    exec cargo run -q --bin gmpos-lab -- "$@"
 fi
 
 # --- run -----------------------------------------------------------------------------------

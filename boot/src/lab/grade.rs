@@ -20,6 +20,8 @@ pub struct Options {
     pub runs: Option<u32>,
     /// Target directory of the host and loom builds (default: the tree's `target`).
     pub target_dir: Option<PathBuf>,
+    /// Target directory of the loom build (default: the host one's `loom`).
+    pub loom_target_dir: Option<PathBuf>,
     /// Less output (for `check`): no per-test lines.
     pub quiet: bool,
 }
@@ -213,7 +215,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
     if !loom.is_empty() {
         let mut cmd = Command::new(cargo());
         scrubbed(&mut cmd).current_dir(tree).env("RUSTFLAGS", "--cfg loom");
-        cmd.args(["test", "-p", "gmp-core", "--release", "--lib", "--target-dir"]).arg(target.join("loom"));
+        cmd.args(["test", "-p", "gmp-core", "--release", "--lib", "--target-dir"]).arg(opts.loom_target_dir.clone().unwrap_or_else(|| target.join("loom")));
         cmd.args(["--", "--exact", "--test-threads", "2"]);
         cmd.args(loom.iter().map(|t| if let Kind::Loom(p) = t.kind { p } else { unreachable!() }));
         let (_, timed_out, text) = run_logged(&mut cmd, &logs.join("loom.log"), Duration::from_secs(900));
@@ -332,7 +334,9 @@ fn hidden(lab: &Lab, opts: &Options, dir: &Path, target: &Path, logs: &Path, r: 
 }
 
 fn finish(lab: &Lab, opts: &Options, out: Outcome) -> Outcome {
-    println!("Score: {}/{}", out.score, out.max);
+    if !opts.quiet {
+        println!("Score: {}/{}", out.score, out.max);
+    }
     if let Some(path) = &opts.json {
         let tests: Vec<_> = out
             .lines

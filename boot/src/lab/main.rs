@@ -196,6 +196,10 @@ impl Flags {
 fn main() {
     boot::cleanup::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return;
+    }
     let cmd = args.first().map(String::as_str).unwrap_or("");
     let rest = &args[args.len().min(1)..];
     match cmd {
@@ -252,6 +256,7 @@ fn main() {
                 no_qemu: f.has("--no-qemu"),
                 runs: f.get("--runs").map(|r| r.parse().unwrap_or_else(|_| die("--runs N"))),
                 target_dir: f.get("--target-dir").map(PathBuf::from),
+                loom_target_dir: None,
                 quiet: false,
             };
             let o = grade::grade(lab, &opts);
@@ -292,9 +297,11 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
         fs::remove_dir_all(&tree).unwrap_or_else(|e| die(format!("{}: {e}", tree.display())));
     }
     let stubbed = generate(root, lab, &tree);
-    // One target dir for every variant: the tree's path stays the same, so only gmp-core is
-    // rebuilt between them.
-    let target = work.join("target");
+    // This checkout's target dir (and its `loom`, tests/loom.rs's): the dependencies are built
+    // already, and the tree's path stays the same, so only gmp-core is rebuilt per variant.
+    // (cargo does not hold the target dir's lock while it runs tests, so this works from
+    // inside `cargo test`, which is how tests/labs.rs runs it.)
+    let target = root.join("target");
     let opts = |t: &Path| grade::Options {
         tree: t.to_path_buf(),
         json: None,
@@ -302,6 +309,7 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
         no_qemu: !qemu,
         runs,
         target_dir: Some(target.clone()),
+        loom_target_dir: None,
         quiet: true,
     };
     let mut failures = Vec::new();

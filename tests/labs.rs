@@ -1,0 +1,30 @@
+//! The course labs check themselves (issue 10, "CI checks the labs themselves"), as part of
+//! `cargo test --workspace`: `gmpos-lab check LAB` generates each lab's starter in
+//! `target/lab-check/LAB/tree` and grades it with the host and loom tests (it must score 0),
+//! puts the reference solution back (the tree must then be byte-identical to this checkout,
+//! so it stands for the full tree, and score full marks), and applies each shipped mutant in
+//! `labs/LAB/mutants/` (each must score less).
+//!
+//! The QEMU part of the grading is left out here: the QEMU tests themselves run in
+//! `tests/ktest.rs` like every other `#[ktest]`. The full matrix, QEMU included, is one
+//! command: `./run-qemu.sh lab check lab1 --qemu`.
+
+use std::process::Command;
+use std::time::Instant;
+
+#[test]
+fn lab1_starter_solution_and_mutants() {
+    boot::cleanup::exit_with_parent();
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_gmpos-lab"))
+        .env("GMPOS_ROOT", env!("CARGO_MANIFEST_DIR"))
+        .args(["check", "lab1"])
+        .output()
+        .expect("cannot run gmpos-lab");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}{stderr}");
+    assert!(out.status.success(), "gmpos-lab check lab1 failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("check lab1: OK"), "{stdout}");
+    println!("lab1 check took {:.0} s", t0.elapsed().as_secs_f64());
+}
