@@ -36,7 +36,10 @@ current directory. See labs/README.md.
 grade: --tree DIR  the tree to grade (default: this checkout); --json FILE  per-test points;
        --hidden DIR  instructor tests (DIR/labN/*.rs or DIR/*.rs, integration tests of gmp-core,
        points per test in DIR[/labN]/points); --no-qemu  host and loom tests only; --runs N  runs
-       of each QEMU test (default 3). Exit status 0 only with full marks.
+       of each QEMU test (default 3); --target-dir DIR  for the host and loom builds (default:
+       the tree's target; never one another checkout uses: cargo names gmp-core's artifacts by
+       its path inside the workspace, so two checkouts would overwrite each other's). Exit
+       status 0 only with full marks.
 check: in target/lab-check/LAB: generate the starter (must score 0), put the solution back (must
        be byte-identical to this tree and score full marks), apply each labs/LAB/mutants/*.patch
        (each must score less). Without --qemu the QEMU tests are left out (what CI runs).";
@@ -297,11 +300,11 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
         fs::remove_dir_all(&tree).unwrap_or_else(|e| die(format!("{}: {e}", tree.display())));
     }
     let stubbed = generate(root, lab, &tree);
-    // This checkout's target dir (and its `loom`, tests/loom.rs's): the dependencies are built
-    // already, and the tree's path stays the same, so only gmp-core is rebuilt per variant.
-    // (cargo does not hold the target dir's lock while it runs tests, so this works from
-    // inside `cargo test`, which is how tests/labs.rs runs it.)
-    let target = root.join("target");
+    // A target dir of its own, the same for every variant (the tree's path stays the same, so
+    // only gmp-core is rebuilt between them; the dependencies are built on the first run). Not
+    // this checkout's `target`: cargo names a workspace member's artifacts by its path inside
+    // the workspace, so the copy's gmp-core and this one's would overwrite each other.
+    let target = work.join("target");
     let opts = |t: &Path| grade::Options {
         tree: t.to_path_buf(),
         json: None,
@@ -369,8 +372,10 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
     for m in &mutants {
         let name = m.file_stem().unwrap().to_string_lossy().into_owned();
         let apply = |rev: bool| {
+            // GIT_CEILING_DIRECTORIES: the tree is inside this checkout's (ignored) target dir;
+            // without it git would take this checkout for the tree's repository.
             let mut c = Command::new("git");
-            c.current_dir(&tree).arg("apply");
+            c.current_dir(&tree).env("GIT_CEILING_DIRECTORIES", &work).arg("apply");
             if rev {
                 c.arg("-R");
             }
