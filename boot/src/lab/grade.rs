@@ -236,6 +236,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
     let runs = opts.runs.unwrap_or(lab.qemu_runs);
     for t in lab.tests {
         let Kind::Qemu { test, smp, expect } = t.kind else { continue };
+        let mut shown = false;
         for run in 1..=runs {
             let name = format!("{}, smp={smp}, run {run}", t.title);
             if opts.no_qemu {
@@ -262,8 +263,11 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
             } else {
                 format!("failed, see {}", log.display())
             };
-            if !pass && !opts.quiet {
+            // The end of the console of the first failing run of each test (the others' are
+            // in their logs).
+            if !pass && !opts.quiet && !shown {
                 print!("{}", tail(&text, 12));
+                shown = true;
             }
             r.line(name, if pass { t.points } else { 0 }, t.points, note);
         }
