@@ -200,7 +200,7 @@ impl acpi::AcpiHandler for PhysHandler {
 
 /// Read the CPU list from the MADT. Without ACPI we run on the boot core only.
 pub fn discover(rsdp: Option<u64>) -> CpuList {
-    let fallback = || CpuList { apic_ids: alloc::vec![apic_id_from_cpuid()], lapic_phys: 0xfee0_0000 };
+    let fallback = || CpuList { apic_ids: alloc::vec![apic::cpuid_apic_id()], lapic_phys: 0xfee0_0000 };
     let Some(rsdp) = rsdp else {
         crate::println!("smp: no RSDP from the bootloader; running on the boot core only");
         return fallback();
@@ -234,13 +234,9 @@ pub fn discover(rsdp: Option<u64>) -> CpuList {
             }
         }
     } else {
-        apic_ids.push(apic_id_from_cpuid());
+        apic_ids.push(apic::cpuid_apic_id());
     }
     CpuList { apic_ids, lapic_phys }
-}
-
-fn apic_id_from_cpuid() -> u32 {
-    apic::cpuid_apic_id()
 }
 
 /// The Rust entry of an AP, called with its CPU index.

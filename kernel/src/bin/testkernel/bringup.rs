@@ -224,7 +224,7 @@ fn heap_grows() {
 
 /// With heap= the heap is fixed: it never grows, and running out is still
 /// the fatal error of `oom_heap` (checked there); here, that its size stays.
-#[ktest(smp = [2], params = "heap=8M", output = ["heap_fixed: 8 MiB, never grew"])]
+#[ktest(smp = [1, 2, 4], params = "heap=8M", output = ["heap_fixed: 8 MiB, never grew"])]
 fn heap_fixed() {
     let (_, size) = kernel::mem::heap::stats();
     let mut keep = alloc::vec::Vec::new();

@@ -37,7 +37,7 @@ fn work(seed: u64, i: u64) -> u64 {
     x
 }
 
-#[ktest(smp = [2, 4], timeout = 120, output = ["/^lab1: checksum [0-9a-f]{16} nonce [0-9]+ goroutines 1000 ok$/"])]
+#[ktest(smp = [1, 2, 4], timeout = 120, output = ["/^lab1: checksum [0-9a-f]{16} nonce [0-9]+ goroutines 1000 ok$/"])]
 fn goroutines_checksum() {
     let seed = kernel::boot::params().seed.unwrap_or(1);
     let ran: &'static [AtomicU8] = Box::leak((0..N).map(|_| AtomicU8::new(0)).collect::<Vec<_>>().into_boxed_slice());
