@@ -1,7 +1,7 @@
 //! Fuzzing the runner's command line (issue 8): any sequence of arguments,
 //! flags or junk, ends in a run configuration whose every field is in range,
 //! in `--help`, or in a clear one-line error: never a panic.
-use boot::{parse_args, validate_param_key, validate_param_value, Cli};
+use boot::{parse_args, validate_param_key, validate_param_value, Cli, MAX_SMP};
 use proptest::prelude::*;
 
 fn token() -> impl Strategy<Value = String> {
@@ -26,7 +26,7 @@ proptest! {
         match parse_args(args.clone()) {
             Ok(Cli::Help) | Ok(Cli::Image { .. }) => {}
             Ok(Cli::Run(cfg)) => {
-                prop_assert!((1..=255).contains(&cfg.smp), "{:?} -> smp {}", args, cfg.smp);
+                prop_assert!((1..=MAX_SMP).contains(&cfg.smp), "{:?} -> smp {}", args, cfg.smp);
                 prop_assert!(cfg.mem_mib >= 32, "{:?} -> mem {}", args, cfg.mem_mib);
                 for (k, v) in &cfg.params {
                     prop_assert!(validate_param_key(k).is_ok(), "{:?}: key {:?} accepted", args, k);
@@ -38,5 +38,23 @@ proptest! {
                 prop_assert!(!m.trim().is_empty(), "{:?}: empty error", args);
             }
         }
+    }
+}
+
+/// The edges of `--smp`, which the random search above found stale once:
+/// the kernel takes up to 1024 cores and the runner passes QEMU up to
+/// `MAX_SMP`, so 300 is a configuration and 0 or `MAX_SMP + 1` a clear error.
+#[test]
+fn smp_edges() {
+    let run = |v: String| parse_args(vec!["--smp".to_string(), v]);
+    for ok in [1, 255, 256, 300, 1024, MAX_SMP] {
+        match run(ok.to_string()) {
+            Ok(Cli::Run(cfg)) => assert_eq!(cfg.smp, ok),
+            other => panic!("--smp {ok}: {:?}", other.err().map(|e| e.to_string())),
+        }
+    }
+    for bad in ["0".to_string(), (MAX_SMP + 1).to_string(), "-1".into(), "four".into()] {
+        let e = run(bad.clone()).err().unwrap_or_else(|| panic!("--smp {bad} accepted"));
+        assert!(e.to_string().contains("--smp"), "--smp {bad}: {e}");
     }
 }

@@ -1282,7 +1282,7 @@ where
                 let v = value("number of cores")?;
                 // QEMU's own limit depends on the machine type (pc: 255;
                 // q35 with an x2APIC and an IOMMU: far more) and it says so
-                // itself; the kernel drives up to 256 and names the rest.
+                // itself; the kernel drives up to 1024 (`MAX_CPUS`) and names the rest.
                 cfg.smp = parse_num(&name, &v, 1, MAX_SMP)?;
             }
             "--mem" => {
