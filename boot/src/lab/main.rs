@@ -300,11 +300,12 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
         fs::remove_dir_all(&tree).unwrap_or_else(|e| die(format!("{}: {e}", tree.display())));
     }
     let stubbed = generate(root, lab, &tree);
-    // A target dir of its own, the same for every variant (the tree's path stays the same, so
-    // only gmp-core is rebuilt between them; the dependencies are built on the first run). Not
-    // this checkout's `target`: cargo names a workspace member's artifacts by its path inside
-    // the workspace, so the copy's gmp-core and this one's would overwrite each other.
-    let target = work.join("target");
+    // A target dir of the checks' own, the same for every variant and every lab: gmp-core is
+    // rebuilt for each variant anyway (its source differs), and the dependencies are built
+    // once for all labs. Not this checkout's `target`: cargo names a workspace member's
+    // artifacts by its path inside the workspace, so the copy's gmp-core and this one's would
+    // overwrite each other. (Labs checked at once take turns on its lock.)
+    let target = root.join("target").join("lab-check").join("target");
     let opts = |t: &Path| grade::Options {
         tree: t.to_path_buf(),
         json: None,
