@@ -10,11 +10,17 @@
 //! command: `./run-qemu.sh lab check lab1 --qemu`.
 
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Instant;
+
+/// The checks share their target dirs (`target/lab-check/target` and `kernel-target`): one at a
+/// time, or one lab's build could replace the testkernel another lab is about to boot.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// `gmpos-lab check LAB`, which must end in `check LAB: OK`.
 fn check(lab: &str) {
     boot::cleanup::exit_with_parent();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_gmpos-lab"))
         .env("GMPOS_ROOT", env!("CARGO_MANIFEST_DIR"))

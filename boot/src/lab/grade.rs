@@ -37,11 +37,16 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn scrubbed(cmd: &mut Command) -> &mut Command {
+/// A command that runs cargo in `tree`: the build variables of the environment removed, and
+/// `GMPOS_ROOT` set to the tree. (Cargo's `[env]` in the tree's `.cargo/config.toml` does not
+/// override a `GMPOS_ROOT` inherited from the cargo that started this grader, so without it the
+/// runner in the tree would build and boot *this* checkout's kernel.)
+fn in_tree<'a>(cmd: &'a mut Command, tree: &Path) -> &'a mut Command {
     for v in boot::SCRUBBED_ENV {
         cmd.env_remove(v);
     }
-    cmd
+    let abs = tree.canonicalize().unwrap_or_else(|_| tree.to_path_buf());
+    cmd.current_dir(tree).env(boot::root::ROOT_ENV, abs)
 }
 
 /// Runs `cmd` with stdout and stderr into `log`, killing it (its whole process group) after
@@ -190,7 +195,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
     if !host.is_empty() {
         let t0 = Instant::now();
         let mut cmd = Command::new(cargo());
-        scrubbed(&mut cmd).current_dir(tree).args(["test", "-p", "gmp-core", "--lib", "--target-dir"]).arg(&target);
+        in_tree(&mut cmd, tree).args(["test", "-p", "gmp-core", "--lib", "--target-dir"]).arg(&target);
         // Exactly the graded tests: others (such as the two-thread handshake of
         // sched_local_queue_empty) may hang on a `todo!()`.
         cmd.args(["--", "--exact", "--test-threads", "2"]);
@@ -214,7 +219,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
     let loom: Vec<_> = lab.tests.iter().filter(|t| matches!(t.kind, Kind::Loom(_))).collect();
     if !loom.is_empty() {
         let mut cmd = Command::new(cargo());
-        scrubbed(&mut cmd).current_dir(tree).env("RUSTFLAGS", "--cfg loom");
+        in_tree(&mut cmd, tree).env("RUSTFLAGS", "--cfg loom");
         cmd.args(["test", "-p", "gmp-core", "--release", "--lib", "--target-dir"]).arg(opts.loom_target_dir.clone().unwrap_or_else(|| target.join("loom")));
         cmd.args(["--", "--exact", "--test-threads", "2"]);
         cmd.args(loom.iter().map(|t| if let Kind::Loom(p) = t.kind { p } else { unreachable!() }));
@@ -247,7 +252,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
             let want = expect(seed);
             let log = logs.join(format!("qemu-{}-smp{smp}-run{run}.log", test.replace("::", "-")));
             let mut cmd = Command::new(cargo());
-            scrubbed(&mut cmd).current_dir(tree).args(["run", "-q", "--bin", "gmpos", "--target-dir"]).arg(&target);
+            in_tree(&mut cmd, tree).args(["run", "-q", "--bin", "gmpos", "--target-dir"]).arg(&target);
             cmd.args(["--", "--bin", "testkernel", "--smp", &smp.to_string(), "--timeout", "180"]);
             cmd.arg(format!("test={test}")).arg(format!("seed={seed}"));
             let t0 = Instant::now();
@@ -277,6 +282,31 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
         hidden(lab, opts, dir, &target, &logs, &mut r);
     }
     finish(lab, opts, r.out)
+}
+
+/// Boots a starter tree's first QEMU test once (`-smp 2`): the starter must build and boot,
+/// and the run must stop at one of the lab's `todo!()` stubs, whose panic names the lab
+/// (`not yet implemented: lab N: REGION`). Returns that panic line, or why not. `None` if the
+/// lab has no QEMU test.
+pub fn boot_starter(lab: &Lab, tree: &Path, target: &Path) -> Option<Result<String, String>> {
+    let test = lab.tests.iter().find_map(|t| if let Kind::Qemu { test, .. } = t.kind { Some(test) } else { None })?;
+    let logs = tree.join("target").join("grade").join(lab.name());
+    if let Err(e) = fs::create_dir_all(&logs) {
+        return Some(Err(format!("{}: {e}", logs.display())));
+    }
+    let log = logs.join("starter-boot.log");
+    let mut cmd = Command::new(cargo());
+    in_tree(&mut cmd, tree).args(["run", "-q", "--bin", "gmpos", "--target-dir"]).arg(target);
+    cmd.args(["--", "--bin", "testkernel", "--smp", "2", "--timeout", "120"]);
+    cmd.arg(format!("test={test}")).arg(format!("seed={}", nonce()));
+    let (ok, timed_out, text) = run_logged(&mut cmd, &log, Duration::from_secs(1800));
+    let stub = format!("not yet implemented: lab {}: ", lab.number);
+    Some(match text.lines().find(|l| l.contains(&stub)) {
+        Some(l) if !ok => Ok(l.trim().to_string()),
+        _ if timed_out => Err(format!("timed out; see {}", log.display())),
+        _ if ok => Err(format!("{test} passed on the starter; see {}", log.display())),
+        _ => Err(format!("{test} failed without reaching a stub; see {}\n{}", log.display(), tail(&text, 12))),
+    })
 }
 
 /// Instructor tests: `DIR/labN/*.rs` (or `DIR/*.rs`), each an integration test of `gmp-core`
@@ -322,7 +352,7 @@ fn hidden(lab: &Lab, opts: &Options, dir: &Path, target: &Path, logs: &Path, r: 
         }
         let _guard = Remove(dst, made_dir);
         let mut cmd = Command::new(cargo());
-        scrubbed(&mut cmd).current_dir(&opts.tree).args(["test", "-p", "gmp-core", "--test", &name, "--target-dir"]).arg(target);
+        in_tree(&mut cmd, &opts.tree).args(["test", "-p", "gmp-core", "--test", &name, "--target-dir"]).arg(target);
         let (_, _, text) = run_logged(&mut cmd, &logs.join(format!("hidden-{stem}.log")), Duration::from_secs(600));
         // The test list comes from the file itself, so a test that does not compile counts.
         let src = fs::read_to_string(&f).unwrap_or_default();

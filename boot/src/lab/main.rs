@@ -40,9 +40,11 @@ grade: --tree DIR  the tree to grade (default: this checkout); --json FILE  per-
        the tree's target; never one another checkout uses: cargo names gmp-core's artifacts by
        its path inside the workspace, so two checkouts would overwrite each other's). Exit
        status 0 only with full marks.
-check: in target/lab-check/LAB: generate the starter (must score 0), put the solution back (must
-       be byte-identical to this tree and score full marks), apply each labs/LAB/mutants/*.patch
-       (each must score less). Without --qemu the QEMU tests are left out (what CI runs).";
+check: in target/lab-check/LAB: generate the starter (must score 0, boot to one of its stubs,
+       and score full on the other labs' host and loom tests), put the solution back (must be
+       byte-identical to this tree and score full marks), apply each labs/LAB/mutants/*.patch
+       (each must score less). Without --qemu the QEMU tests are left out, except the one boot
+       of the starter (what CI runs). Checks share target/lab-check: run one at a time.";
 
 fn die(msg: impl std::fmt::Display) -> ! {
     eprintln!("gmpos-lab: {msg}");
@@ -337,8 +339,39 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
     let full = if qemu { lab.max() } else { graded_without_qemu(lab) };
 
     println!("check {}: starter in {} ({} regions stubbed)", lab.name(), tree.display(), stubbed.len());
+    // The kernel's own target dir (`kernel/target`, where the runner builds the testkernel),
+    // shared by every check like `target` above, so that its dependencies are built once.
+    let ktarget = root.join("target").join("lab-check").join("kernel-target");
+    let _ = fs::create_dir_all(&ktarget);
+    if let Err(e) = std::os::unix::fs::symlink(&ktarget, tree.join("kernel").join("target")) {
+        die(format!("cannot link {}/kernel/target: {e}", tree.display()));
+    }
     let o = grade::grade(lab, &opts(&tree));
     expect(&mut failures, "starter", &o, o.score == 0, "want 0");
+    // The starter builds and boots, and its QEMU test stops at one of the lab's stubs (with
+    // --qemu the grading above has booted it already, every run).
+    if !qemu {
+        match grade::boot_starter(lab, &tree, &target) {
+            None => {}
+            Some(Ok(line)) => println!("check {}: starter boots and stops at a stub: {line}", lab.name()),
+            Some(Err(e)) => {
+                println!("check {}: starter boot: {e} <-- WRONG", lab.name());
+                failures.push("starter boot".into());
+            }
+        }
+    }
+    // The labs it does not touch: their host and loom tests score full on this starter (their
+    // QEMU tests need the whole kernel, which this starter's stubs stop).
+    for other in spec::LABS.iter().filter(|l| l.number != lab.number) {
+        let full = graded_without_qemu(other);
+        if full == 0 {
+            continue;
+        }
+        let mut o = opts(&tree);
+        o.no_qemu = true;
+        let g = grade::grade(other, &o);
+        expect(&mut failures, &format!("starter, graded as {} (host and loom)", other.name()), &g, g.score == full, &format!("want {full}"));
+    }
 
     let n = solve(root, lab, &tree);
     let mut diff = Vec::new();
