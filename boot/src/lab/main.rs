@@ -336,7 +336,7 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
             failures.push(what.to_string());
         }
     };
-    let full = if qemu { lab.max() } else { graded_without_qemu(lab) };
+    let full = if qemu { lab.max_with_runs(runs.unwrap_or(lab.qemu_runs)) } else { graded_without_qemu(lab) };
 
     println!("check {}: starter in {} ({} regions stubbed)", lab.name(), tree.display(), stubbed.len());
     // The kernel's own target dir (`kernel/target`, where the runner builds the testkernel),
