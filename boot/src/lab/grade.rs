@@ -240,7 +240,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
     // QEMU: each test `runs` times, a fresh nonce each, the expected line recomputed here.
     let runs = opts.runs.unwrap_or(lab.qemu_runs);
     for t in lab.tests {
-        let Kind::Qemu { test, smp, expect } = t.kind else { continue };
+        let Some((test, smp, params, expect)) = t.kind.qemu() else { continue };
         let mut shown = false;
         for run in 1..=runs {
             let name = format!("{}, smp={smp}, run {run}", t.title);
@@ -255,6 +255,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
             in_tree(&mut cmd, tree).args(["run", "-q", "--bin", "gmpos", "--target-dir"]).arg(&target);
             cmd.args(["--", "--bin", "testkernel", "--smp", &smp.to_string(), "--timeout", "180"]);
             cmd.arg(format!("test={test}")).arg(format!("seed={seed}"));
+            cmd.args(params.split_whitespace());
             let t0 = Instant::now();
             let (ok, timed_out, text) = run_logged(&mut cmd, &log, Duration::from_secs(1800));
             let found = text.lines().any(|l| l.trim_end().ends_with(&want) && l.trim_end().strip_suffix(&want).is_some_and(|p| p.is_empty() || p.ends_with("] ")));
@@ -289,7 +290,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
 /// (`not yet implemented: lab N: REGION`). Returns that panic line, or why not. `None` if the
 /// lab has no QEMU test.
 pub fn boot_starter(lab: &Lab, tree: &Path, target: &Path) -> Option<Result<String, String>> {
-    let test = lab.tests.iter().find_map(|t| if let Kind::Qemu { test, .. } = t.kind { Some(test) } else { None })?;
+    let (test, _, params, _) = lab.tests.iter().find_map(|t| t.kind.qemu())?;
     let logs = tree.join("target").join("grade").join(lab.name());
     if let Err(e) = fs::create_dir_all(&logs) {
         return Some(Err(format!("{}: {e}", logs.display())));
@@ -299,6 +300,7 @@ pub fn boot_starter(lab: &Lab, tree: &Path, target: &Path) -> Option<Result<Stri
     in_tree(&mut cmd, tree).args(["run", "-q", "--bin", "gmpos", "--target-dir"]).arg(target);
     cmd.args(["--", "--bin", "testkernel", "--smp", "2", "--timeout", "120"]);
     cmd.arg(format!("test={test}")).arg(format!("seed={}", nonce()));
+    cmd.args(params.split_whitespace());
     let (ok, timed_out, text) = run_logged(&mut cmd, &log, Duration::from_secs(1800));
     let stub = format!("not yet implemented: lab {}: ", lab.number);
     Some(match text.lines().find(|l| l.contains(&stub)) {
