@@ -39,3 +39,8 @@ fn check(lab: &str) {
 fn lab1_starter_solution_and_mutants() {
     check("lab1");
 }
+
+#[test]
+fn lab2_starter_solution_and_mutants() {
+    check("lab2");
+}

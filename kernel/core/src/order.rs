@@ -17,6 +17,9 @@
 //! % len]`), so one cheap random number picks one of `count * len(coprimes)`
 //! distinct walks. No allocation: the coprimes live in a fixed array sized for
 //! [`MAX_PROCS`].
+//!
+//! Lines starting with `//~ lab2` mark the code that lab 2 of the course
+//! (`labs/lab2/`) takes out of a student's tree; they change nothing here.
 
 /// The largest number of Ps (and cores) the kernel supports. QEMU 10 with an
 /// x2APIC gave 1024 here and the demo passed on all of them (README, "Many
@@ -76,6 +79,8 @@ impl RandomOrder {
             (1..=MAX_PROCS).contains(&count),
             "RandomOrder::reset({count}): count must be 1..={MAX_PROCS}"
         );
+        //~ lab2 begin randomOrder_reset: remember count, and list the strides: every i in 1..=count with
+        //~ gcd(i, count) == 1, in increasing order, in coprimes[..ncoprimes] (start from none).
         self.count = count;
         self.ncoprimes = 0;
         for i in 1..=count {
@@ -84,6 +89,7 @@ impl RandomOrder {
                 self.ncoprimes += 1;
             }
         }
+        //~ lab2 end
     }
 
     /// The current P count.
@@ -99,12 +105,15 @@ impl RandomOrder {
     /// A walk chosen by the random number `i` (Go: `randomOrder.start`;
     /// `stealWork` passes `cheaprand()`).
     pub fn start(&self, i: u32) -> RandomEnum {
+        //~ lab2 begin randomOrder_start: one random i picks both the first position, i % count, and the
+        //~ stride, coprimes[(i / count) % ncoprimes]; no step taken yet.
         RandomEnum {
             i: 0,
             count: self.count,
             pos: i % self.count,
             inc: self.coprimes[((i / self.count) % self.ncoprimes) as usize] as u32,
         }
+        //~ lab2 end
     }
 }
 
@@ -116,9 +125,11 @@ impl RandomEnum {
 
     /// Steps to the next position.
     pub fn next(&mut self) {
+        //~ lab2 begin randomEnum_next: count the step, and move pos by the stride, modulo count.
         self.i += 1;
         // pos < count <= MAX_PROCS and inc <= MAX_PROCS, so the sum cannot overflow.
         self.pos = (self.pos + self.inc) % self.count;
+        //~ lab2 end
     }
 
     /// The current position (an index into `allp`).
@@ -157,101 +168,4 @@ impl Iterator for Positions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rand::FastRand;
-
-    /// Port of Go's TestStealOrder, first half: for every P count and every
-    /// walk, each position is visited exactly once and the walk then ends.
-    #[test]
-    fn steal_order_visits_every_p_once() {
-        let mut ord = RandomOrder::new();
-        let mut rng = FastRand::new(99);
-        for procs in 1..=MAX_PROCS {
-            ord.reset(procs);
-            if procs >= 3 {
-                assert!(ord.coprimes().len() >= 2, "too few coprimes for {procs}");
-            }
-            // Every stride (argument c*procs + start selects stride c), each
-            // with a pseudo-random start ...
-            let ncop = ord.coprimes().len() as u32;
-            let strides = (0..ncop).map(|c| c * procs + (c * 7919 + 13) % procs);
-            // ... plus a hundred random arguments as stealWork would pass.
-            let randoms = (0..100).map(|_| rng.next_u32());
-            for arg in strides.chain(randoms) {
-                let mut e = ord.start(arg);
-                let mut seen = [false; MAX_PROCS as usize];
-                for _ in 0..procs {
-                    assert!(!e.done(), "procs={procs} arg={arg}: done too early");
-                    let x = e.position() as usize;
-                    assert!(x < procs as usize);
-                    assert!(!seen[x], "procs={procs} inc={}: {x} visited twice", e.stride());
-                    seen[x] = true;
-                    e.next();
-                }
-                assert!(e.done(), "procs={procs} arg={arg}: not done");
-            }
-        }
-    }
-
-    /// Port of Go's TestStealOrder, second half: the arguments
-    /// `0..count*len(coprimes)` give pairwise different (start, stride).
-    #[test]
-    fn steal_order_start_args_give_distinct_walks() {
-        let mut ord = RandomOrder::new();
-        for procs in 2..=MAX_PROCS {
-            ord.reset(procs);
-            let mut seen = vec![false; (procs * (procs + 1)) as usize];
-            for arg in 0..procs * ord.coprimes().len() as u32 {
-                let e = ord.start(arg);
-                let key = (e.position() * (procs + 1) + e.stride()) as usize;
-                assert!(!seen[key], "procs={procs}: pos {} inc {} twice", e.position(), e.stride());
-                seen[key] = true;
-            }
-        }
-    }
-
-    #[test]
-    fn coprimes_are_right() {
-        let mut ord = RandomOrder::new();
-        ord.reset(1);
-        assert_eq!(ord.coprimes(), &[1]);
-        ord.reset(8);
-        assert_eq!(ord.coprimes(), &[1, 3, 5, 7]);
-        ord.reset(12);
-        assert_eq!(ord.coprimes(), &[1, 5, 7, 11]);
-        ord.reset(256);
-        assert_eq!(ord.coprimes().len(), 128);
-        ord.reset(MAX_PROCS);
-        assert_eq!(ord.coprimes().len(), MAX_PROCS as usize / 2, "MAX_PROCS is a power of two");
-        ord.reset(251); // prime
-        assert_eq!(ord.coprimes().len(), 250);
-    }
-
-    #[test]
-    fn iterator_matches_manual_walk() {
-        let mut ord = RandomOrder::new();
-        ord.reset(10);
-        let e = ord.start(1234);
-        let mut manual = e.clone();
-        let from_iter: Vec<u32> = e.positions().collect();
-        assert_eq!(from_iter.len(), 10);
-        for x in from_iter {
-            assert_eq!(x, manual.position());
-            manual.next();
-        }
-        assert!(manual.done());
-    }
-
-    #[test]
-    #[should_panic(expected = "count must be 1..=")]
-    fn reset_rejects_zero() {
-        RandomOrder::new().reset(0);
-    }
-
-    #[test]
-    #[should_panic(expected = "count must be 1..=")]
-    fn reset_rejects_too_many() {
-        RandomOrder::new().reset(MAX_PROCS + 1);
-    }
-}
+mod tests;

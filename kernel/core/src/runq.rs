@@ -78,8 +78,8 @@
 //!
 //! # Lab regions
 //!
-//! Lines starting with `//~ lab1` mark the code that lab 1 of the course
-//! (`labs/lab1/`) takes out of a student's tree; they change nothing here.
+//! Lines starting with `//~ labN` mark the code that lab N of the course
+//! (`labs/labN/`) takes out of a student's tree; they change nothing here.
 
 use core::cell::Cell;
 use core::fmt;
@@ -699,6 +699,11 @@ impl<T> Steal<'_, T> {
         steal_runnext: bool,
         on_runnext_wait: impl Fn(),
     ) -> u32 {
+        //~ lab2 begin runqgrab: loop: load-acquire head, then tail; n = len - len/2 (the older half,
+        //~ rounded up). n == 0: with steal_runnext, take the victim's runnext instead (call
+        //~ on_runnext_wait first, CAS it to null, put it in dst's slot dst_tail, 1), else 0.
+        //~ n > RUNQ_SIZE/2: a stale head, read again. Copy slots h .. h+n to dst's slots from
+        //~ dst_tail (unpublished), then claim them with a CAS-release of head; lost: start over.
         let q = self.q;
         loop {
             // Acquire: pairs with other consumers' CAS-release of `head`.
@@ -762,6 +767,7 @@ impl<T> Steal<'_, T> {
                 return n;
             }
         }
+        //~ lab2 end
     }
 }
 

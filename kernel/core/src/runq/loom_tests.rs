@@ -159,6 +159,58 @@ fn loom_overflow_vs_steal() {
     });
 }
 
+/// Stealing half against the owner (lab 2): a ring of 3; the owner takes one,
+/// puts two more (the second into the slot of the first: the ring has only 4)
+/// and takes one again, while a thief steals once. A thief that read a slot
+/// the owner has since reused must lose its CAS on `head`. The thief's batch
+/// is the older half of what it saw, rounded up, in queue order: consecutive
+/// Gs, at most 2 of them, the one it runs being the newest.
+#[test]
+fn loom_owner_vs_steal_half() {
+    model(|| {
+        let q = Arc::new(RunQueue::<u8>::new());
+        {
+            // SAFETY: no other thread exists yet.
+            let local = unsafe { q.local() };
+            for i in 0..3 {
+                assert!(local.put(g(i), false, false, 0).is_none());
+            }
+        }
+        let thief = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let mine: RunQueue<u8> = RunQueue::new();
+                // SAFETY: `mine` is local to this thread.
+                let dst = unsafe { mine.local() };
+                let Some(run) = q.stealer().steal_into(&dst, false, yield_wait) else {
+                    return vec![];
+                };
+                let mut batch: Vec<usize> = std::iter::from_fn(|| dst.get()).map(|(p, _)| idx(p)).collect();
+                batch.push(idx(run));
+                assert!(batch.len() <= 2, "the thief took {batch:?}: more than half of a ring of at most 4");
+                assert!(
+                    batch.windows(2).all(|w| w[1] == w[0] + 1),
+                    "the thief's batch {batch:?} is not in queue order"
+                );
+                batch
+            })
+        };
+        // SAFETY: this thread is the owner; the thief only uses `stealer`.
+        let local = unsafe { q.local() };
+        let mut seen = Vec::new();
+        if let Some((p, _)) = local.get() {
+            seen.push(idx(p));
+        }
+        assert!(local.put(g(3), false, false, 0).is_none());
+        assert!(local.put(g(4), false, false, 0).is_none());
+        if let Some((p, _)) = local.get() {
+            seen.push(idx(p));
+        }
+        seen.extend(thief.join().unwrap());
+        check_exactly_once(5, &seen, &[&q]);
+    });
+}
+
 /// runnext contention: the owner replaces runnext (kicking the old G to the
 /// ring) and takes it, while a thief goes for the ring and then runnext.
 #[test]

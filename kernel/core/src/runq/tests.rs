@@ -1,6 +1,7 @@
 //! Host tests of the run queue: ports of Go's TestSchedLocalQueue,
 //! TestSchedLocalQueueSteal and TestSchedLocalQueueEmpty, the overflow and
-//! runnext rules, a two-thread stress test, and a proptest against a model.
+//! runnext rules, stealing half in order, a two-thread stress test, and a
+//! proptest against a model.
 
 use super::*;
 use std::collections::VecDeque;
@@ -360,6 +361,49 @@ fn steal_into_a_busy_queue_panics() {
         p2.put(gp(g), false, false, 0);
     }
     q1.stealer().steal_into(&p2, false, no_wait);
+}
+
+/// Go's runqgrab takes `n - n/2` of `n` Gs: the older half, rounded up, in
+/// queue order. For every length 0..=RUNQ_SIZE, with the victim's and the
+/// thief's counters at several places (the ring's physical end, across the
+/// u32 wrap): the G the thief gets back is the last of its half, its own ring
+/// holds the others oldest first, the victim keeps the newer half in order,
+/// and the victim's `runnext` is not touched while its ring has Gs.
+#[test]
+fn steal_takes_half_in_order() {
+    let n_max = RUNQ_SIZE as usize;
+    let gs = make_gs(n_max + 1);
+    let starts = [0, 1, RUNQ_SIZE / 2 + 3, RUNQ_SIZE - 1, u32::MAX - RUNQ_SIZE / 2, u32::MAX - 2, u32::MAX];
+    for (k, &vstart) in starts.iter().enumerate() {
+        let tstart = starts[(3 * k + 1) % starts.len()];
+        for n in 0..=n_max {
+            let (q1, q2) = (RunQueue::new(), RunQueue::new());
+            for (q, at) in [(&q1, vstart), (&q2, tstart)] {
+                q.head.store(at, Ordering::Relaxed);
+                q.tail.store(at, Ordering::Relaxed);
+            }
+            // SAFETY: this test is the only user of both queues.
+            let (p1, p2) = unsafe { (q1.local(), q2.local()) };
+            for g in &gs[..n] {
+                assert!(p1.put(gp(g), false, false, 0).is_none());
+            }
+            // A G in runnext, which must stay there (the ring is stolen first).
+            assert!(p1.put(gp(&gs[n_max]), true, false, 0).is_none());
+            let steal_runnext = n % 2 == 1;
+            let got = q1.stealer().steal_into(&p2, steal_runnext, || panic!("n={n}: waited for runnext"));
+            let want = n - n / 2;
+            let at = format!("n={n}, victim from {vstart}, thief from {tstart}");
+            assert_eq!(got.map(id), want.checked_sub(1), "{at}: the G returned");
+            assert_eq!(p2.len() as usize, want.saturating_sub(1), "{at}: Gs left on the thief");
+            assert_eq!(p1.len() as usize, n - want, "{at}: Gs left on the victim");
+            let thief: Vec<usize> = std::iter::from_fn(|| p2.get()).map(|(g, _)| id(g)).collect();
+            assert_eq!(thief, (0..want.saturating_sub(1)).collect::<Vec<_>>(), "{at}: the thief's ring");
+            let mut victim = vec![];
+            p1.drain(|g| victim.push(id(g)));
+            let want_victim: Vec<usize> = [n_max].into_iter().chain(want..n).collect();
+            assert_eq!(victim, want_victim, "{at}: the victim's runnext and ring");
+        }
+    }
 }
 
 /// The counters are free-running u32s: start near the wrap point and run
