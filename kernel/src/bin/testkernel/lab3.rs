@@ -27,11 +27,13 @@
 //!    `schedtick` advances once per cycle and sysmon never preempts anything. A goroutine W
 //!    keeps yielding to the global queue (`gosched`): only the check at the top of
 //!    `findRunnable` (`schedtick % 61 == 0`) can bring it back, and it must, every time,
-//!    within 61 ticks.
+//!    within 61 ticks. (A wait during which sysmon preempted something, which only happens
+//!    when the host stalls the P's core for 10 ms, is not counted.)
 use crate::latch::Latch;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::ktest::ktest;
+use kernel::runtime::preempt::{ASYNC_PREEMPTS, COOP_PREEMPTS};
 use kernel::runtime::runtime2::P;
 use kernel::{println, Chan};
 
@@ -91,6 +93,12 @@ fn schedtick() -> u32 {
     the_p().schedtick.load(Ordering::Relaxed)
 }
 
+/// Preemptions so far (sysmon's, asynchronous or at a stack check). A preempted G goes to
+/// the global queue and the next one starts a new time slice: each adds a schedtick or two.
+fn preemptions() -> u64 {
+    ASYNC_PREEMPTS.load(Ordering::Relaxed) + COOP_PREEMPTS.load(Ordering::Relaxed)
+}
+
 /// The 61-tick bound: W goes to the global queue at schedtick T and is taken by the first
 /// schedule whose schedtick is a multiple of 61 (at most T + 60), whose `execute` makes it
 /// T + 61 at most.
@@ -148,17 +156,18 @@ fn runnext_fairness() {
         w_ran.store(true, Ordering::Release);
         w_done.done();
     });
-    let t0 = schedtick();
+    let (t0, p0) = (schedtick(), preemptions());
     to_a.send((0, splitmix(seed ^ 0x3c5)));
     let (v, t_r) = result.recv().unwrap();
     w_done.wait();
     let ticks = t_r.wrapping_sub(t0);
-    println!("lab3: ping-pong: {r} rounds ({} hand-offs) took {ticks} schedticks", 2 * r);
+    let preempts = preemptions() - p0;
+    println!("lab3: ping-pong: {r} rounds ({} hand-offs) took {ticks} schedticks, {preempts} preemptions", 2 * r);
     assert!(w_ran.load(Ordering::Acquire), "lab3: the ping-pong kept W off the P for 5 s: nothing preempted it");
     assert_eq!(v, pingpong_value(seed), "lab3: wrong ping-pong value");
     if !randomized {
         assert!(
-            (ticks as u64) < r / 2,
+            (ticks as u64) < r / 2 + 2 * preempts,
             "lab3: {} runnext hand-offs advanced schedtick by {ticks}: a G taken from runnext must inherit \
              the time slice (runqget's inheritTime, execute does not increment schedtick)",
             2 * r
@@ -174,6 +183,7 @@ fn runnext_fairness() {
     let w_runs = leak(AtomicU64::new(0));
     let w_max = leak(AtomicU32::new(0));
     let w_over = leak(AtomicU64::new(0));
+    let w_disturbed = leak(AtomicU64::new(0));
     let w2_done = leak(Latch::new(1));
     {
         let (to_s, to_fa, to_fb, fresult) = (to_s.clone(), to_fa.clone(), to_fb.clone(), fresult.clone());
@@ -218,10 +228,17 @@ fn runnext_fairness() {
     }
     kernel::go(move || {
         while !stop.load(Ordering::Acquire) {
-            let t = schedtick();
+            let (t, p) = (schedtick(), preemptions());
             kernel::gosched();
             let d = schedtick().wrapping_sub(t);
             w_runs.fetch_add(1, Ordering::Relaxed);
+            if preemptions() != p {
+                // sysmon preempted someone meanwhile (a host so busy that the P's core
+                // stood still for forcePreemptNS): W itself may have been sent to the back of
+                // the global queue twice. Not a wait the 61 rule bounds; not counted.
+                w_disturbed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             w_max.fetch_max(d, Ordering::Relaxed);
             if d > FAIR_TICKS {
                 w_over.fetch_add(1, Ordering::Relaxed);
@@ -234,11 +251,15 @@ fn runnext_fairness() {
     let x = fresult.recv().unwrap();
     w2_done.wait();
     let ticks = schedtick().wrapping_sub(t0);
-    let (runs, max, over) =
-        (w_runs.load(Ordering::Relaxed), w_max.load(Ordering::Relaxed), w_over.load(Ordering::Relaxed));
+    let (runs, max, over, disturbed) = (
+        w_runs.load(Ordering::Relaxed),
+        w_max.load(Ordering::Relaxed),
+        w_over.load(Ordering::Relaxed),
+        w_disturbed.load(Ordering::Relaxed),
+    );
     println!(
         "lab3: fork-join: {c} cycles took {ticks} schedticks; W on the global queue ran {runs} times, \
-         waiting at most {max} schedticks ({over} waits over {FAIR_TICKS})"
+         waiting at most {max} schedticks ({over} waits over {FAIR_TICKS}, {disturbed} not counted: preemptions)"
     );
     assert_eq!(x, forkjoin_value(seed), "lab3: wrong fork-join value");
     assert!(
@@ -246,7 +267,10 @@ fn runnext_fairness() {
         "lab3: W waited {max} schedticks on the global queue ({over} times more than {FAIR_TICKS}): \
          findRunnable must take a G from the global queue when schedtick % 61 == 0"
     );
-    assert!(runs as u64 >= c / 2 / FAIR_TICKS as u64, "lab3: W ran only {runs} times in {c} cycles");
+    assert!(
+        runs - disturbed >= c / 2 / FAIR_TICKS as u64,
+        "lab3: W ran only {runs} times in {c} cycles ({disturbed} disturbed by preemptions)"
+    );
     kernel::gomaxprocs(prev).expect("gomaxprocs(prev)");
     println!(
         "lab3: pingpong rounds {r} value {v:016x} forkjoin cycles {c} value {x:016x} nonce {seed} ok"
