@@ -44,3 +44,8 @@ fn lab1_starter_solution_and_mutants() {
 fn lab2_starter_solution_and_mutants() {
     check("lab2");
 }
+
+#[test]
+fn lab3_starter_solution_and_mutants() {
+    check("lab3");
+}

@@ -79,10 +79,12 @@ pub const GRADER: &[&str] = &[
 
 mod lab1;
 mod lab2;
+mod lab3;
 
 pub static LABS: &[Lab] = &[
     lab1::LAB,
     lab2::LAB,
+    lab3::LAB,
 ];
 
 pub fn find(name: &str) -> Option<&'static Lab> {

@@ -1,5 +1,8 @@
-//! Intrusive G lists (Go's `gQueue` and `gList`) and the batch rule of
-//! `globrunqget`.
+//! Intrusive G lists (Go's `gQueue` and `gList`), the batch rule of
+//! `globrunqget` and the 1-in-61 fairness check of `findRunnable`.
+//!
+//! Lines starting with `//~ lab3` mark the code that lab 3 of the course
+//! (`labs/lab3/`) takes out of a student's tree; they change nothing here.
 //!
 //! # Intrusive lists
 //!
@@ -269,6 +272,8 @@ impl<T: Linked> Iterator for Iter<'_, T> {
 ///
 /// `gomaxprocs == 0` is treated as 1.
 pub fn globrunqget_count(sched_len: u32, gomaxprocs: u32, max: u32) -> u32 {
+    //~ lab3 begin globrunqget_count: the fair share plus one (sched_len / gomaxprocs + 1), capped by
+    //~ the queue's length, by max when max > 0, and by half a local ring (RUNQ_SIZE / 2).
     if sched_len == 0 {
         return 0;
     }
@@ -280,166 +285,25 @@ pub fn globrunqget_count(sched_len: u32, gomaxprocs: u32, max: u32) -> u32 {
         n = max;
     }
     n.min(RUNQ_SIZE / 2)
+    //~ lab3 end
+}
+
+/// The fairness check at the top of `findRunnable`: true when this schedule
+/// must look at the global queue before the local one.
+///
+/// Go does it on every 61st schedule of a P (`pp.schedtick % 61 == 0`) when
+/// the global queue is not empty, and then takes one G (`globrunqget(pp, 1)`).
+/// Without it, Gs that keep readying each other on one P (so its local queue
+/// is never empty) would starve the global queue for ever. 61 is a prime, so
+/// that the check does not fall into step with some periodic pattern of the
+/// program. `schedtick` counts the schedules that did not inherit a time
+/// slice (see `execute`), so a chain of `runnext` hand-offs counts as one.
+pub fn check_global_first(schedtick: u32, sched_len: u32) -> bool {
+    //~ lab3 begin check_global_first: every 61st schedtick, and only if the global queue has a G.
+    schedtick % 61 == 0 && sched_len > 0
+    //~ lab3 end
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    struct G {
-        id: u32,
-        schedlink: Cell<Option<NonNull<G>>>,
-    }
-
-    // SAFETY: `link` always returns the `schedlink` field, which only the
-    // lists touch.
-    unsafe impl Linked for G {
-        fn link(&self) -> &Cell<Option<NonNull<G>>> {
-            &self.schedlink
-        }
-    }
-
-    fn gs(n: u32) -> Vec<G> {
-        (0..n).map(|id| G { id, schedlink: Cell::new(None) }).collect()
-    }
-
-    fn ids<'a>(it: impl Iterator<Item = NonNull<G>> + 'a) -> Vec<u32> {
-        // SAFETY: the Gs live in a Vec that outlives the test body.
-        it.map(|g| unsafe { g.as_ref() }.id).collect()
-    }
-
-    #[test]
-    fn queue_is_fifo() {
-        let v = gs(5);
-        let mut q = GQueue::new();
-        assert!(q.is_empty());
-        assert_eq!(q.pop_front(), None);
-        for g in &v {
-            // SAFETY: `v` outlives `q`; each G is pushed once.
-            unsafe { q.push_back(NonNull::from(g)) };
-        }
-        assert_eq!(q.len(), 5);
-        assert_eq!(ids(q.iter()), [0, 1, 2, 3, 4]);
-        assert_eq!(ids(core::iter::from_fn(|| q.pop_front())), [0, 1, 2, 3, 4]);
-        assert!(q.is_empty());
-        assert_eq!(q.len(), 0);
-        assert!(q.front().is_none());
-        // The queue is reusable after it emptied (tail was reset).
-        // SAFETY: as above.
-        unsafe { q.push_back(NonNull::from(&v[3])) };
-        assert_eq!(ids(q.iter()), [3]);
-    }
-
-    #[test]
-    fn push_front_and_back_mix() {
-        let v = gs(4);
-        let mut q = GQueue::new();
-        // SAFETY: `v` outlives `q`; each G is pushed once.
-        unsafe {
-            q.push_front(NonNull::from(&v[1]));
-            q.push_back(NonNull::from(&v[2]));
-            q.push_front(NonNull::from(&v[0]));
-            q.push_back(NonNull::from(&v[3]));
-        }
-        assert_eq!(q.len(), 4);
-        assert_eq!(ids(core::iter::from_fn(|| q.pop_front())), [0, 1, 2, 3]);
-        // push_front on an empty queue sets the tail too.
-        // SAFETY: as above; the Gs were popped.
-        unsafe {
-            q.push_front(NonNull::from(&v[0]));
-            q.push_back(NonNull::from(&v[1]));
-        }
-        assert_eq!(ids(core::iter::from_fn(|| q.pop_front())), [0, 1]);
-    }
-
-    #[test]
-    fn push_back_all_concatenates() {
-        let v = gs(6);
-        let (mut a, mut b) = (GQueue::new(), GQueue::new());
-        // SAFETY: `v` outlives both queues; each G is pushed once.
-        unsafe {
-            for g in &v[..2] {
-                a.push_back(NonNull::from(g));
-            }
-            for g in &v[2..] {
-                b.push_back(NonNull::from(g));
-            }
-        }
-        a.push_back_all(&mut b);
-        assert!(b.is_empty());
-        assert_eq!(b.len(), 0);
-        assert_eq!(a.len(), 6);
-        assert_eq!(ids(a.iter()), [0, 1, 2, 3, 4, 5]);
-        // Into an empty queue, and from an empty queue.
-        let mut c = GQueue::new();
-        c.push_back_all(&mut a);
-        c.push_back_all(&mut b);
-        assert_eq!(c.len(), 6);
-        assert_eq!(ids(core::iter::from_fn(|| c.pop_front())), [0, 1, 2, 3, 4, 5]);
-        // After the move the tail is right: appending works.
-        // SAFETY: all Gs were popped.
-        unsafe { c.push_back(NonNull::from(&v[5])) };
-        assert_eq!(ids(c.iter()), [5]);
-    }
-
-    #[test]
-    fn list_is_lifo_and_push_all() {
-        let v = gs(5);
-        let mut l = GList::new();
-        assert!(l.pop().is_none());
-        // SAFETY: `v` outlives the lists; each G is pushed once.
-        unsafe {
-            l.push(NonNull::from(&v[0]));
-            l.push(NonNull::from(&v[1]));
-        }
-        let mut q = GQueue::new();
-        // SAFETY: as above.
-        unsafe {
-            for g in &v[2..] {
-                q.push_back(NonNull::from(g));
-            }
-        }
-        l.push_all(&mut q);
-        assert!(q.is_empty());
-        assert_eq!(l.len(), 5);
-        assert_eq!(ids(l.iter()), [2, 3, 4, 1, 0]);
-        assert_eq!(ids(core::iter::from_fn(|| l.pop())), [2, 3, 4, 1, 0]);
-        assert!(l.is_empty());
-        let mut empty = GQueue::new();
-        l.push_all(&mut empty);
-        assert!(l.is_empty());
-    }
-
-    #[test]
-    fn globrunqget_batch_rule() {
-        // Empty queue: nothing.
-        assert_eq!(globrunqget_count(0, 4, 0), 0);
-        // Fair share plus one.
-        assert_eq!(globrunqget_count(100, 4, 0), 26);
-        assert_eq!(globrunqget_count(7, 2, 0), 4);
-        // Never more than the queue holds.
-        assert_eq!(globrunqget_count(1, 1, 0), 1);
-        assert_eq!(globrunqget_count(3, 1, 0), 3);
-        // The caller's max, when set (findRunnable's fairness tick passes 1).
-        assert_eq!(globrunqget_count(100, 4, 1), 1);
-        assert_eq!(globrunqget_count(100, 4, 10), 10);
-        assert_eq!(globrunqget_count(100, 4, 1000), 26);
-        // Never more than half a local ring.
-        assert_eq!(globrunqget_count(10_000, 1, 0), RUNQ_SIZE / 2);
-        assert_eq!(globrunqget_count(u32::MAX, 1, 0), RUNQ_SIZE / 2);
-        // gomaxprocs 0 is treated as 1.
-        assert_eq!(globrunqget_count(5, 0, 0), 5);
-        // Exhaustive check against the rule written as a min().
-        for len in 0..600 {
-            for procs in 1..=9 {
-                for max in [0, 1, 2, 5, 200] {
-                    let mut want = (len / procs + 1).min(len).min(RUNQ_SIZE / 2);
-                    if max > 0 {
-                        want = want.min(max);
-                    }
-                    assert_eq!(globrunqget_count(len, procs, max), want);
-                }
-            }
-        }
-    }
-}

@@ -351,6 +351,9 @@ impl<'a, T> Local<'a, T> {
         let next = next && !(randomize_next && rand % 2 == 0);
         let mut g = g;
         if next {
+            //~ lab3 begin runqput_runnext: swap g into runnext (one AcqRel RMW). Was it empty? Done,
+            //~ return None. Otherwise the old runnext is kicked out: set g to it, the ring code below
+            //~ puts it at the tail.
             // Go loops on a CAS here; a swap is the same thing in one step.
             // Release: pairs with the acquire load of `runnext` in
             // `runqgrab` (a thief that takes this G sees what was written to
@@ -363,6 +366,7 @@ impl<'a, T> Local<'a, T> {
                 // Kick the old runnext to the tail of the ring.
                 Some(old) => g = old,
             }
+            //~ lab3 end
         }
         //~ lab1 begin runqput: room (tail - head < RUNQ_SIZE)? write the slot, then publish tail + 1.
         //~ Full? put_slow moves half to the global queue; if it lost a race, try again.
@@ -454,19 +458,24 @@ impl<'a, T> Local<'a, T> {
         // Relaxed: only we store non-null values in `runnext`, so what we see
         // is our own store or a thief's null.
         let next = q.runnext.load(Ordering::Relaxed);
-        // No retry if the CAS fails: the only other writers set null, so a
-        // failure means a thief took the G.
-        // Release: pairs with the acquire load of `runnext` in `is_empty`;
-        // anything we did before taking runnext (such as publishing a G on
-        // the ring) is visible to an observer that sees runnext empty.
-        // Acquire: symmetric with the other RMWs on runnext (see `put`).
-        if !next.is_null()
-            && q
+        if !next.is_null() {
+            //~ lab3 begin runqget_runnext: claim next with a CAS of runnext to null and return it with
+            //~ inheritTime = true (it shares the current time slice). A failed CAS means a thief took it:
+            //~ no retry, fall through to the ring.
+            // No retry if the CAS fails: the only other writers set null, so a
+            // failure means a thief took the G.
+            // Release: pairs with the acquire load of `runnext` in `is_empty`;
+            // anything we did before taking runnext (such as publishing a G on
+            // the ring) is visible to an observer that sees runnext empty.
+            // Acquire: symmetric with the other RMWs on runnext (see `put`).
+            if q
                 .runnext
                 .compare_exchange(next, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
-        {
-            return Some((must_be_g(next, "runnext"), true));
+            {
+                return Some((must_be_g(next, "runnext"), true));
+            }
+            //~ lab3 end
         }
         //~ lab1 begin runqget: take the G at head: read its slot, then claim it with a CAS of
         //~ head; a thief may win the race, so retry. Empty ring: None.
@@ -773,6 +782,9 @@ impl<T> Steal<'_, T> {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, not(loom)))]
+mod runnext_tests;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -49,7 +49,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use gmp_core::gqueue::{globrunqget_count, GList, GQueue};
+use gmp_core::gqueue::{check_global_first, globrunqget_count, GList, GQueue};
 use gmp_core::pmask::{Mask, PMask};
 use gmp_core::runq::RunQueue;
 
@@ -1175,7 +1175,7 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
 
         // Fairness: every 61st schedule, look at the global queue first, so
         // two Gs that keep respawning each other cannot starve it.
-        if pp.schedtick.load(Ordering::Relaxed) % 61 == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+        if check_global_first(pp.schedtick.load(Ordering::Relaxed), SCHED.runqsize.load(Ordering::Relaxed)) {
             let mut s = SCHED.lock.lock();
             if let Some(gp) = globrunqget(&mut s, pp, 1) {
                 return (gp, false);

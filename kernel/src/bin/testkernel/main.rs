@@ -19,6 +19,7 @@ mod chan;
 mod gdbstate;
 mod lab1;
 mod lab2;
+mod lab3;
 mod latch;
 mod mem;
 mod preempt;

@@ -1,0 +1,50 @@
+//! Lab 3: runnext and 1-in-61 fairness (`labs/lab3/`).
+use super::{Kind, Lab, Test};
+
+/// The QEMU test's expected line: the same formulas as `rounds`, `cycles`, `pingpong_value`
+/// and `forkjoin_value` in `kernel/src/bin/testkernel/lab3.rs` (kept equal by hand; the
+/// grader is the reference).
+fn lab3_expect(seed: u64) -> String {
+    fn splitmix(mut x: u64) -> u64 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+    let rounds = 1000 + splitmix(seed ^ 0x1a3) % 1000;
+    let cycles = 2000 + splitmix(seed ^ 0x2b4) % 1000;
+    let mut v = splitmix(seed ^ 0x3c5);
+    for _ in 0..2 * rounds {
+        v = splitmix(v);
+    }
+    let mut x = splitmix(seed ^ 0x4d6);
+    for _ in 0..cycles {
+        x = splitmix(splitmix(x ^ 0xa) ^ splitmix(splitmix(x ^ 0xb)));
+    }
+    format!("lab3: pingpong rounds {rounds} value {v:016x} forkjoin cycles {cycles} value {x:016x} nonce {seed} ok")
+}
+
+const LAB3_TESTS: &[Test] = &[
+    Test { title: "runnext: the old runnext is kicked out to the tail", kind: Kind::Host("runq::runnext_tests::runnext_kick_out_order"), points: 10 },
+    Test { title: "runnext: inheritTime only for the G from runnext", kind: Kind::Host("runq::runnext_tests::inherit_time_only_for_runnext"), points: 10 },
+    Test { title: "proptest: runnext and the ring vs a model", kind: Kind::Host("runq::runnext_tests::runnext_matches_model"), points: 15 },
+    Test { title: "globrunqget batch rule (table)", kind: Kind::Host("gqueue::tests::globrunqget_batch_rule"), points: 10 },
+    Test { title: "proptest: globrunqget batch vs Go's formula", kind: Kind::Host("gqueue::tests::batch_model::globrunqget_count_matches_go"), points: 10 },
+    Test { title: "the global queue first on every 61st schedtick", kind: Kind::Host("gqueue::tests::check_global_first_every_61st_tick"), points: 15 },
+    Test { title: "qemu: ping-pong shares a time slice, W waits <= 61 ticks", kind: Kind::Qemu { test: "lab3::runnext_fairness", smp: 2, expect: lab3_expect }, points: 5 },
+    Test { title: "qemu: ping-pong shares a time slice, W waits <= 61 ticks", kind: Kind::Qemu { test: "lab3::runnext_fairness", smp: 4, expect: lab3_expect }, points: 5 },
+];
+
+pub const LAB: Lab = Lab {
+    number: 3,
+    title: "runnext and 1-in-61 fairness: time-slice inheritance and the globrunqget batch size",
+    tests: LAB3_TESTS,
+    qemu_runs: 3,
+    protected: &[
+        "kernel/core/src/runq/runnext_tests.rs",
+        "kernel/core/src/gqueue/tests.rs",
+        "kernel/src/bin/testkernel/lab3.rs",
+        "kernel/src/bin/testkernel/latch.rs",
+        "boot/src/lab/spec/lab3.rs",
+    ],
+};
