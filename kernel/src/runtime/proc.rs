@@ -1071,11 +1071,14 @@ fn become_spinning(mp: &M) {
 fn resetspinning(mp: &M) {
     super::tracer::spin_stop();
     mp.spinning.store(false, Ordering::Relaxed);
+    //~ lab4 begin resetspinning: stop counting as spinning (throw if nmspinning was already 0),
+    //~ then wakep: a submitter that saw us spinning relied on us, and there may be more work.
     let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
     if prev == 0 {
         super::fatal::throw("findrunnable: negative nmspinning");
     }
     wakep();
+    //~ lab4 end
 }
 
 // ---------------------------------------------------------------------------
