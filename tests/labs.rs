@@ -49,3 +49,8 @@ fn lab2_starter_solution_and_mutants() {
 fn lab3_starter_solution_and_mutants() {
     check("lab3");
 }
+
+#[test]
+fn lab4_starter_solution_and_mutants() {
+    check("lab4");
+}

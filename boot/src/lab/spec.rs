@@ -80,11 +80,13 @@ pub const GRADER: &[&str] = &[
 mod lab1;
 mod lab2;
 mod lab3;
+mod lab4;
 
 pub static LABS: &[Lab] = &[
     lab1::LAB,
     lab2::LAB,
     lab3::LAB,
+    lab4::LAB,
 ];
 
 pub fn find(name: &str) -> Option<&'static Lab> {

@@ -16,6 +16,7 @@
 //! | [`gqueue`]    | `gQueue`, `gList` (linked through `g.schedlink`); the batch size rule of `globrunqget` |
 //! | [`timerheap`] | the per-P 4-ary timer heap of `time.go` (`siftupTimer`, `siftdownTimer`) |
 //! | [`semtree`]   | `semaRoot`'s treap: per address, the FIFO of its waiters (`sema.go`) |
+//! | [`spinning`]  | the spinning-M protocol of `wakep`/`findRunnable` (`nmspinning`) and `notesleep`/`notewakeup` |
 //! | [`bootparam`] | `GODEBUG`/`GOMAXPROCS` parsing, for fw_cfg boot parameters |
 //!
 //! # Deviations from the brief (kept deliberately)
@@ -55,6 +56,7 @@ pub mod pmask;
 pub mod rand;
 pub mod runq;
 pub mod semtree;
+pub mod spinning;
 pub mod timerheap;
 
 mod sync;

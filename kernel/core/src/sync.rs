@@ -6,9 +6,9 @@
 //! Nothing else in the crate names `core::sync::atomic` directly.
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+pub(crate) use core::sync::atomic::{fence, AtomicPtr, AtomicU32, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU32, Ordering};
 
 /// Called in every loop that retries because it read an inconsistent
 /// snapshot (not after a failed CAS, which already means someone else made

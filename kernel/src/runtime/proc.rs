@@ -29,7 +29,9 @@
 //!    pair: either the submitter sees a spinner and relies on it, or the
 //!    parking M sees the work and goes back to spinning. Both orders use
 //!    SeqCst operations, which on x86 are the StoreLoad barrier (`lock`ed
-//!    instructions).
+//!    instructions). The protocol's steps are in `gmp_core::spinning`
+//!    (`wakep_claim`, `drop_spinning_recheck`, and the note's
+//!    `note_sleep_check`/`notewakeup`), where loom checks them.
 //!
 //! Only `2 * nmspinning < gomaxprocs - npidle` Ms may spin at once, so a busy
 //! machine does not burn half its cores looking for work.
@@ -52,6 +54,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use gmp_core::gqueue::{check_global_first, globrunqget_count, GList, GQueue};
 use gmp_core::pmask::{Mask, PMask};
 use gmp_core::runq::RunQueue;
+use gmp_core::spinning;
 
 pub const MAX_PROCS: usize = percpu::MAX_CPUS;
 /// Go's `stealTries`.
@@ -305,9 +308,7 @@ pub fn mstart() -> ! {
 fn notesleep(n: &Note) -> bool {
     loop {
         x86_64::instructions::interrupts::disable();
-        n.halted.store(1, Ordering::SeqCst);
-        if n.key.load(Ordering::SeqCst) != 0 {
-            n.halted.store(0, Ordering::Relaxed);
+        if spinning::note_sleep_check(&n.key, &n.halted) {
             x86_64::instructions::interrupts::enable();
             return true;
         }
@@ -329,11 +330,12 @@ pub(super) fn noteclear(n: &Note) {
 }
 
 pub(super) fn notewakeup(n: &Note, apic_id: u32) {
-    n.key.store(1, Ordering::SeqCst);
-    if n.halted.load(Ordering::SeqCst) != 0 && apic_id != u32::MAX {
-        super::tracer::ipi_send(apic_id, apic::WAKE_VECTOR);
-        apic::send_ipi(apic_id, apic::WAKE_VECTOR);
-    }
+    spinning::notewakeup(&n.key, &n.halted, || {
+        if apic_id != u32::MAX {
+            super::tracer::ipi_send(apic_id, apic::WAKE_VECTOR);
+            apic::send_ipi(apic_id, apic::WAKE_VECTOR);
+        }
+    });
 }
 
 /// Park this M until someone `startm`s it; then take the P it was given.
@@ -973,11 +975,9 @@ pub fn wakep() {
         }
     }
     // Be conservative about spinning threads: only start one if none is.
-    // SeqCst: the submitter's half of the protocol (its run queue store
-    // precedes this load).
-    if SCHED.nmspinning.load(Ordering::SeqCst) != 0
-        || SCHED.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
-    {
+    // The submitter's half of the protocol (its run queue store precedes
+    // this load): gmp_core::spinning.
+    if !spinning::wakep_claim(&SCHED.nmspinning) {
         return;
     }
     let _pg = PreemptGuard::new();
@@ -1071,11 +1071,14 @@ fn become_spinning(mp: &M) {
 fn resetspinning(mp: &M) {
     super::tracer::spin_stop();
     mp.spinning.store(false, Ordering::Relaxed);
+    //~ lab4 begin resetspinning: stop counting as spinning (throw if nmspinning was already 0),
+    //~ then wakep: a submitter that saw us spinning relied on us, and there may be more work.
     let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
     if prev == 0 {
         super::fatal::throw("findrunnable: negative nmspinning");
     }
     wakep();
+    //~ lab4 end
 }
 
 // ---------------------------------------------------------------------------
@@ -1263,17 +1266,17 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
         if mp.spinning.load(Ordering::Relaxed) {
             mp.spinning.store(false, Ordering::Relaxed);
             super::tracer::spin_stop();
-            // SeqCst: the parking half of the protocol: decrement, then
-            // re-check every queue.
-            let prev = SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            if prev == 0 {
+            // The parking half of the protocol: decrement, fence, then
+            // re-check every queue (gmp_core::spinning). The timers are
+            // part of the re-check: `wake_netpoller` (a timer added) reads
+            // nmspinning after adding, and relies on a spinning M to see
+            // its timer when it parks, so the deadline below is read after
+            // this decrement.
+            let recheck = || check_runqs_no_p() || super::time::any_timer_due();
+            let Ok(found) = spinning::drop_spinning_recheck(&SCHED.nmspinning, recheck) else {
                 super::fatal::throw("findrunnable: negative nmspinning");
-            }
-            // The timers are part of the re-check: `wake_netpoller` (a
-            // timer added) reads nmspinning after adding, and relies on a
-            // spinning M to see its timer when it parks, so the deadline
-            // below is read after this decrement.
-            if check_runqs_no_p() || super::time::any_timer_due() {
+            };
+            if found {
                 let mut s = SCHED.lock.lock();
                 if s.pidle.is_some() && munlink(&mut s, mp) {
                     let pp = pidleget(&mut s).unwrap();

@@ -20,6 +20,7 @@ mod gdbstate;
 mod lab1;
 mod lab2;
 mod lab3;
+mod lab4;
 mod latch;
 mod mem;
 mod preempt;
