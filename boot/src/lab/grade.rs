@@ -235,7 +235,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
     // QEMU: each test `runs` times, a fresh nonce each, the expected line recomputed here.
     let runs = opts.runs.unwrap_or(lab.qemu_runs);
     for t in lab.tests {
-        let Kind::Qemu { test, smp, expect } = t.kind else { continue };
+        let Some((test, smp, params, expect)) = t.kind.qemu() else { continue };
         let mut shown = false;
         for run in 1..=runs {
             let name = format!("{}, smp={smp}, run {run}", t.title);
@@ -250,6 +250,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
             scrubbed(&mut cmd).current_dir(tree).args(["run", "-q", "--bin", "gmpos", "--target-dir"]).arg(&target);
             cmd.args(["--", "--bin", "testkernel", "--smp", &smp.to_string(), "--timeout", "180"]);
             cmd.arg(format!("test={test}")).arg(format!("seed={seed}"));
+            cmd.args(params.split_whitespace());
             let t0 = Instant::now();
             let (ok, timed_out, text) = run_logged(&mut cmd, &log, Duration::from_secs(1800));
             let found = text.lines().any(|l| l.trim_end().ends_with(&want) && l.trim_end().strip_suffix(&want).is_some_and(|p| p.is_empty() || p.ends_with("] ")));

@@ -408,5 +408,5 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
 }
 
 fn graded_without_qemu(lab: &Lab) -> u32 {
-    lab.tests.iter().filter(|t| !matches!(t.kind, spec::Kind::Qemu { .. })).map(|t| t.points).sum()
+    lab.tests.iter().filter(|t| t.kind.qemu().is_none()).map(|t| t.points).sum()
 }

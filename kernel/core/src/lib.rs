@@ -53,6 +53,7 @@ pub mod gqueue;
 pub mod order;
 pub mod pmask;
 pub mod rand;
+pub mod retake;
 pub mod runq;
 pub mod semtree;
 pub mod timerheap;
