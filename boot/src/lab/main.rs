@@ -372,6 +372,13 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
     }
     for m in &mutants {
         let name = m.file_stem().unwrap().to_string_lossy().into_owned();
+        // A mutant that only a QEMU test can catch says so in its header ("QEMU only").
+        let header = fs::read_to_string(m).unwrap_or_default();
+        let header = header.split("\n--- a/").next().unwrap_or("");
+        if !qemu && header.contains("QEMU only") {
+            println!("check {}: mutant {name}: QEMU only, skipped (run with --qemu)", lab.name());
+            continue;
+        }
         let apply = |rev: bool| {
             // GIT_CEILING_DIRECTORIES: the tree is inside this checkout's (ignored) target dir;
             // without it git would take this checkout for the tree's repository.
