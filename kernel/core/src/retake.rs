@@ -25,9 +25,9 @@
 //!   is empty, some M is spinning or some P idle (someone else can take new
 //!   work), and the syscall is younger than 10 ms.
 //!
-//! Only sysmon reads and writes `pd`; the P's own counters are written by
-//! the P's M, so sysmon's snapshot of them may be a moment old, which only
-//! delays a decision by one period.
+//! `pd` is sysmon's (the kernel's `entersyscall` also stamps `syscallwhen`);
+//! the P's own counters are written by the P's M, so sysmon's snapshot of
+//! them may be a moment old, which only delays a decision by one period.
 //!
 //! This function is pure: the kernel's `retake` (`kernel/src/runtime/
 //! preempt.rs`) reads the P, calls it, and does what it returns. The host

@@ -14,10 +14,12 @@
 //! 1. sysmon (a timer tick, see irq.rs) runs `retake`: a P whose `schedtick`
 //!    has not moved for `forcePreemptNS` has run one G (or one chain of
 //!    runnext hand-offs, which inherit the slice) too long: `preemptone`.
+//!    The decision is `gmp_core::retake::decide` (`kernel/core/src/retake.rs`).
 //! 2. `preemptone(pp)`: `gp.preempt = true`, `gp.stackguard0 =
 //!    STACK_PREEMPT`, `pp.preempt = true`, then `preemptM`: the preemption
 //!    IPI to the core running it.
-//! 3. At the next safe point the G sees `sp < stackguard0` and yields.
+//! 3. At the next safe point the G sees `sp < stackguard0` and yields
+//!    (`morestack` → `newstack_preempt` → `gopreempt`).
 //! 4. Asynchronously, for loops with no safe point (Go's signal-based
 //!    preemption): the preemption IPI, or any tick on that core, enters
 //!    `irq_dispatch` on the IRQ IST stack. If the interrupted code is at an
