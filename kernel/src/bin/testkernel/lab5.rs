@@ -75,7 +75,7 @@ fn step(x: u64) -> u64 {
     splitmix(x)
 }
 
-/// What the loop saw: its value, its iterations, the slices it measured (ns).
+/// What the loop saw: its value, its iterations, its preemptions, the slices it measured (ns).
 struct LoopReport {
     value: u64,
     iterations: u64,
@@ -119,10 +119,12 @@ fn tight_loop_preempted() {
         let mut preempted = 0u64;
         let mut seen = COOP_PREEMPTS.load(Ordering::Relaxed);
         let start = kernel::nanotime();
-        // Only slices that began after a preemption are measured: the first one was inherited
+        // A slice is measured from the loop's first step after a preemption to its first step
+        // after the next one: that includes the worker's short turn, but also any time the host
+        // stalled this core right before the preemption, which the last step before it would
+        // miss. Only slices that began after a preemption count: the first one was inherited
         // from the goroutine that spawned the loop (runnext), and may be nearly used up.
         let mut slice_start: Option<u64> = None;
-        let mut last = start;
         let mut gave_up = false;
         while !stop.load(Ordering::Acquire) || i < n {
             x = step(x);
@@ -139,13 +141,12 @@ fn tight_loop_preempted() {
                 preempted += 1;
                 if let Some(s) = slice_start {
                     if nslices < MAX_SLICES {
-                        slices[nslices] = last - s;
+                        slices[nslices] = now - s;
                         nslices += 1;
                     }
                 }
                 slice_start = Some(now);
             }
-            last = now;
             if now - start > DEADLINE_NS {
                 gave_up = true;
                 break;
@@ -196,8 +197,8 @@ fn tight_loop_preempted() {
     assert_eq!(ASYNC_PREEMPTS.load(Ordering::Relaxed), async0, "lab5: asyncpreemptoff=1, yet asynchronous preemption");
     // The loop went off the CPU after (nearly) every round of the worker.
     assert!(r.preempted >= ROUNDS - 1, "lab5: the loop was preempted only {} times for {ROUNDS} rounds", r.preempted);
-    // A slice lasts forcePreemptNS (plus up to a sysmon period). Preempting at every sysmon
-    // tick gives ~1 ms slices; half of forcePreemptNS leaves room for a loaded host.
+    // A slice lasts forcePreemptNS (plus up to a sysmon period, plus the worker's turn).
+    // Preempting at every sysmon tick gives ~1 ms slices; half of forcePreemptNS leaves room.
     assert!(
         s.len() >= 3 && median >= force / 2,
         "lab5: the loop's time slices were too short (median {median} ns of {} measured, forcePreemptNS {force} ns): \
