@@ -40,7 +40,7 @@
 //! The context switch code itself (`mcall`, `gogo`) runs with interrupts off.
 //! If the point is not safe, nothing happens: sysmon asks again on a later
 //! tick, and a `PreemptGuard` honours a pending request when it is dropped.
-use super::runtime2::{G, P, P_RUNNING};
+use super::runtime2::{G, P, P_RUNNING, P_SYSCALL};
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::switch::{async_resume, call_on_stack, fxsave, AsyncCtx, IrqFrame, ASYNC_CTX_SIZE};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
