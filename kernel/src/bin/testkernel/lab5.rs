@@ -87,7 +87,7 @@ struct LoopReport {
 
 #[ktest(
     smp = [1, 2, 4],
-    timeout = 120,
+    timeout = 300,
     params = "gomaxprocs=1 asyncpreemptoff=1",
     output = ["/^lab5: loop [0-9a-f]{16} worker [0-9a-f]{16} nonce [0-9]+ rounds 8 preempted ok$/"]
 )]
