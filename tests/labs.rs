@@ -54,3 +54,8 @@ fn lab3_starter_solution_and_mutants() {
 fn lab4_starter_solution_and_mutants() {
     check("lab4");
 }
+
+#[test]
+fn lab5_starter_solution_and_mutants() {
+    check("lab5");
+}

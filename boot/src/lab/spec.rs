@@ -81,12 +81,14 @@ mod lab1;
 mod lab2;
 mod lab3;
 mod lab4;
+mod lab5;
 
 pub static LABS: &[Lab] = &[
     lab1::LAB,
     lab2::LAB,
     lab3::LAB,
     lab4::LAB,
+    lab5::LAB,
 ];
 
 pub fn find(name: &str) -> Option<&'static Lab> {

@@ -13,6 +13,7 @@
 //! | [`order`]     | `randomOrder`, `randomEnum`, `stealOrder`         |
 //! | [`pmask`]     | `pMask` (`idlepMask`, `timerpMask`), sized for 256 Ps |
 //! | [`rand`]      | `cheaprand`, `cheaprandn` (formerly `fastrand`)   |
+//! | [`retake`]    | the decision in `retake`'s loop (`sysmontick`, `forcePreemptNS`), pure |
 //! | [`gqueue`]    | `gQueue`, `gList` (linked through `g.schedlink`); the batch size rule of `globrunqget` |
 //! | [`timerheap`] | the per-P 4-ary timer heap of `time.go` (`siftupTimer`, `siftdownTimer`) |
 //! | [`semtree`]   | `semaRoot`'s treap: per address, the FIFO of its waiters (`sema.go`) |
@@ -54,6 +55,7 @@ pub mod gqueue;
 pub mod order;
 pub mod pmask;
 pub mod rand;
+pub mod retake;
 pub mod runq;
 pub mod semtree;
 pub mod spinning;

@@ -14,10 +14,12 @@
 //! 1. sysmon (a timer tick, see irq.rs) runs `retake`: a P whose `schedtick`
 //!    has not moved for `forcePreemptNS` has run one G (or one chain of
 //!    runnext hand-offs, which inherit the slice) too long: `preemptone`.
+//!    The decision is `gmp_core::retake::decide` (`kernel/core/src/retake.rs`).
 //! 2. `preemptone(pp)`: `gp.preempt = true`, `gp.stackguard0 =
 //!    STACK_PREEMPT`, `pp.preempt = true`, then `preemptM`: the preemption
 //!    IPI to the core running it.
-//! 3. At the next safe point the G sees `sp < stackguard0` and yields.
+//! 3. At the next safe point the G sees `sp < stackguard0` and yields
+//!    (`morestack` → `newstack_preempt` → `gopreempt`).
 //! 4. Asynchronously, for loops with no safe point (Go's signal-based
 //!    preemption): the preemption IPI, or any tick on that core, enters
 //!    `irq_dispatch` on the IRQ IST stack. If the interrupted code is at an
@@ -38,10 +40,11 @@
 //! The context switch code itself (`mcall`, `gogo`) runs with interrupts off.
 //! If the point is not safe, nothing happens: sysmon asks again on a later
 //! tick, and a `PreemptGuard` honours a pending request when it is dropped.
-use super::runtime2::{G, P, P_RUNNING};
+use super::runtime2::{G, P, P_RUNNING, P_SYSCALL};
 use crate::arch::x86_64::apic;
 use crate::arch::x86_64::switch::{async_resume, call_on_stack, fxsave, AsyncCtx, IrqFrame, ASYNC_CTX_SIZE};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use gmp_core::retake::{PStatus, PSnapshot, Retake};
 
 /// Bytes above `stack.lo` where the software check trips before the guard
 /// page would (Go's `_StackGuard`, 928 bytes on linux/amd64; our frames are
@@ -91,6 +94,9 @@ pub fn preemptone(pp: &P) -> bool {
     }
     // SAFETY: Gs are never freed.
     let g = unsafe { &*gp };
+    //~ lab5 begin preemptone: ask g to stop: set g.preempt, poison g.stackguard0 with STACK_PREEMPT (the next
+    //~ stack check fails), set pp.preempt; if m is another core, send it the preemption IPI
+    //~ (apic::PREEMPT_VECTOR to m.apic_id, traced with tracer::ipi_send). Return true.
     // Pairs with the loads at the safe point (check_preempt_at_safe_point,
     // morestack_check) on the G's core.
     g.preempt.store(true, Ordering::Release);
@@ -101,27 +107,55 @@ pub fn preemptone(pp: &P) -> bool {
         crate::arch::x86_64::apic::send_ipi(m.apic_id, crate::arch::x86_64::apic::PREEMPT_VECTOR);
     }
     true
+    //~ lab5 end
 }
 
-/// Go's `retake` (the preemption half): called from sysmon's tick.
+/// Go's `retake`: called from sysmon's tick. The decision for each P is
+/// `gmp_core::retake::decide` (pure, tested on the host with a fake clock);
+/// this loop reads the P for it, keeps sysmon's memory (`pp.sysmontick`),
+/// and acts: `preemptone`, or the syscall hand-off (`retake_syscall`).
 pub fn retake(now: u64) {
     let limit = crate::boot::params().forcepreemptns;
     for pp in super::proc::allp_slice() {
-        let st = pp.status.load(Ordering::Acquire);
-        if st == super::runtime2::P_SYSCALL {
-            super::proc::retake_syscall(pp, now);
-            continue;
-        }
-        if st != P_RUNNING {
-            continue;
-        }
-        let t = pp.schedtick.load(Ordering::Relaxed);
+        let status = match pp.status.load(Ordering::Acquire) {
+            P_RUNNING => PStatus::Running,
+            P_SYSCALL => PStatus::Syscall,
+            _ => continue, // _Pidle, _Pgcstop, _Pdead: nothing to do
+        };
         let pd = &pp.sysmontick;
-        if pd.schedtick.load(Ordering::Relaxed) != t {
-            pd.schedtick.store(t, Ordering::Relaxed);
-            pd.schedwhen.store(now, Ordering::Relaxed);
-        } else if pd.schedwhen.load(Ordering::Relaxed) + limit <= now {
-            preemptone(pp);
+        let mut tick = gmp_core::retake::SysmonTick {
+            schedtick: pd.schedtick.load(Ordering::Relaxed),
+            schedwhen: pd.schedwhen.load(Ordering::Relaxed),
+            syscalltick: pd.syscalltick.load(Ordering::Relaxed),
+            syscallwhen: pd.syscallwhen.load(Ordering::Relaxed),
+        };
+        let seen = tick;
+        let syscall = status == PStatus::Syscall;
+        let snap = PSnapshot {
+            status,
+            schedtick: pp.schedtick.load(Ordering::Relaxed),
+            syscalltick: pp.syscalltick.load(Ordering::Relaxed),
+            // Only a P in a syscall needs these (the keep-it-cheap rule).
+            runq_empty: syscall && pp.runq.stealer().is_empty(),
+            nmspinning_npidle: if syscall { super::proc::nmspinning_npidle() } else { 0 },
+        };
+        let what = gmp_core::retake::decide(&mut tick, &snap, now, limit);
+        // Store back only what sysmon learnt: entersyscall also stamps
+        // pd.syscallwhen, and an unchanged field must not overwrite it.
+        if tick.schedtick != seen.schedtick || tick.schedwhen != seen.schedwhen {
+            pd.schedtick.store(tick.schedtick, Ordering::Relaxed);
+            pd.schedwhen.store(tick.schedwhen, Ordering::Relaxed);
+        }
+        if tick.syscalltick != seen.syscalltick || tick.syscallwhen != seen.syscallwhen {
+            pd.syscalltick.store(tick.syscalltick, Ordering::Relaxed);
+            pd.syscallwhen.store(tick.syscallwhen, Ordering::Relaxed);
+        }
+        match what {
+            Retake::Nothing => {}
+            Retake::Preempt => {
+                preemptone(pp);
+            }
+            Retake::HandOff => super::proc::retake_syscall(pp),
         }
     }
 }
@@ -196,15 +230,7 @@ pub fn morestack_check() {
 #[cold]
 fn morestack(g: &G, sp: u64, guard: u64) {
     if guard == STACK_PREEMPT {
-        if g.preempt.load(Ordering::Relaxed) && can_preempt(g) {
-            COOP_PREEMPTS.fetch_add(1, Ordering::Relaxed);
-            super::proc::gopreempt();
-        } else if g.status() == super::runtime2::G_SYSCALL {
-            // Go's newstack when it cannot preempt: un-poison the guard so
-            // the goroutine runs on (every check would trip otherwise) and
-            // keep `g.preempt`; exitsyscall re-arms the request.
-            g.stackguard0.store(g.stack_lo + STACK_GUARD, Ordering::Relaxed);
-        }
+        newstack_preempt(g);
         return;
     }
     if sp >= g.stack_lo + STACK_GUARD {
@@ -218,6 +244,25 @@ fn morestack(g: &G, sp: u64, guard: u64) {
         g.stack_hi,
         crate::mem::stack::STACK_SIZE
     ));
+}
+
+/// The preempt branch of Go's `newstack`: the check tripped on the poison,
+/// not on a real overflow. Yield if the request still stands and this G may
+/// be preempted here (`gopreempt_m`: the G goes to the global queue).
+fn newstack_preempt(g: &G) {
+    //~ lab5 begin newstack_preempt: g.preempt set and can_preempt(g)? count it in COOP_PREEMPTS and
+    //~ proc::gopreempt(). Otherwise, in a syscall (G_SYSCALL): un-poison stackguard0 (stack_lo + STACK_GUARD)
+    //~ and keep g.preempt, so the G runs on; exitsyscall re-arms the request.
+    if g.preempt.load(Ordering::Relaxed) && can_preempt(g) {
+        COOP_PREEMPTS.fetch_add(1, Ordering::Relaxed);
+        super::proc::gopreempt();
+    } else if g.status() == super::runtime2::G_SYSCALL {
+        // Go's newstack when it cannot preempt: un-poison the guard so
+        // the goroutine runs on (every check would trip otherwise) and
+        // keep `g.preempt`; exitsyscall re-arms the request.
+        g.stackguard0.store(g.stack_lo + STACK_GUARD, Ordering::Relaxed);
+    }
+    //~ lab5 end
 }
 
 /// Asynchronous preemptions taken, and requests found unsafe (statistics).

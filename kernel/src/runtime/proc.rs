@@ -1961,28 +1961,20 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
 }
 
 /// sysmon's half of the syscall protocol (Go's `retake`, `_Psyscall` case):
-/// retake a P that has been in a syscall for a whole sysmon period.
-pub fn retake_syscall(pp: &'static P, now: u64) {
-    let t = pp.syscalltick.load(Ordering::Relaxed);
-    let pd = &pp.sysmontick;
-    if pd.syscalltick.load(Ordering::Relaxed) != t {
-        pd.syscalltick.store(t, Ordering::Relaxed);
-        pd.syscallwhen.store(now, Ordering::Relaxed);
-        return;
-    }
-    // Go: keep the P if it has no work, others are spinning or idle, and
-    // the syscall is younger than 10 ms (a cheap exit beats a hand-off).
-    if pp.runq.stealer().is_empty()
-        && SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) > 0
-        && pd.syscallwhen.load(Ordering::Relaxed) + 10_000_000 > now
-    {
-        return;
-    }
+/// `gmp_core::retake::decide` found the P in the same syscall for a whole
+/// sysmon period and worth taking: take it, unless exitsyscall got it back
+/// first.
+pub fn retake_syscall(pp: &'static P) {
     if pp.status.compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
         pp.syscalltick.fetch_add(1, Ordering::Relaxed);
         SYSCALL_HANDOFFS.fetch_add(1, Ordering::Relaxed);
         handoffp(pp);
     }
+}
+
+/// `sched.nmspinning + sched.npidle` for retake's keep-the-P rule.
+pub fn nmspinning_npidle() -> u32 {
+    SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst)
 }
 
 /// Ps taken from syscalls by sysmon (statistics).

@@ -21,6 +21,7 @@ mod lab1;
 mod lab2;
 mod lab3;
 mod lab4;
+mod lab5;
 mod latch;
 mod mem;
 mod preempt;
