@@ -15,6 +15,7 @@
 //! | [`rand`]      | `cheaprand`, `cheaprandn` (formerly `fastrand`)   |
 //! | [`gqueue`]    | `gQueue`, `gList` (linked through `g.schedlink`); the batch size rule of `globrunqget` |
 //! | [`timerheap`] | the per-P 4-ary timer heap of `time.go` (`siftupTimer`, `siftdownTimer`) |
+//! | [`selorder`]  | `selectgo`'s `pollorder` (random) and `lockorder` (by channel address) |
 //! | [`semtree`]   | `semaRoot`'s treap: per address, the FIFO of its waiters (`sema.go`) |
 //! | [`bootparam`] | `GODEBUG`/`GOMAXPROCS` parsing, for fw_cfg boot parameters |
 //!
@@ -54,6 +55,7 @@ pub mod order;
 pub mod pmask;
 pub mod rand;
 pub mod runq;
+pub mod selorder;
 pub mod semtree;
 pub mod timerheap;
 
