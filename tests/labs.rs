@@ -59,3 +59,8 @@ fn lab4_starter_solution_and_mutants() {
 fn lab5_starter_solution_and_mutants() {
     check("lab5");
 }
+
+#[test]
+fn lab6_starter_solution_and_mutants() {
+    check("lab6");
+}

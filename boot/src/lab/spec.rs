@@ -82,6 +82,7 @@ mod lab2;
 mod lab3;
 mod lab4;
 mod lab5;
+mod lab6;
 
 pub static LABS: &[Lab] = &[
     lab1::LAB,
@@ -89,6 +90,7 @@ pub static LABS: &[Lab] = &[
     lab3::LAB,
     lab4::LAB,
     lab5::LAB,
+    lab6::LAB,
 ];
 
 pub fn find(name: &str) -> Option<&'static Lab> {

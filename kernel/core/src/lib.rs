@@ -16,6 +16,7 @@
 //! | [`retake`]    | the decision in `retake`'s loop (`sysmontick`, `forcePreemptNS`), pure |
 //! | [`gqueue`]    | `gQueue`, `gList` (linked through `g.schedlink`); the batch size rule of `globrunqget` |
 //! | [`timerheap`] | the per-P 4-ary timer heap of `time.go` (`siftupTimer`, `siftdownTimer`) |
+//! | [`selorder`]  | `selectgo`'s `pollorder` (random) and `lockorder` (by channel address) |
 //! | [`semtree`]   | `semaRoot`'s treap: per address, the FIFO of its waiters (`sema.go`) |
 //! | [`spinning`]  | the spinning-M protocol of `wakep`/`findRunnable` (`nmspinning`) and `notesleep`/`notewakeup` |
 //! | [`bootparam`] | `GODEBUG`/`GOMAXPROCS` parsing, for fw_cfg boot parameters |
@@ -57,6 +58,7 @@ pub mod pmask;
 pub mod rand;
 pub mod retake;
 pub mod runq;
+pub mod selorder;
 pub mod semtree;
 pub mod spinning;
 pub mod timerheap;

@@ -471,6 +471,12 @@ pub(crate) fn chansend(c: Option<&HChan>, ep: *const u8, block: bool) -> bool {
         drop(guard);
         panic!("send on closed channel");
     }
+    //~ lab6 begin chansend: the lock is held and the channel is open. Go's three cases, in order:
+    //~ 1. a receiver waits (c.recvq.dequeue()): hand the value straight to it (c.send_to), unlock,
+    //~    crate::ready its goroutine; 2. room in the buffer (c.can_buf_send): c.buf_send, unlock;
+    //~ 3. otherwise fail if !block, else acquire_sudog (elem = ep, g = current, c, not a select),
+    //~    clear_param, enqueue on sendq, forget the guard and park with chanparkcommit (it unlocks).
+    //~    Woken: take_param() must be our sudog; release it; success false means close: panic.
     // SAFETY: we hold the lock.
     if let Some(sg) = unsafe { c.recvq.dequeue() } {
         // A receiver is waiting: hand the value over directly.
@@ -522,6 +528,7 @@ pub(crate) fn chansend(c: Option<&HChan>, ep: *const u8, block: bool) -> bool {
         panic!("send on closed channel");
     }
     true
+    //~ lab6 end
 }
 
 /// Go's `chanrecv`: receive into `ep`. Returns `(selected, received)`:
@@ -549,6 +556,11 @@ pub(crate) fn chanrecv(c: Option<&HChan>, ep: *mut u8, block: bool) -> (bool, bo
     }
 
     let guard = c.lock.lock();
+    //~ lab6 begin chanrecv: the lock is held. 1. closed and nothing buffered: unlock, (true, false);
+    //~ 2. open and a sender waits (c.sendq.dequeue()): c.recv_from (it keeps a full buffer FIFO),
+    //~    unlock, ready the sender, (true, true); 3. a value is buffered (closed or not): c.buf_recv;
+    //~ 4. otherwise (false, false) if !block, else park on recvq as chansend does on sendq.
+    //~    Woken: (true, success) (success false: woken by close, nothing written to ep).
     if c.is_closed_locked() {
         if !c.can_buf_recv() {
             drop(guard);
@@ -602,6 +614,7 @@ pub(crate) fn chanrecv(c: Option<&HChan>, ep: *mut u8, block: bool) -> (bool, bo
         release_sudog(mysg);
     }
     (true, success)
+    //~ lab6 end
 }
 
 /// Go's `closechan`.
@@ -617,6 +630,10 @@ pub(crate) fn closechan(c: Option<&HChan>) {
     }
     // Release: pairs with the acquire load in `closed_racy` (fast paths).
     c.closed.store(true, Ordering::Release);
+    //~ lab6 begin closechan: `closed` is set (lock held). Take *every* waiter off recvq and sendq
+    //~ (dequeue until None), each with elem = null, success = false and set_param(its g, it), and
+    //~ chain them (through `next`, free once dequeued). Unlock, then ready every one: a receiver
+    //~ returns "closed", a sender panics. Read a sudog's fields before readying its goroutine.
 
     // Take every waiter off both queues; chain them through `next` (free
     // once dequeued) and ready them after unlocking, as Go's gList does.
@@ -644,6 +661,7 @@ pub(crate) fn closechan(c: Option<&HChan>) {
         crate::ready(g);
         list = next;
     }
+    //~ lab6 end
 }
 
 // ---------------------------------------------------------------------------

@@ -256,25 +256,11 @@ fn selectgo_inner(scases: &[Scase], block: bool) -> (Option<usize>, bool) {
         heapbuf.resize(2 * ncases, 0);
         heapbuf.split_at_mut(ncases)
     };
-    let mut norder = 0;
-    for (i, cas) in scases.iter().enumerate() {
-        if cas.c.is_null() {
-            continue;
-        }
-        // Inside-out Fisher-Yates: put i at a random position j among the
-        // first norder+1, moving what was there to the end.
-        let j = cheaprandn(norder as u32 + 1) as usize;
-        pollorder[norder] = pollorder[j];
-        // i < MAX_CASES = 1 << 16 (checked above): fits.
-        pollorder[j] = i as u16;
-        norder += 1;
-    }
+    // The shuffle and the sort are gmp_core::selorder's (lab 6), host-tested there.
+    let norder = gmp_core::selorder::pollorder(ncases, |i| scases[i].c.is_null(), pollorder, cheaprandn);
     let pollorder = &pollorder[..norder];
-    lockorder[..norder].copy_from_slice(pollorder);
     let lockorder = &mut lockorder[..norder];
-    // Go sorts with a heap sort to bound its stack use; core's unstable
-    // sort allocates nothing either.
-    lockorder.sort_unstable_by_key(|&i| scases[i as usize].c as usize);
+    gmp_core::selorder::lockorder(pollorder, lockorder, |i| scases[i as usize].c as usize);
     let lockorder = &*lockorder;
 
     if norder == 0 {

@@ -22,6 +22,7 @@ mod lab2;
 mod lab3;
 mod lab4;
 mod lab5;
+mod lab6;
 mod latch;
 mod mem;
 mod preempt;
