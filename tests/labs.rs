@@ -33,3 +33,8 @@ fn check(lab: &str) {
 fn lab1_starter_solution_and_mutants() {
     check("lab1");
 }
+
+#[test]
+fn lab7_starter_solution_and_mutants() {
+    check("lab7");
+}

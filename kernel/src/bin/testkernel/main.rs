@@ -18,6 +18,7 @@ mod bringup;
 mod chan;
 mod gdbstate;
 mod lab1;
+mod lab7;
 mod latch;
 mod mem;
 mod preempt;
