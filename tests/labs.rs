@@ -64,3 +64,8 @@ fn lab5_starter_solution_and_mutants() {
 fn lab6_starter_solution_and_mutants() {
     check("lab6");
 }
+
+#[test]
+fn lab7_starter_solution_and_mutants() {
+    check("lab7");
+}

@@ -83,6 +83,7 @@ mod lab3;
 mod lab4;
 mod lab5;
 mod lab6;
+mod lab7;
 
 pub static LABS: &[Lab] = &[
     lab1::LAB,
@@ -91,6 +92,7 @@ pub static LABS: &[Lab] = &[
     lab4::LAB,
     lab5::LAB,
     lab6::LAB,
+    lab7::LAB,
 ];
 
 pub fn find(name: &str) -> Option<&'static Lab> {

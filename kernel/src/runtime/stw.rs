@@ -58,21 +58,30 @@ fn stop_the_world() {
     noteclear(&SCHED.stopnote);
     s.stopwait = GOMAXPROCS.load(Ordering::Relaxed);
     SCHED.gcwaiting.store(true, Ordering::SeqCst);
-    preemptall();
-    let pp = p_of(mp);
-    pp.status.store(P_GCSTOP, Ordering::Release);
-    stopwait_done(&mut s);
-    for i in 0..GOMAXPROCS.load(Ordering::Relaxed) {
-        let p = allp(i);
-        if p.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+    // Whether Ps are still running (`stopwait > 0`) once every P that can be stopped from
+    // here is stopped.
+    let wait = {
+        //~ lab7 begin stopTheWorld: ask the other running Ps to stop (preemptall), then stop every
+        //~ P you can stop yourself (your own, those in a syscall, the idle ones: P_GCSTOP), counting
+        //~ each off stopwait with stopwait_done. A P in a syscall may leave it at any moment: claim
+        //~ it with a CAS. Return whether some P is still running.
+        preemptall();
+        let pp = p_of(mp);
+        pp.status.store(P_GCSTOP, Ordering::Release);
+        stopwait_done(&mut s);
+        for i in 0..GOMAXPROCS.load(Ordering::Relaxed) {
+            let p = allp(i);
+            if p.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                stopwait_done(&mut s);
+            }
+        }
+        while let Some(p) = pidleget(&mut s) {
+            p.status.store(P_GCSTOP, Ordering::Release);
             stopwait_done(&mut s);
         }
-    }
-    while let Some(p) = pidleget(&mut s) {
-        p.status.store(P_GCSTOP, Ordering::Release);
-        stopwait_done(&mut s);
-    }
-    let wait = s.stopwait > 0;
+        s.stopwait > 0
+        //~ lab7 end
+    };
     drop(s);
     // A core waiting for its locked goroutine (locked_wait) holds a P but
     // sleeps on its note: wake it so it sees gcwaiting and stops its P.
@@ -82,9 +91,12 @@ fn stop_the_world() {
         }
     }
     if wait {
+        //~ lab7 begin stopwait: wait (spin, without the lock) until the last M to stop its P wakes
+        //~ stopnote (SCHED.stopnote.key becomes non-zero), asking the running Ps again every
+        //~ 100 us (an IPI can arrive while its goroutine is not at a safe point); after 20 s,
+        //~ throw. Then clear stopnote for the next stop.
         // Spin with pause, re-preempting every 100 us, until the last M
-        // stops its P (it sets stopnote). Bounded by the lock's own
-        // 10 s deadlock report below.
+        // stops its P (it sets stopnote). Bounded by the 20 s throw below.
         let start = time::nanotime();
         let mut last = start;
         while SCHED.stopnote.key.load(Ordering::SeqCst) == 0 {
@@ -101,6 +113,7 @@ fn stop_the_world() {
             }
         }
         noteclear(&SCHED.stopnote);
+        //~ lab7 end
     }
     let s = SCHED.lock.lock();
     if s.stopwait != 0 {
@@ -117,6 +130,8 @@ fn start_the_world(newprocs: u32) {
         r
     };
     for (pp, nmp) in runnable {
+        //~ lab7 begin startTheWorld: hand pp (it has work) to an M: to nmp if procresize found an
+        //~ idle one (its nextp, then wake it on its park note), else start one (startm with pp).
         match nmp {
             Some(nmp) => {
                 nmp.nextp.store(pp as *const P as *mut P, Ordering::Release);
@@ -124,6 +139,7 @@ fn start_the_world(newprocs: u32) {
             }
             None => startm(Some(pp), false),
         }
+        //~ lab7 end
     }
     // A core whose locked goroutine is runnable may have parked on the idle
     // list during the stop (gcstopm), and mget never hands it a P: wake it,
@@ -188,6 +204,10 @@ pub(super) fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, O
         destroy_p(s, pp, mine);
     }
     GOMAXPROCS.store(nprocs, Ordering::SeqCst);
+    //~ lab7 begin procresize: rebuild the idle list from scratch (pidle, idlepmask, npidle) and
+    //~ sort the Ps other than ours: a P with no work (empty run queue, no timers) goes idle
+    //~ (pidleput_raw), one with work is made P_IDLE and returned with an idle M (mget) or None,
+    //~ for startTheWorld to hand out.
     // The idle mask and list are rebuilt from scratch.
     s.pidle = None;
     SCHED.idlepmask.clear_all(Ordering::SeqCst);
@@ -210,10 +230,14 @@ pub(super) fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, O
         }
     }
     runnable
+    //~ lab7 end
 }
 
 /// Go's `(*p).destroy`: move everything off a P that stops existing.
 fn destroy_p(s: &mut SchedLocked, pp: &'static P, to: &'static P) {
+    //~ lab7 begin destroy: move pp's goroutines (runnext and the ring: runq.local().drain) to the
+    //~ head of the global queue in their order, purge its free Gs (gfpurge), move its timers to
+    //~ `to`, and mark it P_DEAD.
     // SAFETY: the world is stopped; nobody holds pp.
     let local = unsafe { pp.runq.local() };
     let mut tmp: Vec<NonNull<G>> = Vec::new();
@@ -225,6 +249,7 @@ fn destroy_p(s: &mut SchedLocked, pp: &'static P, to: &'static P) {
     gfpurge(pp);
     super::time::move_timers(pp, to);
     pp.status.store(P_DEAD, Ordering::Release);
+    //~ lab7 end
 }
 
 /// The error of [`gomaxprocs`].

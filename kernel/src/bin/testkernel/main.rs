@@ -23,6 +23,7 @@ mod lab3;
 mod lab4;
 mod lab5;
 mod lab6;
+mod lab7;
 mod latch;
 mod mem;
 mod preempt;

@@ -1,0 +1,39 @@
+//! Lab 7: GOMAXPROCS and stop-the-world (`labs/lab7/`).
+use super::{Kind, Lab, Test};
+
+/// The QEMU test's expected line: the same formula as `work` in
+/// `kernel/src/bin/testkernel/lab7.rs` (kept equal by hand; the grader is the reference).
+fn lab7_expect(seed: u64) -> String {
+    fn splitmix(mut x: u64) -> u64 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+    // 1000 workers, 8 hogs, 4 sleepers.
+    let total: u64 = 1000 + 8 + 4;
+    let mut sum = 0u64;
+    for i in 0..total {
+        let mut x = splitmix(seed ^ 0x1ab7 ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
+        for _ in 0..1 + (x & 63) {
+            x = splitmix(x);
+        }
+        sum = sum.wrapping_add(x);
+    }
+    format!("lab7: checksum {sum:016x} nonce {seed} goroutines {total} resizes 4-1-3-4 x6 ok")
+}
+
+// The regions are kernel code (kernel/src/runtime/stw.rs), which only QEMU can run: every
+// point is a QEMU run. 2 tests x 5 runs x 10 points (with 3 runs, 100 is not a sum of runs).
+const LAB7_TESTS: &[Test] = &[
+    Test { title: "qemu: GOMAXPROCS 4-1-3-4 under load, checksum, STW preempts", kind: Kind::Qemu { test: "lab7::gomaxprocs_resize", smp: 2, expect: lab7_expect }, points: 10 },
+    Test { title: "qemu: GOMAXPROCS 4-1-3-4 under load, checksum, STW preempts", kind: Kind::Qemu { test: "lab7::gomaxprocs_resize", smp: 4, expect: lab7_expect }, points: 10 },
+];
+
+pub const LAB: Lab = Lab {
+    number: 7,
+    title: "GOMAXPROCS and stop-the-world: stopTheWorld, startTheWorld and procresize",
+    tests: LAB7_TESTS,
+    qemu_runs: 5,
+    protected: &["kernel/src/bin/testkernel/lab7.rs", "boot/src/lab/spec/lab7.rs"],
+};
