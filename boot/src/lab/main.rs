@@ -27,10 +27,10 @@ usage: gmpos-lab gen LAB OUTDIR [--git]
        gmpos-lab solve LAB TREE
        gmpos-lab grade LAB [--tree DIR] [--json FILE] [--hidden DIR] [--no-qemu] [--runs N]
                            [--target-dir DIR]
-       gmpos-lab check LAB [--qemu] [--runs N]
+       gmpos-lab check LAB|all [--qemu] [--runs N]
        gmpos-lab list
 
-LAB is lab1 (the only lab so far). The source tree is GMPOS_ROOT (cargo run sets it), else the
+LAB is lab1 ... lab7 (`list` shows them). The source tree is GMPOS_ROOT (cargo run sets it), else the
 current directory. See labs/README.md.
 
 grade: --tree DIR  the tree to grade (default: this checkout); --json FILE  per-test points;
@@ -44,7 +44,8 @@ check: in target/lab-check/LAB: generate the starter (must score 0, boot to one 
        and score full on the other labs' host and loom tests), put the solution back (must be
        byte-identical to this tree and score full marks), apply each labs/LAB/mutants/*.patch
        (each must score less). Without --qemu the QEMU tests are left out, except the one boot
-       of the starter (what CI runs). Checks share target/lab-check: run one at a time.";
+       of the starter (what CI runs). Checks share target/lab-check: run one at a time.
+       `check all` checks every lab, one after another, and fails if any fails.";
 
 fn die(msg: impl std::fmt::Display) -> ! {
     eprintln!("gmpos-lab: {msg}");
@@ -269,8 +270,20 @@ fn main() {
         }
         "check" => {
             let f = flags(rest, &["--runs"], &["--qemu"]);
-            let lab = lab_arg(f.rest.first());
             let runs = f.get("--runs").map(|r| r.parse().unwrap_or_else(|_| die("--runs N")));
+            if f.rest.first().is_some_and(|a| a == "all") {
+                // Every lab, one after another (they share target/lab-check), then a summary.
+                let root = root();
+                let failed: Vec<String> =
+                    spec::LABS.iter().filter(|lab| check(&root, lab, f.has("--qemu"), runs) != 0).map(|l| l.name()).collect();
+                if failed.is_empty() {
+                    println!("check all: {} labs OK", spec::LABS.len());
+                    exit(0);
+                }
+                println!("check all: FAILED: {}", failed.join(", "));
+                exit(1);
+            }
+            let lab = lab_arg(f.rest.first());
             exit(check(&root(), lab, f.has("--qemu"), runs));
         }
         "list" => {
