@@ -40,6 +40,10 @@ pub struct Lab {
     pub tests: &'static [Test],
     /// Runs of each QEMU test (each run a fresh nonce).
     pub qemu_runs: u32,
+    /// The other labs whose regions this lab's host and loom tests run (the run queue labs
+    /// share `runq.rs`): on their starters this lab cannot score full marks, so `check` does
+    /// not expect it to. Every other lab's starter must leave this lab at full marks.
+    pub uses: &'static [u32],
     /// Files whose hash the starter's manifest records and the grader checks.
     pub protected: &'static [&'static str],
 }
@@ -106,6 +110,15 @@ mod tests {
     fn every_lab_is_worth_100() {
         for l in super::LABS {
             assert_eq!(l.max(), 100, "{}", l.name());
+        }
+    }
+
+    #[test]
+    fn uses_names_other_labs() {
+        for l in super::LABS {
+            for &u in l.uses {
+                assert!(u != l.number && super::LABS.iter().any(|o| o.number == u), "{}: uses {u}", l.name());
+            }
         }
     }
 

@@ -39,6 +39,9 @@ pub const LAB: Lab = Lab {
     title: "The run queue ring: runqput, runqget and runqputslow",
     tests: LAB1_TESTS,
     qemu_runs: 3,
+    // Its host and loom tests also steal (runqgrab, lab 2) and go through runqput's runnext
+    // kick-out and runqget's inheritTime (lab 3): a lab 2 or lab 3 starter fails them.
+    uses: &[2, 3],
     protected: &[
         "kernel/core/src/runq/tests.rs",
         "kernel/core/src/runq/loom_tests.rs",

@@ -44,6 +44,8 @@ pub const LAB: Lab = Lab {
     title: "Stealing half: runqgrab and the coprime visiting order",
     tests: LAB2_TESTS,
     qemu_runs: 3,
+    // Its tests put and get (lab 1) and put into runnext (lab 3) before they steal.
+    uses: &[1, 3],
     protected: &[
         "kernel/core/src/runq/tests.rs",
         "kernel/core/src/runq/loom_tests.rs",

@@ -40,6 +40,8 @@ pub const LAB: Lab = Lab {
     title: "runnext and 1-in-61 fairness: time-slice inheritance and the globrunqget batch size",
     tests: LAB3_TESTS,
     qemu_runs: 3,
+    // Its tests put and get through the ring (lab 1).
+    uses: &[1],
     protected: &[
         "kernel/core/src/runq/runnext_tests.rs",
         "kernel/core/src/gqueue/tests.rs",

@@ -45,6 +45,7 @@ pub const LAB: Lab = Lab {
     title: "Spinning Ms and wakep without lost wake-ups",
     tests: LAB4_TESTS,
     qemu_runs: 3,
+    uses: &[],
     protected: &[
         "kernel/core/src/spinning/tests.rs",
         "kernel/core/src/spinning/loom_tests.rs",

@@ -49,6 +49,7 @@ pub const LAB: Lab = Lab {
     title: "sysmon preemption: retake, preemptone and the stackguard0 path",
     tests: LAB5_TESTS,
     qemu_runs: 3,
+    uses: &[],
     protected: &[
         "kernel/core/src/retake/tests.rs",
         "kernel/src/bin/testkernel/lab5.rs",

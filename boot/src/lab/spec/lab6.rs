@@ -68,6 +68,7 @@ pub const LAB: Lab = Lab {
     title: "Channels and select: chansend, chanrecv, closechan, the poll and lock orders",
     tests: LAB6_TESTS,
     qemu_runs: 3,
+    uses: &[],
     protected: &[
         "kernel/core/src/selorder/tests.rs",
         "kernel/src/bin/testkernel/lab6.rs",

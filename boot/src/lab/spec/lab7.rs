@@ -35,5 +35,6 @@ pub const LAB: Lab = Lab {
     title: "GOMAXPROCS and stop-the-world: stopTheWorld, startTheWorld and procresize",
     tests: LAB7_TESTS,
     qemu_runs: 5,
+    uses: &[],
     protected: &["kernel/src/bin/testkernel/lab7.rs", "boot/src/lab/spec/lab7.rs"],
 };
