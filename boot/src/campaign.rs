@@ -76,6 +76,11 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "regress::syscall_locked", weight: 1, min_smp: 1 },
     Scenario { name: "regress::syscall_preempt", weight: 1, min_smp: 1 },
     Scenario { name: "regress::timer_order_exact", weight: 1, min_smp: 1 },
+    // The labs' QEMU tests of the code behind the spinning-M protocol (lab 4), channels and
+    // select (lab 6) and GOMAXPROCS with stop-the-world (lab 7): each checks its own result.
+    Scenario { name: "lab4::wake_idle_cores", weight: 1, min_smp: 1 },
+    Scenario { name: "lab6::*", weight: 1, min_smp: 1 },
+    Scenario { name: "lab7::gomaxprocs_resize", weight: 1, min_smp: 1 },
 ];
 
 /// splitmix64: the campaign's draws (no dependency needed for this).
