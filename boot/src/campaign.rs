@@ -70,6 +70,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "chan::*", weight: 2, min_smp: 1 },
     Scenario { name: "regress::stw_syscallblock", weight: 2, min_smp: 1 },
     Scenario { name: "regress::stw_wakep_churn", weight: 2, min_smp: 1 },
+    Scenario { name: "regress::stw_entersyscall_aba", weight: 1, min_smp: 1 },
     // Locks a core and blocks until main sends: with one core nothing else
     // can run, which the runtime reports as a deadlock (README, LockOSThread).
     Scenario { name: "regress::locked_spinning_leak", weight: 1, min_smp: 2 },

@@ -1858,11 +1858,27 @@ pub fn entersyscall() {
     // Release: pairs with the CAS in retake/stop_the_world that takes it.
     pp.status.store(P_SYSCALL, Ordering::Release);
     if SCHED.gcwaiting.load(Ordering::SeqCst) {
-        // A stop-the-world is waiting for our P: give it now.
-        if pp.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            let mut s = SCHED.lock.lock();
-            stopwait_done(&mut s);
-        }
+        entersyscall_gcwait(pp);
+    }
+}
+
+/// Go's `entersyscall_gcwait`: a stop-the-world is waiting, so give it our
+/// P now rather than make it wait for sysmon or the CAS in its own loop.
+///
+/// Under `sched.lock`, and only while a stop still waits (`stopwait > 0`).
+/// The `gcwaiting` we read may be stale: this core can stall here (an
+/// interrupt, or the host descheduling a vCPU) while the stop takes the P
+/// itself (its CAS), finishes and restarts the world, and another M runs the
+/// same P into a syscall of its own. A CAS made then succeeds on that P (ABA)
+/// and, with no stop in progress, counted it off a `stopwait` of 0 ("a P
+/// stopped twice"; regress::stw_entersyscall_aba). With the lock held and
+/// `stopwait > 0`, a stop is in progress and has not counted this P (it is
+/// still `_Psyscall`), so giving it is right whichever M's syscall it is in.
+fn entersyscall_gcwait(pp: &'static P) {
+    let mut s = SCHED.lock.lock();
+    if s.stopwait > 0 && pp.status.compare_exchange(P_SYSCALL, P_GCSTOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        pp.syscalltick.fetch_add(1, Ordering::Relaxed);
+        stopwait_done(&mut s);
     }
 }
 

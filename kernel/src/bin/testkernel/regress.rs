@@ -107,6 +107,55 @@ fn stw_syscallblock() {
     assert!(stws >= 100, "only {stws} stop-the-worlds in 30 s");
 }
 
+// ---- Bug 2b: entersyscall gives a P to a stop-the-world that already took it --------
+//
+// entersyscall stores `_Psyscall`, sees `gcwaiting` and, if the stop has not
+// taken the P yet, gives it (`_Psyscall -> _Pgcstop`, `stopwait -= 1`). It
+// used to do that CAS before taking `sched.lock` and without checking that a
+// stop was still waiting. Found by the CI campaign slice (torture at -smp 5,
+// schedrandom): the M stalled between reading `gcwaiting` and its CAS while
+// the stop took the P itself, finished, and restarted the world; another M
+// then ran the same P into a syscall, and the stalled CAS succeeded on it
+// (ABA), counting a P the next stop had not asked for, or none: "a P stopped
+// twice (stopwait underflow)". Go's `entersyscall_gcwait` takes the lock and
+// checks `stopwait > 0` before the CAS; so does ours now.
+//
+// Every P's goroutine enters and leaves syscalls in a tight loop (more
+// goroutines than Ps, so each P passes between Ms) while main stops the
+// world as fast as it can.
+#[ktest(smp = [2, 3], also = [(5, "schedrandom=1")], timeout = 300, output = [" stop-the-worlds during "])]
+fn stw_entersyscall_aba() {
+    let stop = leak(AtomicBool::new(false));
+    let loops = leak(AtomicU64::new(0));
+    let n = kernel::num_cpu();
+    let workers = 2 * n as u64;
+    let done = leak(Latch::new(workers));
+    for _ in 0..workers {
+        kernel::go(move || {
+            while !stop.load(Ordering::Relaxed) {
+                kernel::entersyscall();
+                core::hint::spin_loop();
+                kernel::exitsyscall();
+                loops.fetch_add(1, Ordering::Relaxed);
+            }
+            done.done();
+        });
+    }
+    let deadline = kernel::nanotime() + 20_000_000_000;
+    let mut stws = 0;
+    while stws < 3000 && kernel::nanotime() < deadline {
+        kernel::gomaxprocs(n).expect("valid");
+        stws += 1;
+        // A gap with no stop in progress (stopwait == 0), of 0 to 60 us: a
+        // late CAS that lands in it is the underflow.
+        spin_ns((stws as u64 * 7919) % 60_000);
+    }
+    stop.store(true, Ordering::Relaxed);
+    done.wait();
+    println!("stw_entersyscall_aba: {stws} stop-the-worlds during {} syscalls", loops.load(Ordering::Relaxed));
+    assert!(stws >= 100, "only {stws} stop-the-worlds in 20 s");
+}
+
 // The same family without syscalls (issue 14): wakep/startm race with
 // stop-the-world. Goroutines keep readying each other (every ready may
 // wakep an idle core) while main changes GOMAXPROCS.
