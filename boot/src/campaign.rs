@@ -84,16 +84,16 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "lab7::gomaxprocs_resize", weight: 1, min_smp: 1 },
 ];
 
-/// splitmix64: the campaign's draws (no dependency needed for this).
+/// splitmix64: the campaign's draws. The state steps by the golden-ratio
+/// increment and each draw is the finaliser `gmp_core::rand::mix64`, which
+/// adds that increment itself before mixing.
 struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
+        let z = gmp_core::rand::mix64(self.0);
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        z
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n

@@ -1,20 +1,15 @@
 //! Lab 1: the run queue ring (`labs/lab1/`).
 use super::{Kind, Lab, Test};
+use gmp_core::rand::mix64;
 
 /// The QEMU test's expected line: the same formula as `work` in
 /// `kernel/src/bin/testkernel/lab1.rs` (kept equal by hand; the grader is the reference).
 fn lab1_expect(seed: u64) -> String {
-    fn splitmix(mut x: u64) -> u64 {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
     let mut sum = 0u64;
     for i in 0..1000u64 {
-        let mut x = splitmix(seed ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
+        let mut x = mix64(seed ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
         for _ in 0..1 + (x & 63) {
-            x = splitmix(x);
+            x = mix64(x);
         }
         sum = sum.wrapping_add(x);
     }

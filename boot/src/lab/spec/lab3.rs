@@ -1,25 +1,20 @@
 //! Lab 3: runnext and 1-in-61 fairness (`labs/lab3/`).
 use super::{Kind, Lab, Test};
+use gmp_core::rand::mix64;
 
 /// The QEMU test's expected line: the same formulas as `rounds`, `cycles`, `pingpong_value`
 /// and `forkjoin_value` in `kernel/src/bin/testkernel/lab3.rs` (kept equal by hand; the
 /// grader is the reference).
 fn lab3_expect(seed: u64) -> String {
-    fn splitmix(mut x: u64) -> u64 {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-    let rounds = 1000 + splitmix(seed ^ 0x1a3) % 1000;
-    let cycles = 2000 + splitmix(seed ^ 0x2b4) % 1000;
-    let mut v = splitmix(seed ^ 0x3c5);
+    let rounds = 1000 + mix64(seed ^ 0x1a3) % 1000;
+    let cycles = 2000 + mix64(seed ^ 0x2b4) % 1000;
+    let mut v = mix64(seed ^ 0x3c5);
     for _ in 0..2 * rounds {
-        v = splitmix(v);
+        v = mix64(v);
     }
-    let mut x = splitmix(seed ^ 0x4d6);
+    let mut x = mix64(seed ^ 0x4d6);
     for _ in 0..cycles {
-        x = splitmix(splitmix(x ^ 0xa) ^ splitmix(splitmix(x ^ 0xb)));
+        x = mix64(mix64(x ^ 0xa) ^ mix64(mix64(x ^ 0xb)));
     }
     format!("lab3: pingpong rounds {rounds} value {v:016x} forkjoin cycles {cycles} value {x:016x} nonce {seed} ok")
 }

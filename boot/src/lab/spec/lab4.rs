@@ -1,24 +1,19 @@
 //! Lab 4: spinning Ms and wakep without lost wake-ups (`labs/lab4/`).
 use super::{Kind, Lab, Test};
+use gmp_core::rand::mix64;
 
 /// The QEMU test's expected line: the same formulas as `rounds` and `work` in
 /// `kernel/src/bin/testkernel/lab4.rs` (kept equal by hand; the grader is the reference).
 fn lab4_expect(seed: u64) -> String {
-    fn splitmix(mut x: u64) -> u64 {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
     fn work(seed: u64, r: u64, b: u64) -> u64 {
-        let mut x = splitmix(seed ^ r.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ b.wrapping_mul(0x9e37_79b9));
+        let mut x = mix64(seed ^ r.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ b.wrapping_mul(0x9e37_79b9));
         for _ in 0..1 + (x & 15) {
-            x = splitmix(x);
+            x = mix64(x);
         }
         x
     }
     const RACE_BATCHES: u64 = 6;
-    let rounds = 12 + splitmix(seed) % 8;
+    let rounds = 12 + mix64(seed) % 8;
     let mut sum = 0u64;
     for r in 0..rounds {
         for b in 0..=RACE_BATCHES {

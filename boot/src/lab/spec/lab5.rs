@@ -1,24 +1,19 @@
 //! Lab 5: sysmon preemption (`labs/lab5/`).
 use super::{Kind, Lab, Test};
+use gmp_core::rand::mix64;
 
 /// The QEMU test's expected line: the same formulas as `loop_value` and `worker_value` in
 /// `kernel/src/bin/testkernel/lab5.rs` (kept equal by hand; the grader is the reference).
 fn lab5_expect(seed: u64) -> String {
-    fn splitmix(mut x: u64) -> u64 {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-    let mut lv = splitmix(seed ^ 0x6c6f_6f70);
+    let mut lv = mix64(seed ^ 0x6c6f_6f70);
     for _ in 0..1024 + (lv >> 53) {
-        lv = splitmix(lv);
+        lv = mix64(lv);
     }
     let mut wv = 0u64;
     for r in 0..8u64 {
-        let mut x = splitmix(seed ^ r.wrapping_mul(0xd6e8_feb8_6659_fd93));
+        let mut x = mix64(seed ^ r.wrapping_mul(0xd6e8_feb8_6659_fd93));
         for _ in 0..256 + (x & 255) {
-            x = splitmix(x);
+            x = mix64(x);
         }
         wv = wv.wrapping_add(x);
     }

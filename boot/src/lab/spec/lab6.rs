@@ -1,22 +1,16 @@
 //! Lab 6: channels and `select` (`labs/lab6/`).
 use super::{Kind, Lab, Test};
+use gmp_core::rand::mix64;
 
 // The QEMU tests' expected lines: the same formulas as `kernel/src/bin/testkernel/lab6.rs`
 // (kept equal by hand; the grader is the reference).
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// `semantics_table`: the buffered capacity (1..=8), the receivers close wakes (2..=6), and the
 /// sum of the 6 + 2 cap values the rows send and receive.
 fn table_expect(seed: u64) -> String {
-    let cap = 1 + splitmix(seed) % 8;
-    let nrecv = 2 + splitmix(seed ^ 1) % 5;
-    let sum = (0..6 + 2 * cap).fold(0u64, |s, k| s.wrapping_add(splitmix(seed ^ k.wrapping_mul(0xa076_1d64_78bd_642f))));
+    let cap = 1 + mix64(seed) % 8;
+    let nrecv = 2 + mix64(seed ^ 1) % 5;
+    let sum = (0..6 + 2 * cap).fold(0u64, |s, k| s.wrapping_add(mix64(seed ^ k.wrapping_mul(0xa076_1d64_78bd_642f))));
     format!("lab6: semantics table 12 rows, cap {cap}, {nrecv} receivers woken by close, checksum {sum:016x} nonce {seed} ok")
 }
 
@@ -24,12 +18,12 @@ fn table_expect(seed: u64) -> String {
 /// value at p = 1e-6 for k - 1 degrees of freedom, the sum of every value.
 fn fairness_expect(seed: u64) -> String {
     const CHI2_P1E6: [f64; 8] = [0.0, 23.928, 27.631, 30.665, 33.377, 35.888, 38.258, 40.522];
-    let k = 3 + splitmix(seed ^ 2) % 6;
+    let k = 3 + mix64(seed ^ 2) % 6;
     let n = 1000 * k;
     let mut sum = 0u64;
     for i in 0..k {
         for j in 0..n {
-            sum = sum.wrapping_add(splitmix(seed ^ (i << 40) ^ j));
+            sum = sum.wrapping_add(mix64(seed ^ (i << 40) ^ j));
         }
     }
     let crit = CHI2_P1E6[k as usize - 1];
@@ -38,8 +32,8 @@ fn fairness_expect(seed: u64) -> String {
 
 /// `prime_sieve`: the first n primes (100..=199) over channels of capacity 0..=3.
 fn sieve_expect(seed: u64) -> String {
-    let n = 100 + splitmix(seed ^ 4) % 100;
-    let cap = splitmix(seed ^ 5) % 4;
+    let n = 100 + mix64(seed ^ 4) % 100;
+    let cap = mix64(seed ^ 5) % 4;
     let primes: Vec<u64> = (2u64..).filter(|&k| (2..k).take_while(|d| d * d <= k).all(|d| k % d != 0)).take(n as usize).collect();
     let sum: u64 = primes.iter().sum();
     format!("lab6: sieve {n} primes over channels of capacity {cap}, last {}, sum {sum} nonce {seed} ok", primes[n as usize - 1])

@@ -1,22 +1,17 @@
 //! Lab 7: GOMAXPROCS and stop-the-world (`labs/lab7/`).
 use super::{Kind, Lab, Test};
+use gmp_core::rand::mix64;
 
 /// The QEMU test's expected line: the same formula as `work` in
 /// `kernel/src/bin/testkernel/lab7.rs` (kept equal by hand; the grader is the reference).
 fn lab7_expect(seed: u64) -> String {
-    fn splitmix(mut x: u64) -> u64 {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
     // 1000 workers, 8 hogs, 4 sleepers.
     let total: u64 = 1000 + 8 + 4;
     let mut sum = 0u64;
     for i in 0..total {
-        let mut x = splitmix(seed ^ 0x1ab7 ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
+        let mut x = mix64(seed ^ 0x1ab7 ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
         for _ in 0..1 + (x & 63) {
-            x = splitmix(x);
+            x = mix64(x);
         }
         sum = sum.wrapping_add(x);
     }

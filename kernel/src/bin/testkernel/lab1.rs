@@ -16,23 +16,17 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use kernel::ktest::ktest;
 use kernel::println;
+use gmp_core::rand::mix64;
 
 /// Workers (the spawners are not counted).
 const N: u64 = 1000;
 const SPAWNERS: u64 = 4;
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// Worker `i`'s result for nonce `seed`: 1..=64 rounds of splitmix, the count from the nonce.
 fn work(seed: u64, i: u64) -> u64 {
-    let mut x = splitmix(seed ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
+    let mut x = mix64(seed ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
     for _ in 0..1 + (x & 63) {
-        x = splitmix(x);
+        x = mix64(x);
     }
     x
 }

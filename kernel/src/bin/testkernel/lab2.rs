@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use kernel::ktest::ktest;
 use kernel::println;
+use gmp_core::rand::mix64;
 
 /// Waves, and workers per wave: fewer than a ring (256 slots) plus `runnext`, so P0 holds all
 /// the workers of a wave.
@@ -35,19 +36,12 @@ const ROUNDS: u64 = 200_000;
 /// ... and a part from the worker's result, `0..ROUNDS_SPREAD`.
 const ROUNDS_SPREAD: u64 = 1 << 14;
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// Worker `i`'s result for nonce `seed` (what the checksum adds up): 1..=64 rounds of
 /// splitmix, the count from the nonce (lab 1's formula).
 fn work(seed: u64, i: u64) -> u64 {
-    let mut x = splitmix(seed ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
+    let mut x = mix64(seed ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
     for _ in 0..1 + (x & 63) {
-        x = splitmix(x);
+        x = mix64(x);
     }
     x
 }
@@ -57,7 +51,7 @@ fn work(seed: u64, i: u64) -> u64 {
 fn burn(x: u64) {
     let mut y = x;
     for _ in 0..ROUNDS + (x & (ROUNDS_SPREAD - 1)) {
-        y = splitmix(core::hint::black_box(y));
+        y = mix64(core::hint::black_box(y));
     }
     core::hint::black_box(y);
 }

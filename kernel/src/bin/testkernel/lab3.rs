@@ -36,29 +36,23 @@ use kernel::ktest::ktest;
 use kernel::runtime::preempt::{ASYNC_PREEMPTS, COOP_PREEMPTS};
 use kernel::runtime::runtime2::P;
 use kernel::{println, Chan};
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
+use gmp_core::rand::mix64;
 
 /// Ping-pong rounds for nonce `seed`: 1000..=1999.
 fn rounds(seed: u64) -> u64 {
-    1000 + splitmix(seed ^ 0x1a3) % 1000
+    1000 + mix64(seed ^ 0x1a3) % 1000
 }
 
 /// Fork-join cycles for nonce `seed`: 2000..=2999 (at least 32 turns of the 61-tick rule).
 fn cycles(seed: u64) -> u64 {
-    2000 + splitmix(seed ^ 0x2b4) % 1000
+    2000 + mix64(seed ^ 0x2b4) % 1000
 }
 
 /// The value after `rounds(seed)` ping-pong rounds (each round two steps).
 fn pingpong_value(seed: u64) -> u64 {
-    let mut v = splitmix(seed ^ 0x3c5);
+    let mut v = mix64(seed ^ 0x3c5);
     for _ in 0..2 * rounds(seed) {
-        v = splitmix(v);
+        v = mix64(v);
     }
     v
 }
@@ -66,14 +60,14 @@ fn pingpong_value(seed: u64) -> u64 {
 /// One fork-join cycle: A's and B's results combined by J (xor: the order J receives them
 /// in does not matter).
 fn forkjoin_step(x: u64) -> u64 {
-    let a = splitmix(x ^ 0xa);
-    let b = splitmix(splitmix(x ^ 0xb));
-    splitmix(a ^ b)
+    let a = mix64(x ^ 0xa);
+    let b = mix64(mix64(x ^ 0xb));
+    mix64(a ^ b)
 }
 
 /// The value after `cycles(seed)` fork-join cycles.
 fn forkjoin_value(seed: u64) -> u64 {
-    let mut x = splitmix(seed ^ 0x4d6);
+    let mut x = mix64(seed ^ 0x4d6);
     for _ in 0..cycles(seed) {
         x = forkjoin_step(x);
     }
@@ -135,7 +129,7 @@ fn runnext_fairness() {
                 }
                 to_b.send((r, v));
             } else {
-                to_b.send((i, splitmix(v)));
+                to_b.send((i, mix64(v)));
             }
         });
     }
@@ -146,7 +140,7 @@ fn runnext_fairness() {
             match i {
                 STOP => return,
                 _ if i == r => to_a.send((r, v)),
-                _ => to_a.send((i + 1, splitmix(v))),
+                _ => to_a.send((i + 1, mix64(v))),
             }
         });
     }
@@ -157,7 +151,7 @@ fn runnext_fairness() {
         w_done.done();
     });
     let (t0, p0) = (schedtick(), preemptions());
-    to_a.send((0, splitmix(seed ^ 0x3c5)));
+    to_a.send((0, mix64(seed ^ 0x3c5)));
     let (v, t_r) = result.recv().unwrap();
     w_done.wait();
     let ticks = t_r.wrapping_sub(t0);
@@ -203,7 +197,7 @@ fn runnext_fairness() {
         kernel::go(move || {
             for _ in 0..c {
                 let x = to_fa.recv().unwrap();
-                to_j.send(splitmix(x ^ 0xa));
+                to_j.send(mix64(x ^ 0xa));
             }
         });
     }
@@ -212,7 +206,7 @@ fn runnext_fairness() {
         kernel::go(move || {
             for _ in 0..c {
                 let x = to_fb.recv().unwrap();
-                to_j.send(splitmix(splitmix(x ^ 0xb)));
+                to_j.send(mix64(mix64(x ^ 0xb)));
             }
         });
     }
@@ -222,7 +216,7 @@ fn runnext_fairness() {
             for _ in 0..c {
                 let a = to_j.recv().unwrap();
                 let b = to_j.recv().unwrap();
-                to_s.send(splitmix(a ^ b));
+                to_s.send(mix64(a ^ b));
             }
         });
     }
@@ -247,7 +241,7 @@ fn runnext_fairness() {
         w2_done.done();
     });
     let t0 = schedtick();
-    to_s.send(splitmix(seed ^ 0x4d6));
+    to_s.send(mix64(seed ^ 0x4d6));
     let x = fresult.recv().unwrap();
     w2_done.wait();
     let ticks = schedtick().wrapping_sub(t0);

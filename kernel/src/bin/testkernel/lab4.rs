@@ -28,6 +28,7 @@ use kernel::ktest::ktest;
 use kernel::println;
 use kernel::runtime::lock::PreemptGuard;
 use kernel::runtime::proc::{ALLM, SCHED};
+use gmp_core::rand::mix64;
 
 /// A worker batch not all running by then is a lost wake-up (no backstop can run it: see above).
 const WAKE_BOUND_NS: u64 = 3_000_000_000;
@@ -36,23 +37,16 @@ const IDLE_BOUND_NS: u64 = 3_000_000_000;
 /// Batches per round after the first (phase 3).
 const RACE_BATCHES: u64 = 6;
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// Rounds for nonce `seed`: 12 to 19.
 fn rounds(seed: u64) -> u64 {
-    12 + splitmix(seed) % 8
+    12 + mix64(seed) % 8
 }
 
 /// Batch `b` of round `r`'s contribution to the checksum.
 fn work(seed: u64, r: u64, b: u64) -> u64 {
-    let mut x = splitmix(seed ^ r.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ b.wrapping_mul(0x9e37_79b9));
+    let mut x = mix64(seed ^ r.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ b.wrapping_mul(0x9e37_79b9));
     for _ in 0..1 + (x & 15) {
-        x = splitmix(x);
+        x = mix64(x);
     }
     x
 }
@@ -131,7 +125,7 @@ fn wake_idle_cores() {
     let (mut worst_wake, mut worst_idle) = (0u64, 0u64);
     let idle_checks = AtomicU32::new(0);
     for r in 0..rounds {
-        let x = splitmix(seed ^ r);
+        let x = mix64(seed ^ r);
         // 1. Idle: everything parks and halts.
         kernel::sleep(1_000_000 + x % 3_000_000);
         let t = kernel::nanotime();
@@ -155,7 +149,7 @@ fn wake_idle_cores() {
         worst_wake = worst_wake.max(batch(seed, r, 0, others, sum));
         // 3. Race their parking.
         for b in 1..=RACE_BATCHES {
-            kernel::arch::x86_64::time::udelay(splitmix(x ^ b) % 64);
+            kernel::arch::x86_64::time::udelay(mix64(x ^ b) % 64);
             worst_wake = worst_wake.max(batch(seed, r, b, others, sum));
         }
     }

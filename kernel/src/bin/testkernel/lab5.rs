@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::ktest::ktest;
 use kernel::println;
 use kernel::runtime::preempt::{ASYNC_PREEMPTS, COOP_PREEMPTS};
+use gmp_core::rand::mix64;
 
 /// The worker's rounds (each ends with a `gosched`, giving the loop one more time slice).
 pub const ROUNDS: u64 = 8;
@@ -31,16 +32,9 @@ pub const DEADLINE_NS: u64 = 10_000_000_000;
 /// At most this many slices are recorded (the loop allocates nothing).
 const MAX_SLICES: usize = 64;
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// The loop's start value and how many steps count for the checksum (1024..=2047).
 fn loop_params(seed: u64) -> (u64, u64) {
-    let x = splitmix(seed ^ 0x6c6f_6f70);
+    let x = mix64(seed ^ 0x6c6f_6f70);
     (x, 1024 + (x >> 53))
 }
 
@@ -48,16 +42,16 @@ fn loop_params(seed: u64) -> (u64, u64) {
 pub fn loop_value(seed: u64) -> u64 {
     let (mut x, n) = loop_params(seed);
     for _ in 0..n {
-        x = splitmix(x);
+        x = mix64(x);
     }
     x
 }
 
 /// The worker's round `r`: 256..=511 steps from a value of the nonce.
 fn worker_round(seed: u64, r: u64) -> u64 {
-    let mut x = splitmix(seed ^ r.wrapping_mul(0xd6e8_feb8_6659_fd93));
+    let mut x = mix64(seed ^ r.wrapping_mul(0xd6e8_feb8_6659_fd93));
     for _ in 0..256 + (x & 255) {
-        x = splitmix(x);
+        x = mix64(x);
     }
     x
 }
@@ -72,7 +66,7 @@ pub fn worker_value(seed: u64) -> u64 {
 #[inline(never)]
 fn step(x: u64) -> u64 {
     kernel::morestack_check!();
-    splitmix(x)
+    mix64(x)
 }
 
 /// What the loop saw: its value, its iterations, its preemptions, the slices it measured (ns).

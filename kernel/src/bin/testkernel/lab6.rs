@@ -19,15 +19,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::ktest::ktest;
 use kernel::sync::select::{selectgo, RecvSlot, Scase};
 use kernel::{println, select, Chan, TryRecvError};
+use gmp_core::rand::mix64;
 
 const MS: u64 = 1_000_000;
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
@@ -58,12 +52,12 @@ fn stays_blocked(row: &str, what: &str, returned: &AtomicBool) {
 
 /// The values of the semantics table: the k-th value sent that must be received.
 fn table_value(seed: u64, k: u64) -> u64 {
-    splitmix(seed ^ k.wrapping_mul(0xa076_1d64_78bd_642f))
+    mix64(seed ^ k.wrapping_mul(0xa076_1d64_78bd_642f))
 }
 
 /// The buffered channels' capacity (1..=8) and how many receivers close must wake (2..=6).
 pub fn table_params(seed: u64) -> (usize, usize) {
-    (1 + (splitmix(seed) % 8) as usize, 2 + (splitmix(seed ^ 1) % 5) as usize)
+    (1 + (mix64(seed) % 8) as usize, 2 + (mix64(seed ^ 1) % 5) as usize)
 }
 
 /// The rows' shared state: the next value to send, the sum of the values received.
@@ -383,13 +377,13 @@ const CHI2_P1E6: [f64; 8] = [0.0, 23.928, 27.631, 30.665, 33.377, 35.888, 38.258
 /// The fairness test's parameters: k ready channels (3..=8), n selects (1000 k), and where
 /// the nil case goes (0..=k).
 pub fn fairness_params(seed: u64) -> (usize, usize, usize) {
-    let k = 3 + (splitmix(seed ^ 2) % 6) as usize;
-    (k, 1000 * k, (splitmix(seed ^ 3) % (k as u64 + 1)) as usize)
+    let k = 3 + (mix64(seed ^ 2) % 6) as usize;
+    (k, 1000 * k, (mix64(seed ^ 3) % (k as u64 + 1)) as usize)
 }
 
 /// The j-th value in channel i of the fairness test.
 pub fn fairness_value(seed: u64, i: usize, j: usize) -> u64 {
-    splitmix(seed ^ ((i as u64) << 40) ^ j as u64)
+    mix64(seed ^ ((i as u64) << 40) ^ j as u64)
 }
 
 /// `select` over k channels that are all ready (each holds n values), n times: each case must
@@ -448,7 +442,7 @@ fn select_fairness() {
 
 /// The sieve's parameters: how many primes (100..=199) and the capacity of its channels (0..=3).
 pub fn sieve_params(seed: u64) -> (usize, usize) {
-    (100 + (splitmix(seed ^ 4) % 100) as usize, (splitmix(seed ^ 5) % 4) as usize)
+    (100 + (mix64(seed ^ 4) % 100) as usize, (mix64(seed ^ 5) % 4) as usize)
 }
 
 /// Go's concurrent prime sieve (the `doc/play/sieve.go` of the Go tour): a generator sends

@@ -36,6 +36,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::ktest::ktest;
 use kernel::println;
+use gmp_core::rand::mix64;
 
 /// Short workers.
 const N: u64 = 1000;
@@ -57,18 +58,11 @@ const LATE_ITERS: u64 = 2000;
 /// How long the goroutines may take to finish after the resizes.
 const DEADLINE_NS: u64 = 60_000_000_000;
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// Goroutine `i`'s result for nonce `seed`: 1..=64 rounds of splitmix, the count from the nonce.
 fn work(seed: u64, i: u64) -> u64 {
-    let mut x = splitmix(seed ^ 0x1ab7 ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
+    let mut x = mix64(seed ^ 0x1ab7 ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93));
     for _ in 0..1 + (x & 63) {
-        x = splitmix(x);
+        x = mix64(x);
     }
     x
 }
@@ -116,10 +110,10 @@ fn gomaxprocs_resize() {
 
     for h in 0..HOGS {
         kernel::go(move || {
-            let mut x = splitmix(h);
+            let mut x = mix64(h);
             // No safe point in this loop: only an asynchronous preemption stops it.
             while !sh.stop.load(Ordering::Relaxed) {
-                x = core::hint::black_box(splitmix(x));
+                x = core::hint::black_box(mix64(x));
                 if sh.stw.load(Ordering::Relaxed) && kernel::current_gomaxprocs() == sh.from.load(Ordering::Relaxed) {
                     sh.during.fetch_add(1, Ordering::Relaxed);
                 }
