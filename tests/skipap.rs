@@ -1,5 +1,6 @@
-//! A core that does not come up (`skipap=N`: the boot core sends that AP no INIT-SIPI-SIPI and
-//! takes the same path as for an AP that never answers). The cores that did come up must still
+//! A core that does not come up (`skipap=N`: the boot core sends that AP no INIT-SIPI-SIPI in
+//! time and takes the same path as for an AP that never answers; it sends them after it gave up,
+//! and the late AP must halt in the trampoline, not triple-fault the machine). The cores that did come up must still
 //! be addressed by their own APIC ids: every pair exchanges IPIs, and the scheduler wakes and
 //! uses every online core. The skip, the timeout and the CPU-to-APIC-id map are reported.
 
@@ -18,6 +19,7 @@ fn boot_skipping(test: &str, smp: u32, skip: u32) -> Outcome {
     expect_pass(&o);
     expect_contains(&o, &format!("test {test}: PASS"));
     expect_contains(&o, &format!("smp: core #{skip} (apic id {skip}) not started (skipap={skip})"));
+    expect_contains(&o, "and started only after the timeout");
     expect_contains(&o, &format!("smp: core #{skip} (apic id {skip}) did not come up within"));
     expect_contains(&o, &format!("smp: {} of {smp} cores online", smp - 1));
     // The dense CPU numbers skip the dead core's APIC id (QEMU numbers APIC ids 0..smp).

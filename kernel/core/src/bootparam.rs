@@ -27,7 +27,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("asyncpreemptoff", "1 = no asynchronous preemption, only cooperative safe points (Go's GODEBUG knob; default 0)"),
     ("seed", "seed of the scheduler's random generators and of a scenario's random choices (the torture test), a u64 (default: from the TSC)"),
     ("duration", "how long a timed scenario (the torture test) runs, seconds, 1..=86400 (default 10)"),
-    ("skipap", "N = do not start core #N of the ACPI MADT (1..=cores-1), to test the AP-timeout path; 0 = start every core (default)"),
+    ("skipap", "N = start core #N of the ACPI MADT (1..=cores-1) only after the AP timeout, as a core too slow to answer, to test that path; 0 = start every core (default)"),
     ("trace", "execution tracer: 0 = off, 1 = keep the first tracebuf events per core, flight = keep the last ones (default 0)"),
     ("tracebuf", "tracer events per core, 1024..=4194304, rounded up to a power of two (default 32768)"),
     ("profile", "CPU profiler: sample every core this many times a second, 0 or 10..=10000 (default 0 = off)"),

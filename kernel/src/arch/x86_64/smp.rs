@@ -56,9 +56,15 @@
 //! go to that id. The boot core checks it against the id of the slot.
 //!
 //! `skip` (the `skipap` boot parameter) names one MADT position that gets no
-//! INIT-SIPI-SIPI at all, so the boot core takes the same path as for an AP
+//! INIT-SIPI-SIPI in time, so the boot core takes the same path as for an AP
 //! that never answers: the full wait, then the report. Tests use it to check
-//! that a machine with a dead core still schedules and IPIs correctly.
+//! that a machine with a dead core still schedules and IPIs correctly. That
+//! core gets its INIT-SIPI-SIPI after all, once the boot core has given up
+//! and unmapped the trampoline, as a core stalled past the timeout would
+//! take them late: it must halt at the trampoline's first instructions,
+//! which the boot core has replaced (`LATE_AP_HALT`). Before that, a late AP
+//! under an overloaded host turned paging on, jumped into the unmapped page
+//! and triple-faulted the machine.
 use super::{apic, percpu, time};
 use crate::mem;
 use alloc::vec::Vec;
@@ -67,6 +73,9 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Physical address of the trampoline (page 8: SIPI vector 0x08).
 pub const TRAMPOLINE: u64 = 0x8000;
+/// What a late AP runs at the start of the trampoline (real mode):
+/// `cli; hlt; jmp short` back to the `hlt`.
+const LATE_AP_HALT: [u8; 4] = [0xfa, 0xf4, 0xeb, 0xfd];
 /// Time an AP gets to report in.
 const AP_TIMEOUT_US: u64 = 2_000_000;
 /// Size of each AP's boot stack (its g0 stack).
@@ -412,7 +421,7 @@ pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, V
     let skipped = |i: usize| skip == Some(started[i]);
     for (i, &n) in started.iter().enumerate() {
         if skipped(i) {
-            crate::println!("smp: core #{n} (apic id {}) not started (skipap={n}): treated as a core that does not answer", table[i].apic_id);
+            crate::println!("smp: core #{n} (apic id {}) not started (skipap={n}): treated as a core that does not answer, and started only after the timeout", table[i].apic_id);
         }
     }
     let arrived = |i: usize| table[i].state.load(Ordering::Acquire) != SENT;
@@ -434,6 +443,19 @@ pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, V
     while !(0..table.len()).all(arrived) && time::rdtsc() < deadline {
         core::hint::spin_loop();
     }
+    // From here on an AP that starts the trampoline is late: make its first
+    // instructions `cli; hlt; jmp .-3`, so that it halts in real mode before
+    // it turns paging on. The INIT sent below to a late AP should stop it,
+    // but a core can still take a SIPI after that INIT (QEMU keeps INIT and
+    // SIPI as two pending bits and, after a long host stall, handles both
+    // at once, the INIT first); it would then turn on paging and jump into
+    // the trampoline page we unmap below, and fault with no IDT: a triple
+    // fault that resets the whole machine. An AP already past these bytes
+    // is in the rest of the trampoline, which stays intact, and meets its
+    // CLOSED slot in ap_entry.
+    // SAFETY: `dst` is our copy of the trampoline (see above); 4 bytes fit.
+    unsafe { (dst as *mut [u8; 4]).write_volatile(LATE_AP_HALT) };
+    core::sync::atomic::fence(Ordering::SeqCst);
     // Number the arrived APs in MADT order; shut out the rest.
     let mut online = 1;
     let mut numbered = Vec::new();
@@ -481,5 +503,16 @@ pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, V
     failed.sort_unstable();
     // No AP runs the trampoline any more (each came up or was sent INIT).
     mem::unmap_low(TRAMPOLINE);
+    if let Some(i) = (0..table.len()).find(|&i| skipped(i)) {
+        // skipap: the skipped core gets its start-up IPIs only now, after
+        // the boot core gave up on it, as a core too slow to answer would
+        // take them. It must halt in the trampoline's first bytes.
+        let id = table[i].apic_id;
+        apic::send_init(id);
+        time::udelay(init_udelay_us());
+        apic::send_sipi(id, (TRAMPOLINE >> 12) as u8);
+        time::udelay(200);
+        apic::send_sipi(id, (TRAMPOLINE >> 12) as u8);
+    }
     (online, failed)
 }
