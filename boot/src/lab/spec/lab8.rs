@@ -96,7 +96,8 @@ pub const LAB: Lab = Lab {
     title: "Bonus: halt polling, fewer IPIs and halts per wake-up",
     tests: LAB8_TESTS,
     qemu_runs: 3,
-    uses: &[],
+    // The loom model runs lab 4's note_sleep_check and notewakeup after the poll.
+    uses: &[4],
     protected: &[
         "kernel/core/src/haltpoll/tests.rs",
         "kernel/core/src/haltpoll/loom_tests.rs",
