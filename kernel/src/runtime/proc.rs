@@ -318,6 +318,9 @@ pub fn mstart() -> ! {
 /// nothing synchronizes through them). Counted in both modes, so that
 /// `haltpoll=0` is the reference.
 pub struct HaltpollStats {
+    /// `notewakeup` calls on a parked core's note (not the stop-the-world's
+    /// note): the wake-ups whose cost the other counters measure.
+    pub wakes: AtomicU64,
     /// Wake-up IPIs `notewakeup` sent (the sleeper had announced `halted`).
     pub ipis: AtomicU64,
     /// `sti; hlt` executed by a parked core.
@@ -334,6 +337,7 @@ pub struct HaltpollStats {
 }
 
 pub static HALTPOLL: HaltpollStats = HaltpollStats {
+    wakes: AtomicU64::new(0),
     ipis: AtomicU64::new(0),
     halts: AtomicU64::new(0),
     poll_hits: AtomicU64::new(0),
@@ -400,6 +404,9 @@ pub(super) fn noteclear(n: &Note) {
 }
 
 pub(super) fn notewakeup(n: &Note, apic_id: u32) {
+    if apic_id != u32::MAX {
+        HALTPOLL.wakes.fetch_add(1, Ordering::Relaxed);
+    }
     spinning::notewakeup(&n.key, &n.halted, || {
         if apic_id != u32::MAX {
             HALTPOLL.ipis.fetch_add(1, Ordering::Relaxed);

@@ -9,13 +9,16 @@
 //! of the second against the first. The grader also checks that this file is unchanged.
 //!
 //! The workload is a ping-pong between two goroutines over two unbuffered channels, with a
-//! nonce-derived few microseconds of work on each side. Each hand-over readies the other
-//! goroutine and calls `wakep`, which wakes the other core (`startm` → `notewakeup`); that
-//! core finds little or nothing to do, and parks again a few microseconds before the next
-//! hand-over wakes it. Without polling each such wake-up costs an IPI and a halt; a core that
-//! polls for a little longer than the gap catches the next wake-up without either. Every
-//! [`LONG_GAP_EVERY`] round trips the test sleeps 1 to 2 ms, longer than any poll window: no
-//! poll may last much longer than the largest window (`long_polls`).
+//! nonce-derived few microseconds of work on each side. Each goroutine is locked to its own
+//! core (`lock_os_thread`), so every hand-over wakes the other core: the receiver is never
+//! queued, its core waits for it (`locked_wait` → `notesleep`) and the sender wakes that core
+//! (`ready_locked` → `notewakeup`). Without locking, the pair usually shared one P through
+//! `runnext` and the other core was hardly ever woken: the first version of this test scored
+//! a correct poll like the reference in 2 of 6 boots. Without polling each wake-up costs an
+//! IPI and a halt; a core that polls a little longer than the other side's work catches the
+//! next wake-up without either. `wakeups` counts `notewakeup` calls. Every [`LONG_GAP_EVERY`]
+//! round trips the test sleeps 1 to 2 ms, longer than any poll window: no poll may last much
+//! longer than the largest window (`long_polls`).
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 use gmp_core::rand::mix64;
@@ -52,7 +55,7 @@ struct Counters {
 fn counters() -> Counters {
     let s = kernel::runtime::trace::stats();
     Counters {
-        wakeups: s.wakeups,
+        wakeups: HALTPOLL.wakes.load(Ordering::Relaxed),
         parks: s.parks,
         ipis: HALTPOLL.ipis.load(Ordering::Relaxed),
         halts: HALTPOLL.halts.load(Ordering::Relaxed),
@@ -75,7 +78,13 @@ fn haltpoll_ratio() {
     let (ping2, pong2) = (ping.clone(), pong.clone());
     let echoed: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
     let c0 = counters();
+    // Main first: the echo goroutine then cannot run on main's core (a locked core runs only
+    // its own goroutine), and locks itself to the core it gets.
+    kernel::lock_os_thread();
+    let done = Chan::<()>::new(1);
+    let done2 = done.clone();
     kernel::go(move || {
+        kernel::lock_os_thread();
         for r in 0..rounds {
             let x = ping2.recv().expect("lab8: ping closed early");
             // A few µs of work on this side too.
@@ -83,6 +92,8 @@ fn haltpoll_ratio() {
             echoed.fetch_add(1, Ordering::Relaxed);
             pong2.send(step(x, r));
         }
+        kernel::unlock_os_thread();
+        done2.send(());
     });
     let mut x = mix64(seed);
     let mut sum = 0u64;
@@ -98,6 +109,8 @@ fn haltpoll_ratio() {
         }
     }
     let c1 = counters();
+    done.recv().expect("lab8: echo goroutine did not finish");
+    kernel::unlock_os_thread();
     let c = Counters {
         wakeups: c1.wakeups - c0.wakeups,
         parks: c1.parks - c0.parks,
