@@ -69,3 +69,8 @@ fn lab6_starter_solution_and_mutants() {
 fn lab7_starter_solution_and_mutants() {
     check("lab7");
 }
+
+#[test]
+fn lab8_starter_solution_and_mutants() {
+    check("lab8");
+}

@@ -1,7 +1,7 @@
 //! The grader: runs a lab's graded tests on a tree and prints one line per test, then
 //! `Score: X/Y` (as xv6's gradelib does).
 
-use crate::spec::{Kind, Lab};
+use crate::spec::{Counters, Kind, Lab, RatioRun};
 use regex::Regex;
 use std::fs::{self, File};
 use std::io::Read;
@@ -279,10 +279,81 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
         }
     }
 
+    ratio_tests(lab, opts, runs, &target, &logs, &mut r);
+
     if let Some(dir) = &opts.hidden {
         hidden(lab, opts, dir, &target, &logs, &mut r);
     }
     finish(lab, opts, r.out)
+}
+
+/// One boot of `test`: (passed with the expected line, the console text, a note on failure).
+fn boot_once(tree: &Path, target: &Path, log: &Path, test: &str, smp: u32, params: &str, seed: u64, want: &str) -> (bool, String, String) {
+    let mut cmd = Command::new(cargo());
+    in_tree(&mut cmd, tree).args(["run", "-q", "--bin", "gmpos", "--target-dir"]).arg(target);
+    cmd.args(["--", "--bin", "testkernel", "--smp", &smp.to_string(), "--timeout", "180"]);
+    cmd.arg(format!("test={test}")).arg(format!("seed={seed}"));
+    cmd.args(params.split_whitespace());
+    let (ok, timed_out, text) = run_logged(&mut cmd, log, Duration::from_secs(1800));
+    let found = text.lines().any(|l| l.trim_end().ends_with(want) && l.trim_end().strip_suffix(want).is_some_and(|p| p.is_empty() || p.ends_with("] ")));
+    let note = if ok && found {
+        String::new()
+    } else if timed_out {
+        format!("timeout, see {}", log.display())
+    } else if ok {
+        format!("passed but without the expected checksum line, see {}", log.display())
+    } else {
+        format!("failed, see {}", log.display())
+    };
+    (ok && found, text, note)
+}
+
+/// The [`Kind::Ratio`] tests: each run boots the reference and the student's parameters with
+/// one nonce; tests with the same boots share them; each is scored once over all runs.
+fn ratio_tests(lab: &Lab, opts: &Options, runs: u32, target: &Path, logs: &Path, r: &mut Report) {
+    type Key = (&'static str, u32, &'static str, &'static str);
+    let mut done: Vec<(Key, Vec<RatioRun>)> = Vec::new();
+    for t in lab.tests {
+        let Kind::Ratio { test, smp, reference, params, expect, counters, score } = t.kind else { continue };
+        let name = format!("{}, smp={smp}, {runs} run{}", t.title, if runs == 1 { "" } else { "s" });
+        if opts.no_qemu {
+            r.line(name, 0, t.points, "skipped (--no-qemu)".into());
+            continue;
+        }
+        let key: Key = (test, smp, reference, params);
+        if !done.iter().any(|(k, _)| *k == key) {
+            let mut rr = Vec::new();
+            let mut shown = false;
+            for run in 1..=runs {
+                let seed = nonce();
+                let want = expect(seed);
+                let mut one = |which: &str, p: &str| {
+                    let log = logs.join(format!("qemu-{}-smp{smp}-{which}-run{run}.log", test.replace("::", "-")));
+                    let (pass, text, note) = boot_once(&opts.tree, target, &log, test, smp, p, seed, &want);
+                    let c = if pass { Counters::find(&text, counters) } else { None };
+                    if !opts.quiet {
+                        match &c {
+                            Some(c) => println!("  {test} {which} ({p}) run {run}: {}", c.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")),
+                            None => println!("  {test} {which} ({p}) run {run}: no counters ({})", if note.is_empty() { "no counters line" } else { &note }),
+                        }
+                        if !pass && !shown {
+                            print!("{}", tail(&text, 12));
+                            shown = true;
+                        }
+                    }
+                    c
+                };
+                let reference = one("reference", reference);
+                let student = one("student", params);
+                rr.push(RatioRun { reference, student });
+            }
+            done.push((key, rr));
+        }
+        let rr = &done.iter().find(|(k, _)| *k == key).unwrap().1;
+        let (frac, note) = score(rr);
+        let got = (frac.clamp(0.0, 1.0) * t.points as f64).round() as u32;
+        r.line(name, got, t.points, note);
+    }
 }
 
 /// Boots a starter tree's first QEMU test once (`-smp 2`): the starter must build and boot,
@@ -290,7 +361,7 @@ pub fn grade(lab: &Lab, opts: &Options) -> Outcome {
 /// (`not yet implemented: lab N: REGION`). Returns that panic line, or why not. `None` if the
 /// lab has no QEMU test.
 pub fn boot_starter(lab: &Lab, tree: &Path, target: &Path) -> Option<Result<String, String>> {
-    let (test, _, params, _) = lab.tests.iter().find_map(|t| t.kind.qemu())?;
+    let (test, _, params) = lab.tests.iter().find_map(|t| t.kind.boots())?;
     let logs = tree.join("target").join("grade").join(lab.name());
     if let Err(e) = fs::create_dir_all(&logs) {
         return Some(Err(format!("{}: {e}", logs.display())));

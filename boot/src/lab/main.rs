@@ -30,7 +30,7 @@ usage: gmpos-lab gen LAB OUTDIR [--git]
        gmpos-lab check LAB|all [--qemu] [--runs N]
        gmpos-lab list
 
-LAB is lab1 ... lab7 (`list` shows them). The source tree is GMPOS_ROOT (cargo run sets it), else the
+LAB is lab1 ... lab8 (`list` shows them). The source tree is GMPOS_ROOT (cargo run sets it), else the
 current directory. See labs/README.md.
 
 grade: --tree DIR  the tree to grade (default: this checkout); --json FILE  per-test points;
@@ -472,5 +472,5 @@ fn check(root: &Path, lab: &Lab, qemu: bool, runs: Option<u32>) -> i32 {
 }
 
 fn graded_without_qemu(lab: &Lab) -> u32 {
-    lab.tests.iter().filter(|t| t.kind.qemu().is_none()).map(|t| t.points).sum()
+    lab.tests.iter().filter(|t| t.kind.boots().is_none()).map(|t| t.points).sum()
 }

@@ -14,6 +14,70 @@ pub enum Kind {
     /// The same, booted with extra boot parameters (as the ktest's `params`, e.g.
     /// `gomaxprocs=1 asyncpreemptoff=1`).
     QemuParams { test: &'static str, smp: u32, params: &'static str, expect: fn(u64) -> String },
+    /// A ratio against the reference kernel (lab 8): each run boots the `#[ktest]` twice with
+    /// the same nonce, with the `reference` boot parameters and with the student's `params`;
+    /// both must print the `expect` line, and the line starting with `counters` gives their
+    /// [`Counters`]. `score` turns every run's pair into the fraction of the points earned
+    /// (e.g. from the median of the runs, to ride out emulation noise). Graded once over all
+    /// runs, not once per run; tests with the same boots share them.
+    Ratio {
+        test: &'static str,
+        smp: u32,
+        reference: &'static str,
+        params: &'static str,
+        expect: fn(u64) -> String,
+        counters: &'static str,
+        score: fn(&[RatioRun]) -> (f64, String),
+    },
+}
+
+/// The `NAME VALUE` pairs of a counters line (`lab8: counters haltpoll=1 wakeups 10 ipis 3`:
+/// after the prefix, words `NAME VALUE`, or `NAME=VALUE`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters(pub Vec<(String, u64)>);
+
+impl Counters {
+    /// The counters of the first line of `text` that starts with `prefix` (after an optional
+    /// `[...] ` console tag).
+    pub fn find(text: &str, prefix: &str) -> Option<Counters> {
+        let line = text.lines().find_map(|l| {
+            let l = l.trim_end();
+            let l = if l.starts_with('[') { l.split_once("] ").map_or(l, |x| x.1) } else { l };
+            l.strip_prefix(prefix)
+        })?;
+        let mut out = Vec::new();
+        let mut words = line.split_whitespace();
+        while let Some(w) = words.next() {
+            if let Some((k, v)) = w.split_once('=') {
+                out.push((k.to_string(), v.parse().ok()?));
+            } else {
+                out.push((w.to_string(), words.next()?.parse().ok()?));
+            }
+        }
+        Some(Counters(out))
+    }
+
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.0.iter().find(|(k, _)| k == name).map(|p| p.1)
+    }
+}
+
+/// One run of a [`Kind::Ratio`] test: the reference boot's counters and the student's, each
+/// `None` if that boot failed or did not print the expected line.
+#[derive(Clone, Debug, Default)]
+pub struct RatioRun {
+    pub reference: Option<Counters>,
+    pub student: Option<Counters>,
+}
+
+/// The median of `v` (None if empty); `v` is sorted in place.
+pub fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 impl Kind {
@@ -23,6 +87,15 @@ impl Kind {
             Kind::Qemu { test, smp, expect } => Some((test, smp, "", expect)),
             Kind::QemuParams { test, smp, params, expect } => Some((test, smp, params, expect)),
             _ => None,
+        }
+    }
+
+    /// Any test that boots QEMU (a [`Kind::Ratio`] too): (test, smp, the student's boot
+    /// parameters). None for host and loom tests.
+    pub fn boots(&self) -> Option<(&'static str, u32, &'static str)> {
+        match *self {
+            Kind::Ratio { test, smp, params, .. } => Some((test, smp, params)),
+            _ => self.qemu().map(|(t, s, p, _)| (t, s, p)),
         }
     }
 }
@@ -55,7 +128,8 @@ impl Lab {
     pub fn max(&self) -> u32 {
         self.max_with_runs(self.qemu_runs)
     }
-    /// The full score when each QEMU test runs `runs` times (`--runs`).
+    /// The full score when each QEMU test runs `runs` times (`--runs`). A ratio test is graded
+    /// once over all its runs.
     pub fn max_with_runs(&self, runs: u32) -> u32 {
         self.tests.iter().map(|t| if t.kind.qemu().is_some() { t.points * runs } else { t.points }).sum()
     }
@@ -90,6 +164,7 @@ mod lab4;
 mod lab5;
 mod lab6;
 mod lab7;
+mod lab8;
 
 pub static LABS: &[Lab] = &[
     lab1::LAB,
@@ -99,6 +174,7 @@ pub static LABS: &[Lab] = &[
     lab5::LAB,
     lab6::LAB,
     lab7::LAB,
+    lab8::LAB,
 ];
 
 pub fn find(name: &str) -> Option<&'static Lab> {
@@ -122,6 +198,20 @@ mod tests {
                 assert!(u != l.number && super::LABS.iter().any(|o| o.number == u), "{}: uses {u}", l.name());
             }
         }
+    }
+
+    #[test]
+    fn counters_lines() {
+        use super::Counters;
+        let text = "boot\n[cpu1] lab8: counters haltpoll=1 wakeups 10 ipis 3 halts 4\nlab8: counters wakeups 99\n";
+        let c = Counters::find(text, "lab8: counters ").unwrap();
+        assert_eq!((c.get("haltpoll"), c.get("wakeups"), c.get("ipis"), c.get("halts")), (Some(1), Some(10), Some(3), Some(4)));
+        assert_eq!(c.get("nope"), None);
+        assert!(Counters::find("lab8: counters wakeups x\n", "lab8: counters ").is_none());
+        assert!(Counters::find("nothing\n", "lab8: counters ").is_none());
+        assert_eq!(super::median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(super::median(&mut [4.0, 1.0]), Some(2.5));
+        assert_eq!(super::median(&mut []), None);
     }
 
     #[test]

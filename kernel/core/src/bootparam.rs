@@ -33,14 +33,15 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("profile", "CPU profiler: sample every core this many times a second, 0 or 10..=10000 (default 0 = off)"),
     ("case", "case of a parameterized test, [a-z0-9_-]{1,64}"),
     ("x2apic", "1 = drive the local APICs in x2APIC mode when the CPU offers it, 0 = always xAPIC (default 1)"),
+    ("haltpoll", "1 = a parking core polls its note for an adaptive window (50..200 us) before it halts, Linux's cpuidle-haltpoll; 0 = halt at once (default 0)"),
 ];
 
 /// Most boot parameters one boot can carry. The kernel reads at most this
 /// many `opt/gmp/` fw_cfg files, and the runner refuses more: QEMU's fw_cfg
 /// directory has 32 file slots in all, QEMU itself fills about a dozen (ACPI
 /// tables, e820 map, boot order, VGA ROM, ...), and one more file than fits
-/// aborts QEMU with an assertion (QEMU 7.2 here aborted at 21). 18 is more than the number of keys.
-pub const MAX_PARAMS: usize = 18;
+/// aborts QEMU with an assertion (QEMU 7.2 here aborted at 21). 19 is the number of keys.
+pub const MAX_PARAMS: usize = 19;
 
 /// Largest `skipap`: the last MADT position the kernel would start (it
 /// drives at most `order::MAX_PROCS` cores, the boot core at position 0).
@@ -168,6 +169,8 @@ pub struct BootParams {
     pub asyncpreemptoff: bool,
     /// `x2apic`: use x2APIC mode when the CPU has it (default true).
     pub x2apic: bool,
+    /// `haltpoll`: poll the note before halting (`gmp_core::haltpoll`; default false).
+    pub haltpoll: bool,
     /// `duration`: run time of a timed scenario, seconds.
     pub duration_s: u32,
     /// `skipap`: position in the ACPI MADT of an AP the boot core must not
@@ -425,6 +428,7 @@ impl BootParams {
         hz: 1000,
         asyncpreemptoff: false,
         x2apic: true,
+        haltpoll: false,
         duration_s: 10,
         skipap: 0,
         trace: 0,
@@ -526,6 +530,7 @@ impl BootParams {
             "hz" => self.hz = ranged(HZ_MIN as u64, HZ_MAX as u64, Unit::Hertz)? as u32,
             "asyncpreemptoff" => self.asyncpreemptoff = flag()?,
             "x2apic" => self.x2apic = flag()?,
+            "haltpoll" => self.haltpoll = flag()?,
             "duration" => self.duration_s = ranged(1, DURATION_MAX_S as u64, Unit::Seconds)? as u32,
             // The bound that matters (the number of cores found) is only
             // known after ACPI is read: see `check_skipap`.
@@ -629,7 +634,7 @@ mod tests {
             assert!(KNOWN[..i].iter().all(|(k2, _)| k2 != k), "{k} listed twice");
             apply(k, sample(k)).unwrap_or_else(|e| panic!("{k}: {e}"));
         }
-        assert_eq!(KNOWN.len(), 18);
+        assert_eq!(KNOWN.len(), 19);
     }
 
     #[test]
@@ -639,7 +644,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown boot parameter \"foo\" (known: gomaxprocs, schedtrace, scheddetail, \
-             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap, trace, tracebuf, profile, case, x2apic)"
+             schedrandom, test, bench, heap, forcepreemptns, hz, asyncpreemptoff, seed, duration, skipap, trace, tracebuf, profile, case, x2apic, haltpoll)"
         );
         // Keys are case-sensitive.
         assert_eq!(apply("GOMAXPROCS", "1").unwrap_err().kind(), ErrorKind::UnknownKey);
@@ -701,6 +706,15 @@ mod tests {
             }
             assert_eq!(msg(key, "2"), format!("{key}=2: must be 0 or 1"));
         }
+    }
+
+    #[test]
+    fn haltpoll_flag() {
+        assert!(!BootParams::DEFAULT.haltpoll, "the reference behaviour is the default");
+        assert!(apply("haltpoll", "1").unwrap().haltpoll);
+        assert!(!apply("haltpoll", "0").unwrap().haltpoll);
+        assert_eq!(apply("haltpoll", "yes").unwrap_err().kind(), ErrorKind::NotABool);
+        assert_eq!(msg("haltpoll", "2"), "haltpoll=2: must be 0 or 1");
     }
 
     #[test]

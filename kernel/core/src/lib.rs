@@ -19,6 +19,7 @@
 //! | [`selorder`]  | `selectgo`'s `pollorder` (random) and `lockorder` (by channel address) |
 //! | [`semtree`]   | `semaRoot`'s treap: per address, the FIFO of its waiters (`sema.go`) |
 //! | [`spinning`]  | the spinning-M protocol of `wakep`/`findRunnable` (`nmspinning`) and `notesleep`/`notewakeup` |
+//! | [`haltpoll`]  | none in Go (Go's Ms spin before they sleep): Linux's cpuidle-haltpoll, polling the note for an adaptive window before halting |
 //! | [`bootparam`] | `GODEBUG`/`GOMAXPROCS` parsing, for fw_cfg boot parameters |
 //!
 //! # Deviations from the brief (kept deliberately)
@@ -53,6 +54,7 @@ extern crate alloc;
 pub mod bootparam;
 pub mod ktest;
 pub mod gqueue;
+pub mod haltpoll;
 pub mod order;
 pub mod pmask;
 pub mod rand;

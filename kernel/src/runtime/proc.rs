@@ -210,6 +210,7 @@ pub fn schedinit(ncpu: usize) {
             steals: AtomicU64::new(0),
             parks: AtomicU64::new(0),
             wakeups: AtomicU64::new(0),
+            poll_window_ns: AtomicU64::new(gmp_core::haltpoll::GROW_START_NS),
         }));
         ALLM[id].store(m, Ordering::Release);
         percpu::CPUS[id].m.store(m as *mut M as *mut u8, Ordering::Release);
@@ -302,10 +303,82 @@ pub fn mstart() -> ! {
 // sleeper checks with interrupts off and halts with `sti; hlt`, which takes
 // a pending interrupt only once `hlt` has begun: an IPI that arrives between
 // the check and the halt ends the halt instead of being lost.
+//
+// Halt polling (`haltpoll=1`, Linux's cpuidle-haltpoll; lab 8): before any of
+// that, the sleeper reads `key` for its core's poll window
+// (`gmp_core::haltpoll`), announcing nothing. A waker that comes within the
+// window sees `halted == 0` and sends no IPI: its key store is all the
+// wake-up there is, and the poll sees it (it reads `key` up to the window's
+// end). A key stored after the poll's last read meets the Dekker pair above,
+// which runs unchanged after the poll. The poll never outlasts this core's
+// `wake_deadline` (its timers). After the wake-up the window adapts to the
+// sleep's length (`Window::after_wake`).
+
+/// Halt-poll statistics of every core, for lab 8's test (Relaxed counters;
+/// nothing synchronizes through them). Counted in both modes, so that
+/// `haltpoll=0` is the reference.
+pub struct HaltpollStats {
+    /// `notewakeup` calls on a parked core's note (not the stop-the-world's
+    /// note): the wake-ups whose cost the other counters measure.
+    pub wakes: AtomicU64,
+    /// Wake-up IPIs `notewakeup` sent (the sleeper had announced `halted`).
+    pub ipis: AtomicU64,
+    /// `sti; hlt` executed by a parked core.
+    pub halts: AtomicU64,
+    /// Parks that ended during the poll (no halt, no IPI).
+    pub poll_hits: AtomicU64,
+    /// Time spent polling by polls that saw no key, ns.
+    pub poll_wasted_ns: AtomicU64,
+    /// Time spent polling by every poll, ns.
+    pub poll_ns: AtomicU64,
+    /// Polls that lasted longer than twice the largest window (`2 * haltpoll::MAX_NS`): a
+    /// poll that ignores its window, or a vCPU descheduled by the host mid-poll.
+    pub long_polls: AtomicU64,
+}
+
+pub static HALTPOLL: HaltpollStats = HaltpollStats {
+    wakes: AtomicU64::new(0),
+    ipis: AtomicU64::new(0),
+    halts: AtomicU64::new(0),
+    poll_hits: AtomicU64::new(0),
+    poll_wasted_ns: AtomicU64::new(0),
+    poll_ns: AtomicU64::new(0),
+    long_polls: AtomicU64::new(0),
+};
 
 /// Sleep until woken (true) or until this core's `wake_deadline` passes
-/// (false).
-fn notesleep(n: &Note) -> bool {
+/// (false). With `haltpoll=1`, poll first for `window` (this core's
+/// `M::poll_window_ns`) and adapt it.
+fn notesleep(n: &Note, window: &AtomicU64) -> bool {
+    if !crate::boot::params().haltpoll {
+        return notesleep_halt(n);
+    }
+    let mut w = gmp_core::haltpoll::Window::from_ns(window.load(Ordering::Relaxed));
+    let t0 = time::nanotime();
+    // The timers of the P this core released are due at `wake_deadline`: no
+    // poll past it.
+    let d = percpu::this().wake_deadline.load(Ordering::Relaxed);
+    let limit = if d != 0 { w.window_ns().min(d.saturating_sub(t0)) } else { w.window_ns() };
+    let polled = gmp_core::haltpoll::poll(&n.key, limit, time::nanotime);
+    let polled_ns = time::nanotime().saturating_sub(t0);
+    HALTPOLL.poll_ns.fetch_add(polled_ns, Ordering::Relaxed);
+    if polled_ns > 2 * gmp_core::haltpoll::MAX_NS {
+        HALTPOLL.long_polls.fetch_add(1, Ordering::Relaxed);
+    }
+    let woken = if polled {
+        HALTPOLL.poll_hits.fetch_add(1, Ordering::Relaxed);
+        true
+    } else {
+        HALTPOLL.poll_wasted_ns.fetch_add(polled_ns, Ordering::Relaxed);
+        notesleep_halt(n)
+    };
+    w.after_wake(polled, time::nanotime().saturating_sub(t0));
+    window.store(w.window_ns(), Ordering::Relaxed);
+    woken
+}
+
+/// The halting part of `notesleep` (all of it with `haltpoll=0`).
+fn notesleep_halt(n: &Note) -> bool {
     loop {
         x86_64::instructions::interrupts::disable();
         if spinning::note_sleep_check(&n.key, &n.halted) {
@@ -319,6 +392,7 @@ fn notesleep(n: &Note) -> bool {
             return false;
         }
         super::irq::before_halt();
+        HALTPOLL.halts.fetch_add(1, Ordering::Relaxed);
         x86_64::instructions::interrupts::enable_and_hlt();
         n.halted.store(0, Ordering::Relaxed);
         super::irq::after_halt();
@@ -330,8 +404,12 @@ pub(super) fn noteclear(n: &Note) {
 }
 
 pub(super) fn notewakeup(n: &Note, apic_id: u32) {
+    if apic_id != u32::MAX {
+        HALTPOLL.wakes.fetch_add(1, Ordering::Relaxed);
+    }
     spinning::notewakeup(&n.key, &n.halted, || {
         if apic_id != u32::MAX {
+            HALTPOLL.ipis.fetch_add(1, Ordering::Relaxed);
             super::tracer::ipi_send(apic_id, apic::WAKE_VECTOR);
             apic::send_ipi(apic_id, apic::WAKE_VECTOR);
         }
@@ -345,7 +423,7 @@ fn mpark(mp: &M) {
     let _trace = super::tracer::park_scope(mp);
     mp.parks.fetch_add(1, Ordering::Relaxed);
     loop {
-        if notesleep(&mp.park) {
+        if notesleep(&mp.park, &mp.poll_window_ns) {
             // Clear the note *before* looking at nextp: a waker stores nextp,
             // then sets the note. Cleared first, either we see its nextp, or
             // its note comes after our clear and the next sleep returns at
@@ -1437,7 +1515,7 @@ fn locked_wait(mp: &M, lg: *mut G) {
         // SeqCst pairs with ready_locked: it stores the status, then wakes
         // us; we publish that we sleep (inside notesleep) and re-check.
         if g.status() != G_RUNNABLE {
-            notesleep(&mp.park);
+            notesleep(&mp.park, &mp.poll_window_ns);
         }
         noteclear(&mp.park);
         super::time::clear_idle_deadline();

@@ -252,6 +252,9 @@ pub struct M {
     pub steals: AtomicU64,
     pub parks: AtomicU64,
     pub wakeups: AtomicU64,
+    /// This core's halt-poll window in ns (`haltpoll=1`: a `gmp_core::haltpoll::Window`,
+    /// read and written only by this M in `notesleep`; an atomic for `Sync`).
+    pub poll_window_ns: AtomicU64,
 }
 // SAFETY: shared fields are atomics; OwnerCells are touched only by this M.
 unsafe impl Sync for M {}

@@ -24,6 +24,7 @@ mod lab4;
 mod lab5;
 mod lab6;
 mod lab7;
+mod lab8;
 mod latch;
 mod mem;
 mod preempt;
