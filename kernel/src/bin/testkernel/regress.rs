@@ -234,25 +234,37 @@ fn locked_spinning_leak() {
     }
     // nmspinning must equal the number of Ms that are spinning. A transient
     // difference is a core between the two updates; a leak is a difference
-    // that never goes away (in flight: startm marks an M spinning before it
-    // wakes up and takes its P). Sample while the machine is otherwise idle.
+    // that never goes away. Sample while the machine is otherwise idle.
     let mut leaked_samples = 0;
     let mut spinning = 0;
-    for _ in 0..20 {
-        spinning = kernel::runtime::proc::SCHED.nmspinning.load(Ordering::SeqCst);
-        // A spinning M holds a P and runs no locked goroutine.
-        let marked = kernel::runtime::proc::allm_slice()
-            .filter(|m| {
-                m.spinning.load(Ordering::SeqCst) && !m.p.load(Ordering::SeqCst).is_null() && m.lockedg.load(Ordering::SeqCst).is_null()
-            })
-            .count() as u32;
-        if spinning > marked {
-            leaked_samples += 1;
+    {
+        // Not preemptible while sampling: each preemption of main starts a
+        // spinner (goschedimpl's wakep), and with a slice shorter than the 2 ms
+        // spin below (forcepreemptns=1359349) there was one in every sample.
+        // On a loaded host such a spinner is in flight for milliseconds: its
+        // halted vCPU has to be scheduled. That failed this test in a campaign
+        // with 11 of 20 samples.
+        let _np = kernel::PreemptGuard::new();
+        for _ in 0..20 {
+            spinning = kernel::runtime::proc::SCHED.nmspinning.load(Ordering::SeqCst);
+            // A spinning M holds a P, or has been handed one and not yet woken
+            // (startm marks it spinning and stores nextp before its wake-up),
+            // and runs no locked goroutine.
+            let marked = kernel::runtime::proc::allm_slice()
+                .filter(|m| {
+                    m.spinning.load(Ordering::SeqCst)
+                        && !(m.p.load(Ordering::SeqCst).is_null() && m.nextp.load(Ordering::SeqCst).is_null())
+                        && m.lockedg.load(Ordering::SeqCst).is_null()
+                })
+                .count() as u32;
+            if spinning > marked {
+                leaked_samples += 1;
+            }
+            // Spin, not sleep: a sleep's timer and wake-up start spinners
+            // itself (that is how a parked core re-arms), so sample a quiet
+            // machine, where every real spinner parks within microseconds.
+            spin_ns(2_000_000);
         }
-        // Spin, not sleep: a sleep's timer and wake-up start spinners
-        // itself (that is how a parked core re-arms), so sample a quiet
-        // machine, where every real spinner parks within microseconds.
-        spin_ns(2_000_000);
     }
     // Four CPU hogs, each 20 ms: with the locked core out, ncpu-1 cores
     // are free, and the hogs must spread over them.
