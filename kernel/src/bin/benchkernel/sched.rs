@@ -215,6 +215,7 @@ fn preempt_latency() {
     let slice = kernel::boot::params().forcepreemptns;
     const K: u64 = 10;
     let mut total = 0u64;
+    let (r0, t0) = (kernel::runtime::irq::SYSMON_ROUNDS.load(Ordering::Relaxed), kernel::nanotime());
     for _ in 0..K {
         let started = leak(AtomicU64::new(0));
         let ran = leak(AtomicU64::new(0));
@@ -237,6 +238,9 @@ fn preempt_latency() {
         total += lat;
     }
     report("preempt_latency", total as f64 / K as f64, "ns/op");
+    // How often sysmon ran meanwhile: the time slice is measured in its rounds.
+    let rounds = kernel::runtime::irq::SYSMON_ROUNDS.load(Ordering::Relaxed) - r0;
+    report("sysmon_rate", rounds as f64 * 1e9 / (kernel::nanotime() - t0) as f64, "rounds/s");
     kernel::gomaxprocs(prev).unwrap();
 }
 
