@@ -5,7 +5,7 @@
 //!
 //! A core that holds a P runs its LAPIC timer periodically at `hz=` (1000 by
 //! default). Any core's tick may do sysmon's work; the first tick after the
-//! sysmon period claims it with a CAS on `SYSMON_LAST`, so exactly one core
+//! sysmon period claims it with a CAS on `SYSMON_LAST`, so one core
 //! does it per period, whichever cores are awake. A core that parks stops
 //! its periodic timer and, if the P it released has a timer pending, arms a
 //! one-shot for that deadline; with nothing due it halts with no timer at
@@ -67,12 +67,14 @@ pub fn on_timer() {
     let now = time::nanotime();
     let period = 1_000_000_000 / hz() as u64;
     let last = SYSMON_LAST.load(Ordering::Relaxed);
-    // The tick that comes about one period after the last round claims the next one. "About":
-    // the LAPIC timer and the TSC clock are calibrated separately, so a 1 ms tick may measure
-    // 0.999 ms on the clock. With an exact `>= last + period`, such a tick missed and sysmon
-    // ran only on every other one (578 rounds/s at hz=1000, `bench=preempt_latency`), which
-    // doubled the time past the slice before a hog was preempted.
-    if now >= last + period - period / 8 && SYSMON_LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+    // The first tick at least half a period after the last round claims the next one. Not a
+    // whole period: the LAPIC timer and the TSC clock are calibrated separately, and under TCG
+    // a tick comes up to a few hundred microseconds early or late, so with `>= last + period`
+    // many ticks measured just under a period and missed, and sysmon ran at 578 rounds/s at
+    // hz=1000 (`bench=preempt_latency` reports `sysmon_rate`), which doubled the time past the
+    // slice before a hog was preempted. With one core ticking, every tick now runs sysmon;
+    // with several, at most two rounds a period do (Go's sysmon runs every 20 us when busy).
+    if now >= last + period / 2 && SYSMON_LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         sysmon(now);
     }
 }

@@ -215,7 +215,8 @@ fn preempt_latency() {
     let slice = kernel::boot::params().forcepreemptns;
     const K: u64 = 10;
     let mut total = 0u64;
-    let (r0, t0) = (kernel::runtime::irq::SYSMON_ROUNDS.load(Ordering::Relaxed), kernel::nanotime());
+    let ticks = || -> u64 { (0..kernel::num_cpu()).map(|c| kernel::arch::x86_64::percpu::CPUS[c as usize].ticks.load(Ordering::Relaxed)).sum() };
+    let (r0, k0, t0) = (kernel::runtime::irq::SYSMON_ROUNDS.load(Ordering::Relaxed), ticks(), kernel::nanotime());
     for _ in 0..K {
         let started = leak(AtomicU64::new(0));
         let ran = leak(AtomicU64::new(0));
@@ -240,7 +241,10 @@ fn preempt_latency() {
     report("preempt_latency", total as f64 / K as f64, "ns/op");
     // How often sysmon ran meanwhile: the time slice is measured in its rounds.
     let rounds = kernel::runtime::irq::SYSMON_ROUNDS.load(Ordering::Relaxed) - r0;
-    report("sysmon_rate", rounds as f64 * 1e9 / (kernel::nanotime() - t0) as f64, "rounds/s");
+    let elapsed = (kernel::nanotime() - t0) as f64;
+    report("sysmon_rate", rounds as f64 * 1e9 / elapsed, "rounds/s");
+    // The ticks every core took meanwhile: sysmon can run no more often than they come.
+    report("tick_rate", (ticks() - k0) as f64 * 1e9 / elapsed, "ticks/s");
     kernel::gomaxprocs(prev).unwrap();
 }
 
