@@ -20,6 +20,7 @@
 //! | [`semtree`]   | `semaRoot`'s treap: per address, the FIFO of its waiters (`sema.go`) |
 //! | [`spinning`]  | the spinning-M protocol of `wakep`/`findRunnable` (`nmspinning`) and `notesleep`/`notewakeup` |
 //! | [`haltpoll`]  | none in Go (Go's Ms spin before they sleep): Linux's cpuidle-haltpoll, polling the note for an adaptive window before halting |
+//! | [`timeradvance`] | none in Go (the host kernel's job): KVM's adaptive `lapic_timer_advance_ns`, how early a parked core arms its one-shot |
 //! | [`bootparam`] | `GODEBUG`/`GOMAXPROCS` parsing, for fw_cfg boot parameters |
 //!
 //! # Deviations from the brief (kept deliberately)
@@ -63,6 +64,7 @@ pub mod runq;
 pub mod selorder;
 pub mod semtree;
 pub mod spinning;
+pub mod timeradvance;
 pub mod timerheap;
 
 mod sync;

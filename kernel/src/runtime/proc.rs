@@ -386,16 +386,42 @@ fn notesleep_halt(n: &Note) -> bool {
             return true;
         }
         let d = percpu::this().wake_deadline.load(Ordering::Relaxed);
-        if d != 0 && time::nanotime() >= d {
-            n.halted.store(0, Ordering::Relaxed);
-            x86_64::instructions::interrupts::enable();
-            return false;
+        if d != 0 {
+            let now = time::nanotime();
+            if now >= d {
+                n.halted.store(0, Ordering::Relaxed);
+                x86_64::instructions::interrupts::enable();
+                return false;
+            }
+            if d - now <= super::irq::timer_advance() {
+                // The deadline is nearer than a halt's late wake-up (the timer advance,
+                // `irq.rs`): poll the note and the clock instead. With `halted` cleared a
+                // waker sends no IPI; its key store is what the poll reads, and a key stored
+                // after the last read is seen by the next notesleep (mpark sleeps again).
+                n.halted.store(0, Ordering::Relaxed);
+                x86_64::instructions::interrupts::enable();
+                return poll_until(n, d);
+            }
         }
         super::irq::before_halt();
         HALTPOLL.halts.fetch_add(1, Ordering::Relaxed);
         x86_64::instructions::interrupts::enable_and_hlt();
         n.halted.store(0, Ordering::Relaxed);
         super::irq::after_halt();
+    }
+}
+
+/// Read the note until it is set (true) or the clock reaches `deadline` (false).
+fn poll_until(n: &Note, deadline: u64) -> bool {
+    loop {
+        // SeqCst: the sleeper's read of the note's Dekker pair (notewakeup stores it SeqCst).
+        if n.key.load(Ordering::SeqCst) != 0 {
+            return true;
+        }
+        if time::nanotime() >= deadline {
+            return false;
+        }
+        core::hint::spin_loop();
     }
 }
 

@@ -57,6 +57,9 @@ pub struct PerCpu {
     /// An idle core's wake-up deadline (ns), or 0: the earliest timer of
     /// the P it released. Programmed one-shot before `hlt`.
     pub wake_deadline: AtomicU64,
+    /// When this core's one-shot timer was last armed to fire (ns), or 0:
+    /// set before `hlt`, read after it to measure how late the wake-up was.
+    pub oneshot_at: AtomicU64,
 }
 
 impl PerCpu {
@@ -76,6 +79,7 @@ impl PerCpu {
             irq_depth: AtomicU32::new(0),
             ipis: AtomicU64::new(0),
             wake_deadline: AtomicU64::new(0),
+            oneshot_at: AtomicU64::new(0),
         }
     }
 }

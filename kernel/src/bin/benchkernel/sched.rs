@@ -34,8 +34,11 @@ impl Done {
         leak(Done { left: AtomicU64::new(n), waiter: AtomicPtr::new(core::ptr::null_mut()) })
     }
     pub fn done(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let h = self.waiter.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        // SeqCst here and in `commit`: a Dekker pair (each side writes, then reads the other's
+        // variable); with Release/Acquire x86 may run commit's read before its write, and a
+        // waiter could sleep forever (testkernel's latch.rs has the story).
+        if self.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let h = self.waiter.swap(core::ptr::null_mut(), Ordering::SeqCst);
             if !h.is_null() {
                 // SAFETY: stored from a GoroutineHandle in commit.
                 kernel::ready(unsafe { core::mem::transmute::<*mut (), GoroutineHandle>(h) });
@@ -47,8 +50,8 @@ impl Done {
             // SAFETY: arg is the &'static Done.
             let d = unsafe { &*(arg as *const Done) };
             // SAFETY: pointer-sized newtype.
-            d.waiter.store(unsafe { core::mem::transmute::<GoroutineHandle, *mut ()>(h) }, Ordering::Release);
-            if d.left.load(Ordering::Acquire) == 0 {
+            d.waiter.store(unsafe { core::mem::transmute::<GoroutineHandle, *mut ()>(h) }, Ordering::SeqCst);
+            if d.left.load(Ordering::SeqCst) == 0 {
                 return d.waiter.swap(core::ptr::null_mut(), Ordering::AcqRel).is_null();
             }
             true
@@ -258,6 +261,8 @@ fn timer_latency() {
         total += kernel::nanotime() - t0 - 1_000_000;
     }
     report("timer_latency", total as f64 / K as f64, "ns/op");
+    // How early parked cores now arm their one-shot timers (runtime/irq.rs, "Timer advance").
+    report("timer_advance", kernel::runtime::irq::timer_advance() as f64, "ns");
 }
 
 #[inline(never)]
