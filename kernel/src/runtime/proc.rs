@@ -412,6 +412,8 @@ fn notesleep_halt(n: &Note) -> bool {
 }
 
 /// Read the note until it is set (true) or the clock reaches `deadline` (false).
+/// (`gmp_core::haltpoll::poll` does the same, but it is a lab 8 region: a student's
+/// unfinished poll must not break the timer advance.)
 fn poll_until(n: &Note, deadline: u64) -> bool {
     loop {
         // SeqCst: the sleeper's read of the note's Dekker pair (notewakeup stores it SeqCst).
