@@ -82,12 +82,22 @@ const LAB8_TESTS: &[Test] = &[
     Test {
         title: "qemu: IPIs + halts per wake-up vs the reference",
         kind: Kind::Ratio { test: "lab8::haltpoll_ratio", smp: 2, reference: REFERENCE, params: STUDENT, expect: lab8_expect, counters: COUNTERS, score: score_ratio },
-        points: 30,
+        points: 15,
+    },
+    Test {
+        title: "qemu: IPIs + halts per wake-up vs the reference",
+        kind: Kind::Ratio { test: "lab8::haltpoll_ratio", smp: 4, reference: REFERENCE, params: STUDENT, expect: lab8_expect, counters: COUNTERS, score: score_ratio },
+        points: 15,
     },
     Test {
         title: "qemu: poll time bounded by the window",
         kind: Kind::Ratio { test: "lab8::haltpoll_ratio", smp: 2, reference: REFERENCE, params: STUDENT, expect: lab8_expect, counters: COUNTERS, score: score_poll_bound },
-        points: 10,
+        points: 5,
+    },
+    Test {
+        title: "qemu: poll time bounded by the window",
+        kind: Kind::Ratio { test: "lab8::haltpoll_ratio", smp: 4, reference: REFERENCE, params: STUDENT, expect: lab8_expect, counters: COUNTERS, score: score_poll_bound },
+        points: 5,
     },
 ];
 
