@@ -21,6 +21,7 @@
 //! | [`spinning`]  | the spinning-M protocol of `wakep`/`findRunnable` (`nmspinning`) and `notesleep`/`notewakeup` |
 //! | [`haltpoll`]  | none in Go (Go's Ms spin before they sleep): Linux's cpuidle-haltpoll, polling the note for an adaptive window before halting |
 //! | [`timeradvance`] | none in Go (the host kernel's job): KVM's adaptive `lapic_timer_advance_ns`, how early a parked core arms its one-shot |
+//! | [`mcache`]    | `mcache`/`mcentral` (`mcache.go`, `mcentral.go`) and `size_to_class8`: per-core free lists of small blocks by size class, refilled and drained in batches through shared lists, in front of the kernel heap |
 //! | [`bootparam`] | `GODEBUG`/`GOMAXPROCS` parsing, for fw_cfg boot parameters |
 //!
 //! # Deviations from the brief (kept deliberately)
@@ -56,6 +57,7 @@ pub mod bootparam;
 pub mod ktest;
 pub mod gqueue;
 pub mod haltpoll;
+pub mod mcache;
 pub mod order;
 pub mod pmask;
 pub mod rand;

@@ -16,7 +16,21 @@
 //! reported as Go reports it (`fatal error: out of memory`) with the request
 //! size and the heap's state, then QEMU exits with a failure status. An
 //! allocation never returns null to code that would dereference it.
+//!
+//! ## Small blocks: per-core caches
+//!
+//! In front of the heap sit Go's `mcache`/`mcentral` ([`gmp_core::mcache`],
+//! whose module comment is the protocol): a request of up to 2 KiB with an
+//! alignment of up to 16 is served from this core's free list of its size
+//! class, with interrupts off and no lock; an empty list refills a batch at
+//! a time from the class's central list or the heap, and a long one gives a
+//! batch back to the central list. The heap's own lock and its linear
+//! first-fit walk are paid once a batch, not once a block. Before the heap
+//! grows or reports running out, the central lists and this core's cache go
+//! back to it ([`flush_caches`]). [`stats`] counts cached blocks as free.
 use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use gmp_core::mcache::{self, FreeList, MCache, NUM_CLASSES};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
 use spin::Mutex;
@@ -43,7 +57,114 @@ static GROW: Mutex<()> = Mutex::new(());
 #[global_allocator]
 pub static ALLOCATOR: KernelHeap = KernelHeap { heap: Mutex::new(Heap::empty()) };
 
+/// One core's cache (Go's `p.mcache`), padded to its own cache lines.
+#[repr(align(64))]
+struct CoreCache {
+    /// Touched only by its own core, with interrupts off.
+    cache: UnsafeCell<MCache>,
+    /// Bytes in `cache`: stored (not added to) by the owner after each
+    /// change, read by [`stats`] on any core. Partner: the load in `stats`.
+    bytes: AtomicUsize,
+}
+
+// SAFETY: `cache` is only used by the core whose index it has, with
+// interrupts off (`with_cache`); `bytes` is atomic.
+unsafe impl Sync for CoreCache {}
+
+static CACHES: [CoreCache; crate::arch::x86_64::percpu::MAX_CPUS] =
+    [const { CoreCache { cache: UnsafeCell::new(MCache::new()), bytes: AtomicUsize::new(0) } };
+        crate::arch::x86_64::percpu::MAX_CPUS];
+
+/// Per class, the blocks cores gave back (Go's `mcentral`), and their bytes
+/// (changed under the class's lock; read by `stats`).
+static CENTRAL: [Mutex<FreeList>; NUM_CLASSES] = [const { Mutex::new(FreeList::new()) }; NUM_CLASSES];
+static CENTRAL_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `f` on this core's cache. Interrupts must be off: nothing else on
+/// this core can then reach the cache, and the caller cannot move to
+/// another core while it holds the reference.
+fn with_cache<R>(f: impl FnOnce(&mut MCache) -> R) -> R {
+    debug_assert!(!x86_64::instructions::interrupts::are_enabled());
+    let me = &CACHES[crate::arch::x86_64::percpu::cpu_id()];
+    // SAFETY: see above: only this core uses its entry, and with interrupts
+    // off no handler on this core can re-enter here while `f` runs.
+    let r = f(unsafe { &mut *me.cache.get() });
+    // SAFETY: as above; a shared read of our own cache.
+    me.bytes.store(unsafe { (*me.cache.get()).cached_bytes() }, Ordering::Relaxed);
+    r
+}
+
+/// The heap layout of every block of class `c`.
+fn class_layout(c: usize) -> Layout {
+    // A power of two up to 2048 with alignment 16: always valid.
+    Layout::from_size_align(mcache::class_size(c), mcache::CLASS_ALIGN).unwrap()
+}
+
+/// Give `blocks` of class `c` back to the heap. Interrupts off.
+fn release_to_heap(h: &mut Heap, c: usize, mut blocks: FreeList) {
+    while let Some(p) = blocks.pop() {
+        // SAFETY: every class-c block was allocated from this heap with
+        // `class_layout(c)` (`small_alloc`), and is free.
+        unsafe { h.deallocate(core::ptr::NonNull::new_unchecked(p), class_layout(c)) };
+    }
+}
+
+/// Give the central lists and this core's cache back to the heap: before
+/// growing it or reporting that it is out of memory. (Other cores' caches,
+/// at most a few KiB per class each, stay where they are.) Interrupts off.
+fn flush_caches(h: &mut Heap) {
+    for c in 0..NUM_CLASSES {
+        let mine = with_cache(|m| m.take_all(c));
+        release_to_heap(h, c, mine);
+        let central = core::mem::take(&mut *CENTRAL[c].lock());
+        CENTRAL_BYTES.fetch_sub(central.len() * mcache::class_size(c), Ordering::Relaxed);
+        release_to_heap(h, c, central);
+    }
+}
+
 impl KernelHeap {
+    /// A block of class `c` (Go's `mallocgc` small path): from this core's
+    /// cache, else a batch from the central list, else a batch from the
+    /// heap. None: the heap is full (the caller grows it or fails).
+    fn small_alloc(&self, c: usize) -> Option<*mut u8> {
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            if let Some(p) = with_cache(|m| m.alloc(c)) {
+                return Some(p);
+            }
+            let n = mcache::batch(c);
+            let mut got = {
+                let mut central = CENTRAL[c].lock();
+                let got = central.split_off(n);
+                CENTRAL_BYTES.fetch_sub(got.len() * mcache::class_size(c), Ordering::Relaxed);
+                got
+            };
+            if got.is_empty() {
+                let mut h = self.heap.lock();
+                for _ in 0..n {
+                    match h.allocate_first_fit(class_layout(c)) {
+                        // SAFETY: a fresh heap block of the class's size, ours.
+                        Ok(p) => unsafe { got.push(p.as_ptr()) },
+                        Err(()) => break,
+                    }
+                }
+            }
+            let p = got.pop()?;
+            with_cache(|m| m.refill(c, got));
+            Some(p)
+        })
+    }
+
+    fn small_free(&self, c: usize, p: *mut u8) {
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            // SAFETY: `p` is a block of class c being freed (GlobalAlloc's
+            // contract, and `size_class` is the same function alloc used).
+            if let Some(back) = with_cache(|m| unsafe { m.free(c, p) }) {
+                CENTRAL_BYTES.fetch_add(back.len() * mcache::class_size(c), Ordering::Relaxed);
+                CENTRAL[c].lock().append(back);
+            }
+        })
+    }
+
     fn try_alloc(&self, layout: Layout) -> Option<*mut u8> {
         x86_64::instructions::interrupts::without_interrupts(|| self.heap.lock().allocate_first_fit(layout))
             .ok()
@@ -58,9 +179,17 @@ impl KernelHeap {
         }
         x86_64::instructions::interrupts::without_interrupts(|| {
             let _g = GROW.lock();
-            // Another core may have grown it while we waited.
-            if let Ok(p) = self.heap.lock().allocate_first_fit(layout) {
-                return Some(p.as_ptr());
+            // Another core may have grown it while we waited; or the blocks
+            // the caches hold may be enough.
+            {
+                let mut h = self.heap.lock();
+                if let Ok(p) = h.allocate_first_fit(layout) {
+                    return Some(p.as_ptr());
+                }
+                flush_caches(&mut h);
+                if let Ok(p) = h.allocate_first_fit(layout) {
+                    return Some(p.as_ptr());
+                }
             }
             let size = SIZE.load(Ordering::Relaxed);
             // Enough for the request wherever its alignment puts it, and at
@@ -162,8 +291,32 @@ fn out_of_memory(layout: Layout, advice: &str) -> ! {
 // so that an interrupt handler on the same core cannot deadlock on it.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if let Some(p) = self.try_alloc(layout) {
-            return p;
+        // A small request takes a whole class block, so that it can be
+        // freed into the class's cache whatever its exact size.
+        let (layout, small) = match mcache::size_class(layout.size(), layout.align()) {
+            Some(c) => {
+                if let Some(p) = self.small_alloc(c) {
+                    return p;
+                }
+                (class_layout(c), true)
+            }
+            None => (layout, false),
+        };
+        if !small {
+            if let Some(p) = self.try_alloc(layout) {
+                return p;
+            }
+        }
+        if FIXED.load(Ordering::Relaxed) {
+            // The blocks the caches hold may be enough.
+            let p = x86_64::instructions::interrupts::without_interrupts(|| {
+                let mut h = self.heap.lock();
+                flush_caches(&mut h);
+                h.allocate_first_fit(layout).ok().map(|p| p.as_ptr())
+            });
+            if let Some(p) = p {
+                return p;
+            }
         }
         match self.grow_and_alloc(layout) {
             Some(p) => p,
@@ -173,6 +326,9 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(c) = mcache::size_class(layout.size(), layout.align()) {
+            return self.small_free(c, ptr);
+        }
         x86_64::instructions::interrupts::without_interrupts(|| {
             // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract).
             unsafe { self.heap.lock().deallocate(core::ptr::NonNull::new_unchecked(ptr), layout) }
@@ -197,12 +353,17 @@ pub fn init(fixed: Option<usize>) {
     unsafe { ALLOCATOR.heap.lock().init(base as *mut u8, size) };
 }
 
-/// (used, size) bytes.
+/// (used, size) bytes. Blocks held in the small-block caches count as
+/// free: they are ready for the next allocation.
 pub fn stats() -> (usize, usize) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    let (used, size) = x86_64::instructions::interrupts::without_interrupts(|| {
         let h = ALLOCATOR.heap.lock();
         (h.used(), h.size())
-    })
+    });
+    let cores = crate::arch::x86_64::percpu::in_use();
+    let cached: usize = CACHES[..cores].iter().map(|c| c.bytes.load(Ordering::Relaxed)).sum::<usize>()
+        + CENTRAL_BYTES.load(Ordering::Relaxed);
+    (used.saturating_sub(cached), size)
 }
 
 /// How many times the heap has grown, and whether it may.
