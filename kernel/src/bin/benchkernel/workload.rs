@@ -38,7 +38,7 @@ fn procs() -> usize {
 /// unlock, `OPS` times in all. The final count checks that no increment
 /// was lost (a broken mutex shows here, not as a fast figure).
 fn mutex_contended() {
-    const OPS: usize = 40_000;
+    const OPS: usize = 400_000;
     let v = best_of_3(|| {
         let g = PER_P * procs();
         let m = Arc::new(Mutex::new(0u64));
