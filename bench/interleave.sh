@@ -9,6 +9,9 @@
 # instruction), so every figure is an instruction count / 32 and the same on every round, however
 # busy the host is. It measures work done, not time: what TCG makes expensive (a taken branch ends
 # a translation block, an IPI, a halt) does not show. One round is enough.
+#
+# BASE_PARAMS / NEW_PARAMS add boot parameters to one side's boots: give the same ELF twice to
+# compare a parameter, e.g. NEW_PARAMS=haltpoll=1 bench/interleave.sh ELF ELF 5 2 "token_ring".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 base=$1 new=$2 rounds=$3 smp=$4 benches=$5 lb=${6:-base} ln=${7:-new}
@@ -20,8 +23,10 @@ trap 'rm -rf "$out"' EXIT
 for r in $(seq 1 "$rounds"); do
     for b in $benches; do
         for k in base new; do
-            elf=$base; [ $k = new ] && elf=$new
-            target/debug/gmpos "${icount[@]}" --kernel "$elf" --smp "$smp" --timeout 300 bench="$b" 2>/dev/null \
+            elf=$base params=${BASE_PARAMS:-}
+            if [ $k = new ]; then elf=$new params=${NEW_PARAMS:-}; fi
+            # shellcheck disable=SC2086 # params: a list of key=value words
+            target/debug/gmpos "${icount[@]}" --kernel "$elf" --smp "$smp" --timeout 300 bench="$b" $params 2>/dev/null \
                 | grep -o 'BENCH .*' | grep -v 'BENCH done' | sed "s/^/$k /" >> "$out/all.txt" || true
         done
     done
