@@ -1413,6 +1413,23 @@ enum StealResult {
 }
 
 /// Go's `stealWork`: four passes over all Ps in a random order.
+/// How long a thief waits before it takes a running P's `runnext` (the last
+/// pass of `steal_work`), so that a G just readied by a goroutine that is
+/// about to block (a channel hand-off) runs on the victim's core, where the
+/// hand-off put it, instead of moving every hop to another core.
+///
+/// Go writes `usleep(3)` here, about 50 times a native channel operation. But
+/// a `usleep(3)` lasts far longer on Linux: the sleep's hrtimer may fire as
+/// late as the thread's timer slack allows (50 µs by default), so on the
+/// development machine it took 48 µs at least and 85 µs at the median,
+/// natively and under qemu-user alike (a C loop of 200 `usleep(3)`s). Our
+/// `udelay` waits exactly, and a channel operation under TCG takes about
+/// 1.5 µs, so 3 µs let the thief win the race most of the time. 25 µs, still
+/// shorter than Go's wait as it runs, cut `token_ring` to 0.72x and
+/// `chan_sync` to 0.78x and raised `wake_latency` (whose receiver *is* a
+/// stolen runnext) by 1.28x (`bench/README.md`).
+const RUNNEXT_STEAL_WAIT_US: u64 = 25;
+
 fn steal_work(mp: &M, pp: &'static P) -> StealResult {
     let procs = GOMAXPROCS.load(Ordering::Relaxed);
     // SAFETY: the steal order is owned by this M.
@@ -1452,8 +1469,9 @@ fn steal_work(mp: &M, pp: &'static P) -> StealResult {
             let dst = unsafe { pp.runq.local() };
             let wait = || {
                 if p2.status.load(Ordering::Relaxed) == P_RUNNING {
-                    // Go usleep(3)s here so the victim can run its runnext.
-                    time::udelay(3);
+                    // Give the victim time to run its runnext itself (see
+                    // RUNNEXT_STEAL_WAIT_US).
+                    time::udelay(RUNNEXT_STEAL_WAIT_US);
                 }
             };
             if let Some(gp) = p2.runq.stealer().steal_into(&dst, steal_timers_or_runnext, wait) {
