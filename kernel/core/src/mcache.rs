@@ -155,8 +155,9 @@ impl FreeList {
             // SAFETY: the list has at least n linked blocks.
             last = unsafe { (last as *const *mut u8).read() };
         }
-        // SAFETY: `last` is a block of this list.
+        // SAFETY: `last` is a block of this list, so its first word is its link.
         self.head = unsafe { (last as *const *mut u8).read() };
+        // SAFETY: as above; it now ends the list we hand out.
         unsafe { (last as *mut *mut u8).write(core::ptr::null_mut()) };
         self.len -= n;
         out.head = first;
