@@ -1412,7 +1412,6 @@ enum StealResult {
     Nothing,
 }
 
-/// Go's `stealWork`: four passes over all Ps in a random order.
 /// How long a thief waits before it takes a running P's `runnext` (the last
 /// pass of `steal_work`), so that a G just readied by a goroutine that is
 /// about to block (a channel hand-off) runs on the victim's core, where the
@@ -1430,6 +1429,7 @@ enum StealResult {
 /// stolen runnext) by 1.28x (`bench/README.md`).
 const RUNNEXT_STEAL_WAIT_US: u64 = 25;
 
+/// Go's `stealWork`: four passes over all Ps in a random order.
 fn steal_work(mp: &M, pp: &'static P) -> StealResult {
     let procs = GOMAXPROCS.load(Ordering::Relaxed);
     // SAFETY: the steal order is owned by this M.
