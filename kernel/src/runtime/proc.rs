@@ -1064,6 +1064,12 @@ fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<
 // Waking Ms
 
 /// Go's `wakep`: make sure some M is spinning if there is an idle P.
+///
+/// Inlined into its callers (every `ready`, `newproc` and `Gosched`): when
+/// every P is busy it is three loads, and a call and its return would cost
+/// more than that under emulation (a `ret` is an indirect jump, a lookup of
+/// the next translated block). The rest is `wakep_idle_p`.
+#[inline]
 pub fn wakep() {
     // No idle P: there is no core to start. Go 1.19 returns here; Go 1.21
     // records under sched.lock that a spinner was wanted (`needspinning`),
@@ -1080,6 +1086,13 @@ pub fn wakep() {
             return;
         }
     }
+    wakep_idle_p();
+}
+
+/// `wakep` once an idle P was seen: claim the right to spin, take the P and
+/// start an M on it.
+#[inline(never)]
+fn wakep_idle_p() {
     // Be conservative about spinning threads: only start one if none is.
     // The submitter's half of the protocol (its run queue store precedes
     // this load): gmp_core::spinning.
