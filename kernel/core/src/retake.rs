@@ -17,7 +17,11 @@
 //!   handed over through `runnext` inherits one slice, so it is preempted
 //!   the same way. `schedwhen` is when sysmon *first saw* the tick, not when
 //!   the slice began, so a slice runs between `forcePreemptNS` and
-//!   `forcePreemptNS` plus one sysmon period.
+//!   `forcePreemptNS` plus one sysmon period. (The kernel's `retake` fills
+//!   in a new tick itself, with the slice's start that `execute` stamped:
+//!   its sysmon runs on a 1 ms timer tick, not every 20 us as Go's does when
+//!   busy, and a late first sight would add up to a tick to every slice.
+//!   `decide` then finds the tick already seen.)
 //! * **`syscalltick`** counts the system calls the P's G entered. A P in
 //!   `_Psyscall` whose `syscalltick` moved is remembered the same way
 //!   (`pd.syscalltick`, `pd.syscallwhen`). A P seen in the same syscall twice

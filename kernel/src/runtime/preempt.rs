@@ -15,6 +15,9 @@
 //!    has not moved for `forcePreemptNS` has run one G (or one chain of
 //!    runnext hand-offs, which inherit the slice) too long: `preemptone`.
 //!    The decision is `gmp_core::retake::decide` (`kernel/core/src/retake.rs`).
+//!    The slice is measured from the TSC stamp `execute` left in
+//!    `pp.slicestart`, not from sysmon's first sight of the new tick (which
+//!    comes up to one 1 ms tick late).
 //! 2. `preemptone(pp)`: `gp.preempt = true`, `gp.stackguard0 =
 //!    STACK_PREEMPT`, `pp.preempt = true`, then `preemptM`: the preemption
 //!    IPI to the core running it.
@@ -131,9 +134,25 @@ pub fn retake(now: u64) {
         };
         let seen = tick;
         let syscall = status == PStatus::Syscall;
+        // Acquire: pairs with the release store in execute(), made after it
+        // stamped slicestart.
+        let schedtick = pp.schedtick.load(Ordering::Acquire);
+        if status == PStatus::Running && schedtick != tick.schedtick {
+            // A new time slice. Go's sysmon remembers when it first saw the
+            // tick (decide does, too). Go's sysmon sleeps 20 us when busy, so
+            // that is close to the slice's start; ours runs on a 1 ms tick,
+            // so its first sight comes up to a tick late, and the slice would
+            // end up to a tick after forcePreemptNS. Learn the start that
+            // execute stamped instead: decide then finds the tick seen and
+            // measures the slice from its start. The stamp read is this
+            // slice's or a later one's (see P::slicestart): a slice is never
+            // cut short. `min(now)`: another core's TSC may run a little ahead.
+            tick.schedtick = schedtick;
+            tick.schedwhen = crate::arch::x86_64::time::tsc_to_nanotime(pp.slicestart.load(Ordering::Relaxed)).min(now);
+        }
         let snap = PSnapshot {
             status,
-            schedtick: pp.schedtick.load(Ordering::Relaxed),
+            schedtick,
             syscalltick: pp.syscalltick.load(Ordering::Relaxed),
             // Only a P in a syscall needs these (the keep-it-cheap rule).
             runq_empty: syscall && pp.runq.stealer().is_empty(),

@@ -227,6 +227,7 @@ pub(super) fn new_p(id: u32) -> &'static P {
         status: AtomicU32::new(P_GCSTOP),
         link: core::cell::Cell::new(None),
         schedtick: AtomicU32::new(0),
+        slicestart: AtomicU64::new(0),
         syscalltick: AtomicU32::new(0),
         m: AtomicPtr::new(null_mut()),
         runq: RunQueue::new(),
@@ -1262,9 +1263,13 @@ fn execute(mp: &M, gp: NonNull<G>, inherit: bool) -> ! {
     g.stackguard0.store(g.stack_lo + super::preempt::STACK_GUARD, Ordering::Relaxed);
     // schedtick and nexec have a single writer (the M holding pp, the M
     // running g), so a load and a store do: no locked read-modify-write.
-    // sysmon reads schedtick (retake) and only needs to see it change.
+    // sysmon reads schedtick (retake) to see a new slice, and slicestart
+    // for when it began.
     if !inherit {
-        pp.schedtick.store(pp.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        pp.slicestart.store(time::rdtsc(), Ordering::Relaxed);
+        // Release: pairs with the acquire load of schedtick in retake, which
+        // then reads slicestart.
+        pp.schedtick.store(pp.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
     }
     g.lastcpu.store(mp.id as u32, Ordering::Relaxed);
     g.nexec.store(g.nexec.load(Ordering::Relaxed) + 1, Ordering::Relaxed);

@@ -280,6 +280,11 @@ pub struct P {
     /// Incremented on every scheduler call that does not inherit the time
     /// slice. Read by sysmon (`retake`).
     pub schedtick: AtomicU32,
+    /// The TSC when the current time slice began: `execute` stores it just
+    /// before it increments `schedtick` (release), and sysmon's `retake`
+    /// reads it after `schedtick` (acquire), so the stamp it reads is this
+    /// slice's or a later one's, never an earlier one's.
+    pub slicestart: AtomicU64,
     /// Incremented on every syscall entry/exit.
     pub syscalltick: AtomicU32,
     /// The M running this P, or null.

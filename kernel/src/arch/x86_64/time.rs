@@ -83,7 +83,13 @@ pub fn tsc_per_ms() -> u64 {
 /// Nanoseconds since boot (emulated time).
 #[inline]
 pub fn nanotime() -> u64 {
-    let d = rdtsc().saturating_sub(TSC_BASE.load(Ordering::Relaxed));
+    tsc_to_nanotime(rdtsc())
+}
+
+/// The `nanotime()` of an earlier `rdtsc()` reading.
+#[inline]
+pub fn tsc_to_nanotime(tsc: u64) -> u64 {
+    let d = tsc.saturating_sub(TSC_BASE.load(Ordering::Relaxed));
     ((d as u128 * MULT.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 

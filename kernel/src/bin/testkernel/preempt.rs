@@ -512,3 +512,51 @@ fn syscall_handoff_gomaxprocs2() {
 fn preempt_async_forcepreemptns() {
     preempt_async();
 }
+
+/// A time slice is never cut short. sysmon measures a slice from the start
+/// that `execute` stamped (`P::slicestart`), not from its first sight of the
+/// new `schedtick`: a goroutine with no safe point must run at least
+/// `forcepreemptns` past its own slice's stamp before the goroutine it
+/// readied into `runnext` gets the one P. A stamp that sysmon read from an
+/// earlier slice would preempt it too soon.
+#[ktest(smp = [1, 2, 4], params = "forcepreemptns=3000000")]
+fn slice_not_cut_short() {
+    use kernel::arch::x86_64::time::tsc_to_nanotime;
+    let prev = kernel::gomaxprocs(1).unwrap();
+    let slice = kernel::boot::params().forcepreemptns;
+    for round in 0..5 {
+        let stamp = leak(AtomicU64::new(0));
+        let started = leak(AtomicU64::new(0));
+        let ran = leak(AtomicU64::new(0));
+        let stop = leak(AtomicBool::new(false));
+        let done = leak(Latch::new(2));
+        kernel::go(move || {
+            // A slice of its own: through the global queue, not the parent's runnext
+            // (a runnext chain shares one slice).
+            kernel::gosched();
+            started.store(kernel::nanotime(), Ordering::Relaxed);
+            let p = kernel::runtime::proc::current_p();
+            stamp.store(tsc_to_nanotime(p.slicestart.load(Ordering::Relaxed)), Ordering::Relaxed);
+            kernel::go(move || {
+                ran.store(kernel::nanotime(), Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+                done.done();
+            });
+            while !stop.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+            done.done();
+        });
+        done.wait();
+        let (s, st, r) = (stamp.load(Ordering::Relaxed), started.load(Ordering::Relaxed), ran.load(Ordering::Relaxed));
+        println!("slice: round {round}: stamped {} us before the goroutine's first line; the next goroutine ran {} us after the stamp", st.saturating_sub(s) / 1000, r.saturating_sub(s) / 1000);
+        assert!(s != 0 && s <= st, "slice: the slice's stamp ({s} ns) is not before the goroutine's first line ({st} ns)");
+        assert!(
+            r >= s + slice,
+            "slice: cut short: the next goroutine ran {} us after the slice began; forcepreemptns is {} us",
+            (r - s) / 1000,
+            slice / 1000
+        );
+    }
+    kernel::gomaxprocs(prev).unwrap();
+}
