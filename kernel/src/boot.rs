@@ -156,7 +156,8 @@ fn ap_main(cpu: usize) -> ! {
     // its id through it.
     apic::enable_mode_this_cpu();
     percpu::init(cpu, apic::id());
-    gdt::init_this_cpu();
+    // Its GDT and TSS are loaded already (the boot core built them:
+    // smp::ap_entry).
     idt::init_this_cpu();
     crate::arch::x86_64::enable_sse();
     apic::init_this_cpu();

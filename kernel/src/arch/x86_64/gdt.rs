@@ -15,7 +15,7 @@
 use alloc::boxed::Box;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
-use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
@@ -32,8 +32,19 @@ fn new_stack() -> VirtAddr {
     VirtAddr::new(crate::mem::kstack::alloc(IST_STACK_SIZE))
 }
 
-/// Build and load this core's GDT and TSS. Needs the heap.
-pub fn init_this_cpu() {
+/// A core's GDT and TSS (with its IST stacks): built on any core,
+/// loaded on its own.
+pub struct CpuTables {
+    gdt: &'static GlobalDescriptorTable,
+    code: SegmentSelector,
+    data: SegmentSelector,
+    tss: SegmentSelector,
+}
+
+/// Build a core's GDT and TSS. Needs the heap (and takes its lock and the
+/// stack allocator's). The boot core builds every AP's before it starts
+/// them, so an AP's bring-up takes no lock (see smp.rs).
+pub fn build() -> CpuTables {
     let tss: &'static mut TaskStateSegment = Box::leak(Box::new(TaskStateSegment::new()));
     tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = new_stack();
     tss.interrupt_stack_table[NMI_IST as usize] = new_stack();
@@ -45,15 +56,28 @@ pub fn init_this_cpu() {
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
     let tss_sel = gdt.append(Descriptor::tss_segment(tss));
-    let gdt: &'static GlobalDescriptorTable = gdt;
-    gdt.load();
-    // SAFETY: the selectors were just created in the GDT loaded above, and
-    // describe flat 64-bit kernel code/data segments and this core's TSS.
-    unsafe {
-        CS::set_reg(code);
-        DS::set_reg(data);
-        ES::set_reg(data);
-        SS::set_reg(data);
-        load_tss(tss_sel);
+    CpuTables { gdt, code, data, tss: tss_sel }
+}
+
+impl CpuTables {
+    /// Load them on this core. Each core must load tables of its own (its
+    /// TSS is marked busy by `ltr`).
+    pub fn load(&self) {
+        self.gdt.load();
+        // SAFETY: the selectors were created in the GDT loaded above, and
+        // describe flat 64-bit kernel code/data segments and a TSS that no
+        // other core has loaded.
+        unsafe {
+            CS::set_reg(self.code);
+            DS::set_reg(self.data);
+            ES::set_reg(self.data);
+            SS::set_reg(self.data);
+            load_tss(self.tss);
+        }
     }
+}
+
+/// Build and load this core's GDT and TSS (the boot core).
+pub fn init_this_cpu() {
+    build().load();
 }
