@@ -29,7 +29,8 @@
 //! The steps, boot core on the left, each AP on the right:
 //!
 //! ```text
-//!   fill the slots (id, stack), state SENT
+//!   fill the slots (id, stack), state SENT;
+//!   build each slot's GDT and TSS
 //!   INIT to every AP; 10 ms (old CPUs only); SIPI to every AP; 200 us;
 //!   a 2nd SIPI to those not yet ARRIVED          trampoline → ap_entry(slot):
 //!                                                CAS state SENT → ARRIVED
@@ -38,8 +39,9 @@
 //!     send INIT, report it (a late AP halts)       (or CLOSED → halt)
 //!   number the ARRIVED slots 1, 2, ... in MADT
 //!     order: slot.cpu = n; state = GO (release)  cpu = slot.cpu (acquire)
+//!                                                load the slot's GDT and TSS
 //!                                                ap_main(cpu): per-CPU data,
-//!                                                GDT, IDT, LAPIC, online = true
+//!                                                IDT, LAPIC, online = true
 //!   wait (bounded) until every numbered cpu is
 //!     online
 //! ```
