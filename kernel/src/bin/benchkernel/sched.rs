@@ -230,7 +230,10 @@ fn wake_latency() {
 /// From the end of a time slice (forcepreemptns after the hog started) until
 /// the other goroutine runs, with one P and a hog that has no safe point.
 /// The hog itself puts the other goroutine in runnext as it starts, so the
-/// only way for it to run is sysmon's preemption of the hog.
+/// only way for it to run is sysmon's preemption of the hog. The hog first
+/// yields through the global queue, so that its slice is its own: run from
+/// the spawner's runnext it would inherit the spawner's slice, begun up to
+/// 0.6 ms earlier, and be preempted before its own 10 ms (counted as 0).
 fn preempt_latency() {
     let prev = kernel::gomaxprocs(1).unwrap();
     let slice = kernel::boot::params().forcepreemptns;
@@ -244,6 +247,7 @@ fn preempt_latency() {
         let stop = leak(AtomicBool::new(false));
         let done = Done::new(2);
         kernel::go(move || {
+            kernel::gosched();
             started.store(kernel::nanotime(), Ordering::Release);
             kernel::go(move || {
                 ran.store(kernel::nanotime(), Ordering::Release);
