@@ -279,9 +279,24 @@ impl HChan {
     ///
     /// # Safety
     /// Both point to `elemsize` valid bytes; they do not overlap.
+    #[inline]
     unsafe fn copy_elem(&self, dst: *mut u8, src: *const u8) {
-        // SAFETY: forwarded from the caller.
-        unsafe { ptr::copy_nonoverlapping(src, dst, self.elemsize) }
+        // Word sizes with one load and one store, as Go's `memmove` does
+        // for small sizes, rather than a call into `memcpy` with a length
+        // known only at run time (two per hand-off).
+        // SAFETY: forwarded from the caller; unaligned accesses, since the
+        // pointers are only known to point to `elemsize` bytes.
+        unsafe {
+            match self.elemsize {
+                0 => {}
+                1 => dst.write(src.read()),
+                2 => (dst as *mut u16).write_unaligned((src as *const u16).read_unaligned()),
+                4 => (dst as *mut u32).write_unaligned((src as *const u32).read_unaligned()),
+                8 => (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned()),
+                16 => (dst as *mut u128).write_unaligned((src as *const u128).read_unaligned()),
+                n => ptr::copy_nonoverlapping(src, dst, n),
+            }
+        }
     }
 
     fn qcount_locked(&self) -> usize {
