@@ -60,8 +60,7 @@ static LIVE: [AtomicU64; MAX_SLOTS / 64] = [const { AtomicU64::new(0) }; MAX_SLO
 /// `release`; read by [`grew`] when the goroutine is dead. So a dead G's
 /// check is one bit (Go's `gfput` compares the stack's size), not a walk of
 /// its 63 page-table entries (about 550 instructions a goroutine exit).
-/// 256 KiB,
-/// as LIVE.
+/// 256 KiB, as LIVE.
 static GREW: [AtomicU64; MAX_SLOTS / 64] = [const { AtomicU64::new(0) }; MAX_SLOTS / 64];
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
 /// Pages mapped by the fault handler so far (statistics).
