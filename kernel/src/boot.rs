@@ -152,15 +152,10 @@ pub fn kernel_start(info: &'static mut bootloader_api::BootInfo, main: fn()) -> 
 /// its own APIC id from its LAPIC (the boot core mapped the register window
 /// for everyone) and records that, before it reports online.
 fn ap_main(cpu: usize) -> ! {
-    // An AP wakes with its LAPIC in xAPIC mode: switch it before reading
-    // its id through it.
-    apic::enable_mode_this_cpu();
+    // Its GDT, TSS and IDT are loaded, SSE is on and its LAPIC is on, in
+    // x2APIC mode where the boot core chose it: smp::ap_entry did all that
+    // before it reported in.
     percpu::init(cpu, apic::id());
-    // Its GDT and TSS are loaded already (the boot core built them:
-    // smp::ap_entry).
-    idt::init_this_cpu();
-    crate::arch::x86_64::enable_sse();
-    apic::init_this_cpu();
     apic::set_timer_rate(percpu::CPUS[0].lapic_ticks_per_ms.load(Ordering::Relaxed));
     percpu::CPUS[cpu].online.store(true, Ordering::Release);
     while !RUNTIME_READY.load(Ordering::Acquire) {

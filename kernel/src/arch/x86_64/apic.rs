@@ -34,6 +34,7 @@
 //! - [`WAKE_VECTOR`]: "wake up and look for work" (`wakep`/`startm`), and the IPI tests;
 //! - [`PREEMPT_VECTOR`]: `preemptM`, Go's SIGURG;
 //! - [`TLB_VECTOR`]: flush this core's TLB (a shootdown, see mem::tlb);
+//! - [`BRINGUP_VECTOR`]: "your CPU number is ready", to an AP halted in its bring-up (smp.rs);
 //! - [`SPURIOUS_VECTOR`].
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::registers::model_specific::Msr;
@@ -42,6 +43,7 @@ pub const TIMER_VECTOR: u8 = 0x30;
 pub const WAKE_VECTOR: u8 = 0x31;
 pub const PREEMPT_VECTOR: u8 = 0x32;
 pub const TLB_VECTOR: u8 = 0x33;
+pub const BRINGUP_VECTOR: u8 = 0x34;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 const REG_ID: usize = 0x20;

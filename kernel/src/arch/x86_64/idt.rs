@@ -116,6 +116,13 @@ extern "x86-interrupt" fn tlb_shootdown(_frame: InterruptStackFrame) {
     apic::eoi();
 }
 
+/// An AP halted in `smp::ap_entry` until the boot core numbers it: the IPI
+/// only ends the `hlt`. It comes before the core has per-CPU data, so the
+/// handler touches nothing else.
+extern "x86-interrupt" fn bringup(_frame: InterruptStackFrame) {
+    apic::eoi();
+}
+
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {
     // No EOI for the spurious vector.
 }
@@ -163,6 +170,7 @@ fn build() -> InterruptDescriptorTable {
             .set_handler_addr(x86_64::VirtAddr::new(super::switch::irq_stub_preempt as *const () as u64))
             .set_stack_index(gdt::IRQ_IST);
         idt[apic::TLB_VECTOR].set_handler_fn(tlb_shootdown).set_stack_index(gdt::IRQ_IST);
+        idt[apic::BRINGUP_VECTOR].set_handler_fn(bringup).set_stack_index(gdt::IRQ_IST);
         idt[apic::SPURIOUS_VECTOR].set_handler_fn(spurious).set_stack_index(gdt::IRQ_IST);
     }
     idt

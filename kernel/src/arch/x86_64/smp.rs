@@ -33,15 +33,17 @@
 //!   build each slot's GDT and TSS
 //!   INIT to every AP; 10 ms (old CPUs only); SIPI to every AP; 200 us;
 //!   a 2nd SIPI to those not yet ARRIVED          trampoline → ap_entry(slot):
+//!                                                load the slot's GDT and TSS,
+//!                                                the IDT; SSE, LAPIC on
 //!                                                CAS state SENT → ARRIVED
 //!   wait (bounded) until every slot ARRIVED      (failed: it was CLOSED → halt)
-//!   a slot still SENT: CAS SENT → CLOSED,        spin until state is GO
+//!   a slot still SENT: CAS SENT → CLOSED,        halt until state is GO
 //!     send INIT, report it (a late AP halts)       (or CLOSED → halt)
 //!   number the ARRIVED slots 1, 2, ... in MADT
-//!     order: slot.cpu = n; state = GO (release)  cpu = slot.cpu (acquire)
-//!                                                load the slot's GDT and TSS
+//!     order: slot.cpu = n; state = GO (release);
+//!     BRINGUP_VECTOR IPI to it                   cpu = slot.cpu (acquire)
 //!                                                ap_main(cpu): per-CPU data,
-//!                                                IDT, LAPIC, online = true
+//!                                                timer rate, online = true
 //!   wait (bounded) until every numbered cpu is
 //!     online
 //! ```
@@ -51,6 +53,15 @@
 //! APs raced each other through the trampoline. The APs do not calibrate
 //! their LAPIC timers: every LAPIC of a machine counts the same clock, so
 //! they take the boot core's rate (as Linux does).
+//!
+//! An AP waits for its number in `hlt`, woken by the boot core's
+//! `BRINGUP_VECTOR` IPI, not in a spin loop. That is why it loads the IDT
+//! and turns its LAPIC on before it reports in. Under TCG every vCPU is a
+//! host thread, and `pause` does not give the host CPU up: with 31 APs
+//! spinning on a 2-core host, the boot core got a time slice every few tens
+//! of ms, and so did each AP still in the trampoline. At 32 cores the last
+//! AP had arrived 92 ms after the first INIT, the boot core saw it at 96 ms,
+//! and its numbering loop (31 stores) ended at 160 ms.
 //!
 //! CPU numbers are dense, so once an AP has failed, cpu n is no longer the
 //! n-th core of the MADT. Each AP therefore reads its own APIC id from its
@@ -67,7 +78,7 @@
 //! which the boot core has replaced (`LATE_AP_HALT`). Before that, a late AP
 //! under an overloaded host turned paging on, jumped into the unmapped page
 //! and triple-faulted the machine.
-use super::{apic, gdt, percpu, time};
+use super::{apic, gdt, idt, percpu, time};
 use crate::mem;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
@@ -299,26 +310,41 @@ fn halt_forever() -> ! {
 
 extern "C" fn ap_entry(slot: u64) -> ! {
     let me = &slots()[slot as usize];
+    // The part of our bring-up that needs no CPU number comes before we
+    // report in: our GDT and TSS (the boot core built them), the IDT, SSE,
+    // and our LAPIC (in x2APIC mode if the boot core chose it), so that the boot core's BRINGUP_VECTOR
+    // IPI, which may follow our ARRIVED at once, is accepted.
+    // SAFETY: AP_TABLES holds a leaked slice with one entry per slot, stored
+    // (release) before the SIPI that started us; entry `slot` is ours alone.
+    unsafe { (*(AP_TABLES.load(Ordering::Acquire) as *const gdt::CpuTables).add(slot as usize)).load() };
+    idt::init_this_cpu();
+    super::enable_sse();
+    apic::init_this_cpu();
     if me.state.compare_exchange(SENT, ARRIVED, Ordering::AcqRel, Ordering::Acquire).is_err() {
         // The boot core stopped waiting for us (CLOSED) and sent INIT;
         // counting us in now would break its numbering.
         halt_forever();
     }
+    // Wait for our number halted, not spinning: under TCG each vCPU is a
+    // host thread and `pause` does not give the host CPU up, so 31 spinning
+    // APs on a 2-core host starved the boot core and the APs still in the
+    // trampoline (see the module comment). Interrupts are off at each check
+    // and `enable_and_hlt` is `sti; hlt`: an IPI that comes after the check
+    // is taken by the `hlt` (the `sti` shadow), not lost.
     loop {
+        x86_64::instructions::interrupts::disable();
         // Acquire: pairs with the boot core's release store of GO, after
         // it wrote `cpu`.
         match me.state.load(Ordering::Acquire) {
             GO => break,
             CLOSED => halt_forever(),
-            _ => core::hint::spin_loop(),
+            _ => x86_64::instructions::interrupts::enable_and_hlt(),
         }
     }
-    // SAFETY: AP_TABLES holds a leaked slice with one entry per slot, stored
-    // (release) before the SIPI that started us; entry `slot` is ours alone.
-    unsafe { (*(AP_TABLES.load(Ordering::Acquire) as *const gdt::CpuTables).add(slot as usize)).load() };
     // SAFETY: AP_MAIN was stored (release) before the SIPI that started us,
     // and holds a valid `ApMain` function pointer.
     let f: ApMain = unsafe { core::mem::transmute::<u64, ApMain>(AP_MAIN.load(Ordering::Acquire)) };
+    // Interrupts stay off: ap_main turns them on once we have per-CPU data.
     f(me.cpu.load(Ordering::Relaxed) as usize)
 }
 
@@ -484,6 +510,8 @@ pub fn start_aps(cpus: &CpuList, main: ApMain, skip: Option<usize>) -> (usize, V
         slot.cpu.store(online as u32, Ordering::Relaxed);
         // Release: the AP reads `cpu` after its acquire load of GO.
         slot.state.store(GO, Ordering::Release);
+        // It waits halted (ap_entry); its LAPIC was on before its ARRIVED.
+        apic::send_ipi(slot.apic_id, apic::BRINGUP_VECTOR);
         numbered.push((online, i));
         online += 1;
     }
