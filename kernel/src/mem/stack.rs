@@ -96,6 +96,7 @@ fn slot_of(addr: u64) -> usize {
 /// and off its stack). Release/Acquire: pairs with the load in
 /// `handle_fault`; a goroutine reaches another core through a run queue,
 /// which orders this store before its first fault there anyway.
+#[inline]
 pub fn set_live(st: Stack, live: bool) {
     let i = slot_of(st.lo);
     let bit = 1u64 << (i % 64);

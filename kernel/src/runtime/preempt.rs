@@ -361,6 +361,7 @@ unsafe fn async_preempt(f: &IrqFrame, gp: *mut G) -> ! {
 ///
 /// # Safety
 /// gp is runnable-now-running on this core (`execute` made it curg).
+#[inline]
 pub unsafe fn resume(gp: *mut G) -> ! {
     // SAFETY: forwarded from the caller.
     unsafe { crate::arch::x86_64::switch::gogo(gp) }

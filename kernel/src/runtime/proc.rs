@@ -137,10 +137,11 @@ pub fn getg() -> *mut G {
     percpu::curg_raw() as *mut G
 }
 
+#[inline]
 pub(super) fn p_of(mp: &M) -> &'static P {
     let p = mp.p.load(Ordering::Relaxed);
     if p.is_null() {
-        super::fatal::throw("no P attached to this M (a goroutine between entersyscall and exitsyscall may not call the scheduler)");
+        no_p();
     }
     // SAFETY: Ps are leaked at creation and never freed.
     unsafe { &*p }
@@ -156,19 +157,40 @@ fn m_by_id(id: usize) -> &'static M {
     unsafe { &*ALLM[id].load(Ordering::Acquire) }
 }
 
+#[cold]
+#[inline(never)]
+fn no_p() -> ! {
+    super::fatal::throw("no P attached to this M (a goroutine between entersyscall and exitsyscall may not call the scheduler)")
+}
+
 /// Go's `casgstatus`: a status transition that must find `old`.
+///
+/// `#[inline]`, as are the other small functions of the switch paths
+/// (`p_of`, `check_no_locks`, `G::status`, `G::id`, `stack::set_live`,
+/// `preempt::resume`): the kernel is built in several codegen units, and a
+/// call to another unit is not inlined without it. Under TCG a call and its
+/// `ret` cost about 20 ns (the `ret` is an indirect jump: a look-up of the
+/// next translated block), as much as 25 loads; their failure reports stay
+/// out of line.
+#[inline]
 pub fn casgstatus(gp: &G, old: u32, new: u32) {
     // AcqRel: the status is how other cores learn a G's state (e.g. ready()
     // on a waiting G); pairs with the same CAS on the other side.
     if let Err(cur) = gp.atomicstatus.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire) {
-        super::fatal::fatal(format_args!(
-            "casgstatus: goroutine {} bad transition {} -> {} (it is {})",
-            gp.id(),
-            gstatus_name(old),
-            gstatus_name(new),
-            gstatus_name(cur)
-        ));
+        bad_transition(gp, old, new, cur);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn bad_transition(gp: &G, old: u32, new: u32, cur: u32) -> ! {
+    super::fatal::fatal(format_args!(
+        "casgstatus: goroutine {} bad transition {} -> {} (it is {})",
+        gp.id(),
+        gstatus_name(old),
+        gstatus_name(new),
+        gstatus_name(cur)
+    ))
 }
 
 fn rand32(mp: &M) -> u32 {
@@ -1684,11 +1706,18 @@ extern "C" fn goexit0(gp: *mut G) -> ! {
     schedule()
 }
 
+#[inline]
 fn check_no_locks(what: &str) {
     let n = percpu::locks_read();
     if n != 0 {
-        super::fatal::fatal(format_args!("{what}: called while holding {n} runtime lock(s) or preempt guard(s)"));
+        holding_locks(what, n);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn holding_locks(what: &str, n: u32) -> ! {
+    super::fatal::fatal(format_args!("{what}: called while holding {n} runtime lock(s) or preempt guard(s)"))
 }
 
 /// Go's `Gosched`: yield the processor; the G goes to the global queue.

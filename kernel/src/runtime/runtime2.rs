@@ -199,9 +199,11 @@ impl G {
             asyncsafe: OwnerCell::new(0),
         }
     }
+    #[inline]
     pub fn status(&self) -> u32 {
         self.atomicstatus.load(Ordering::Acquire)
     }
+    #[inline]
     pub fn id(&self) -> u64 {
         self.goid.load(Ordering::Relaxed)
     }
