@@ -3,7 +3,7 @@
 # (-d exec,nochain: one line per translated block executed, on every vCPU) and print, per kernel
 # function, how many translated blocks ran, in all and per operation.
 #
-#   bench/tbcount.sh ELF BENCH OPS [--smp N] [key=value ...]
+#   bench/tbcount.sh ELF BENCH OPS [--smp N] [--lookups] [key=value ...]
 #
 # ELF    a benchkernel built by the runner (e.g. kernel/target/x86_64-unknown-none/release/benchkernel
 #        after `./run-qemu.sh --release bench`): linked where it runs, so a logged address is the
@@ -20,6 +20,17 @@
 #
 # The log goes through a pipe and is counted as it comes (a spawn benchmark writes about 4 GB of
 # it); nothing large is written to disk.
+# --lookups also counts, per vCPU, which block followed which, and prints how each transition
+# was made. A direct jump or call to a block on the same 4 KiB page as the jumping block's start
+# is chained (TCG patches a direct jump in); every other transition looks its target up: a `ret`,
+# an indirect jump or call, a direct one to another page, and the block after a `sti`, `pause` or
+# `hlt`. A look-up first tries the vCPU's jump cache (4096 entries, direct-mapped; softmmu's hash
+# keeps one page's blocks in 64 entries, indexed by (pc ^ pc >> 6) & 63), and on a miss searches
+# QEMU's global hash table, several times slower. It prints the look-up targets that share an
+# entry, with how often each is looked up per op: two hot targets that share one evict each other
+# on every operation. Which targets collide depends on where the linker put each function, so a
+# change anywhere in the kernel can add or remove a collision on a path it did not touch.
+#
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ $# -lt 3 ]; then
@@ -28,8 +39,16 @@ if [ $# -lt 3 ]; then
 fi
 elf=$1 bench=$2 ops=$3
 shift 3
-smp=2
-if [ "${1:-}" = --smp ]; then smp=$2; shift 2; fi
+smp=2 lookups=
+while :; do
+    case ${1:-} in
+        --smp) [ $# -ge 2 ] || { echo "tbcount.sh: --smp needs a core count" >&2; exit 64; }; smp=$2; shift 2 ;;
+        --lookups) lookups=1; shift ;;
+        --*) echo "tbcount.sh: unknown option $1 (options: --smp N, --lookups)" >&2; exit 64 ;;
+        *) break ;;
+    esac
+done
+case $smp in ''|*[!0-9]*|0) echo "tbcount.sh: --smp needs a positive core count, not '$smp'" >&2; exit 64 ;; esac
 [ -f "$elf" ] || { echo "tbcount.sh: no such ELF: $elf" >&2; exit 64; }
 case $ops in ''|*[!0-9]*|0) echo "tbcount.sh: OPS must be a positive integer, not '$ops'" >&2; exit 64 ;; esac
 command -v nm >/dev/null || { echo "tbcount.sh: needs nm (binutils)" >&2; exit 1; }
@@ -37,8 +56,13 @@ cargo build -q --bin gmpos
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkfifo "$tmp/log"
-# "Trace N: 0xHOST [CS_BASE/PC/FLAGS/CFLAGS] ..." -> count per guest PC.
-awk -F/ '/^Trace / { c[$2]++ } END { for (k in c) print c[k], k }' < "$tmp/log" > "$tmp/pcs" &
+# "Trace CPU: 0xHOST [CS_BASE/PC/FLAGS/CFLAGS] ..." -> count per guest PC (and, with --lookups,
+# per pair of consecutive blocks on one vCPU, into $tmp/pairs).
+awk -F/ -v pairs="${lookups:+$tmp/pairs}" '/^Trace / {
+        c[$2]++
+        if (pairs != "") { cpu = substr($1, 7, index($1, ":") - 7); if (cpu in prev) p[prev[cpu] " " $2]++; prev[cpu] = $2 }
+    }
+    END { for (k in c) print c[k], k; if (pairs != "") for (k in p) print p[k], k > pairs }' < "$tmp/log" > "$tmp/pcs" &
 reader=$!
 GMPOS_QEMU_ARGS="-d exec,nochain -D $tmp/log" target/debug/gmpos --kernel "$elf" --smp "$smp" \
     --timeout 1800 bench="$bench" "$@" 2>&1 | grep 'BENCH ' || true
@@ -70,3 +94,86 @@ print(f"{'blocks':>12} {'per op':>8}  function")
 for name, n in per_fn.most_common(40):
     print(f"{n:12d} {n / ops:8.2f}  {name[:150]}")
 PY
+[ -n "$lookups" ] || exit 0
+command -v objdump >/dev/null || { echo "tbcount.sh: --lookups needs objdump (binutils)" >&2; exit 1; }
+objdump -d --no-show-raw-insn -C "$elf" > "$tmp/dis"
+python3 - "$tmp/pairs" "$tmp/dis" "$ops" <<'PY'
+import bisect, collections, re, sys
+pairs_file, dis_file, ops = sys.argv[1], sys.argv[2], float(sys.argv[3])
+insns, func = [], None  # (address, instruction text, function)
+for l in open(dis_file):
+    m = re.match(r"^([0-9a-f]+) <(.*)>:$", l)
+    if m:
+        func = m.group(2)
+        continue
+    m = re.match(r"^\s*([0-9a-f]+):\s+(.*)$", l)
+    if m:
+        insns.append((int(m.group(1), 16), m.group(2).strip(), func))
+addrs = [a for a, _, _ in insns]
+pairs = []
+for line in open(pairs_file):
+    n, a, b = line.split()
+    pairs.append((int(n), int(a, 16), int(b, 16)))
+starts = {a for _, a, _ in pairs} | {b for _, _, b in pairs}
+ENDS = re.compile(r"^(jmp|j[a-z]+|call|ret|iretq|hlt|sti|pause)\b")
+ends = {}
+
+def block_end(a):
+    """How the block starting at `a` ends: its last instruction's mnemonic ('fall' when the
+    next block simply starts after it), or None outside the kernel."""
+    if a not in ends:
+        i = bisect.bisect_left(addrs, a)
+        ends[a] = None
+        if i < len(addrs) and addrs[i] == a:
+            for j in range(i, len(insns)):
+                if j > i and insns[j][0] in starts:
+                    ends[a] = "fall"
+                    break
+                t = insns[j][1]
+                if ENDS.match(t):
+                    ends[a] = t.split()[0] + (" *" if "*" in t else "")
+                    break
+    return ends[a]
+
+def fn(pc):
+    i = bisect.bisect_right(addrs, pc) - 1
+    return (insns[i][2] or "?") if i >= 0 else "?"
+
+def jc_index(pc):  # QEMU softmmu's tb_jmp_cache_hash_func (TB_JMP_CACHE_BITS 12)
+    t = pc ^ (pc >> 6)
+    return ((t >> 6) & 0xFC0) | (t & 0x3F)
+
+kinds, cross, targets = collections.Counter(), collections.Counter(), collections.Counter()
+for n, a, b in pairs:
+    k = block_end(a)
+    if k is None:
+        continue
+    if k in ("ret", "iretq") or k.endswith(" *"):
+        kinds["looked up: ret, iretq or an indirect jump or call"] += n
+    elif k in ("sti", "pause", "hlt"):
+        kinds[f"looked up: the block after `{k}` (the block ends there)"] += n
+    elif (a >> 12) == (b >> 12):
+        kinds["chained: a direct jump or call within the page"] += n
+        continue
+    else:
+        kinds["looked up: a direct jump or call to another page"] += n
+        cross[(fn(a), fn(b), k)] += n
+    targets[b] += n
+print(f"\nblock transitions per op (kernel blocks only):")
+for k, n in kinds.most_common():
+    print(f"{n / ops:8.2f}  {k}")
+print("\ndirect transitions to another page, per op:")
+for (fa, fb, k), n in cross.most_common(12):
+    print(f"{n / ops:8.2f}  {fa[:60]} -> {fb[:60]} ({k})")
+slots = collections.defaultdict(list)
+for pc, n in targets.items():
+    slots[jc_index(pc)].append((n, pc))
+shared = sorted(((sum(n for n, _ in l) - max(n for n, _ in l), i, sorted(l, reverse=True)) for i, l in slots.items() if len(l) > 1), reverse=True)
+print(f"\njump-cache entries shared by look-up targets: {sum(s for s, _, _ in shared) / ops:.2f} look-ups per op "
+      "are of a target that is not its entry's most frequent one:")
+for s, i, l in shared[:8]:
+    if s / ops < 0.05:
+        break
+    print(f"  entry {i:4d}: " + "; ".join(f"{pc:x} {fn(pc)[:50]} {n / ops:.2f}/op" for n, pc in l[:3]))
+PY
+
