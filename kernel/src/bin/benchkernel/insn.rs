@@ -73,6 +73,51 @@ insn_loop!(pushf_popf, "pushfq\npopfq");
 insn_loop!(cli_sti, "cli\nsti");
 insn_loop!(port_out, "out 0x80, al");
 
+/// Two indirect jumps per iteration, to targets `A` (offset 0 of a page) and
+/// `B`, and one back to the loop: three look-ups in the vCPU's jump cache.
+/// With `collide`, `B` sits at offset 0x41, whose entry is `A`'s (QEMU's
+/// softmmu hash keeps a page's blocks in 64 entries, indexed by
+/// `(pc ^ pc >> 6) & 63`: 0x41 gives 1 ^ 1 = 0, as offset 0 does), so each
+/// look-up of one evicts the other and both miss every time; otherwise `B`
+/// is at 0x80 (entry 2) and all three hit. Returns guest ns for `ITERS`.
+#[inline(never)]
+fn jump_pair(collide: bool) -> u64 {
+    let t0 = kernel::nanotime();
+    // SAFETY: jumps only between the labels of this block, which ends
+    // where it started; touches only the declared registers.
+    unsafe {
+        asm!(
+            "lea rax, [rip + 20f]",
+            "lea rcx, [rip + 21f]",
+            "lea rdx, [rip + 22f]",
+            "test {c}, {c}",
+            "cmovz rcx, rdx",
+            "lea rdx, [rip + 3f]",
+            "2:",
+            "jmp rax",
+            "3:",
+            "dec {n}",
+            "jnz 2b",
+            "jmp 4f",
+            ".balign 4096",
+            "20:",
+            "jmp rcx",
+            ".balign 64",
+            "nop",
+            "21:",
+            "jmp rdx",
+            ".balign 64",
+            "22:",
+            "jmp rdx",
+            "4:",
+            n = inout(reg) ITERS => _,
+            c = in(reg) collide as u64,
+            out("rax") _, out("rcx") _, out("rdx") _,
+        );
+    }
+    kernel::nanotime() - t0
+}
+
 /// The LAPIC's ID register read through `apic::id()` (a memory-mapped
 /// read), less a call of an empty function, per call.
 fn lapic_read() -> u64 {
@@ -125,4 +170,13 @@ fn insn() {
         ratio(name, per(*f));
     }
     ratio("lapic_read", best_of_3(|| lapic_read() as f64 / (ITERS * 8) as f64));
+    // A block transition looked up in the jump cache (an indirect jump, a
+    // `ret`, a direct one to another page): three per iteration, less the
+    // empty loop's share. And what a look-up costs more when its entry holds
+    // another hot block (two misses per iteration).
+    let hit = best_of_3(|| jump_pair(false) as f64);
+    let miss = best_of_3(|| jump_pair(true) as f64);
+    let empty_iter = best_of_3(|| empty() as f64) / 8.0;
+    ratio("lookup_hit", ((hit - empty_iter) / 3.0).max(0.0) / ITERS as f64);
+    ratio("lookup_miss_extra", ((miss - hit) / 2.0).max(0.0) / ITERS as f64);
 }
