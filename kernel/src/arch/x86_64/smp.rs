@@ -312,8 +312,9 @@ extern "C" fn ap_entry(slot: u64) -> ! {
     let me = &slots()[slot as usize];
     // The part of our bring-up that needs no CPU number comes before we
     // report in: our GDT and TSS (the boot core built them), the IDT, SSE,
-    // and our LAPIC (in x2APIC mode if the boot core chose it), so that the boot core's BRINGUP_VECTOR
-    // IPI, which may follow our ARRIVED at once, is accepted.
+    // and our LAPIC (in x2APIC mode if the boot core chose it), so that the
+    // boot core's BRINGUP_VECTOR IPI, which may follow our ARRIVED at once,
+    // is accepted.
     // SAFETY: AP_TABLES holds a leaked slice with one entry per slot, stored
     // (release) before the SIPI that started us; entry `slot` is ours alone.
     unsafe { (*(AP_TABLES.load(Ordering::Acquire) as *const gdt::CpuTables).add(slot as usize)).load() };
