@@ -367,3 +367,15 @@ fn deadlock_locked_core() {
 fn parallelism_gomaxprocs_param() {
     parallelism();
 }
+
+/// Misuse of the runtime API: yielding while holding a preempt guard (the
+/// guard pins the goroutine to this core's P, and the scheduler would move
+/// it) is a fatal error that names the call, the count and the goroutine,
+/// not a hang or a corrupted run queue. (`check_no_locks`; its report is out
+/// of line since the switch paths inline the check.)
+#[ktest(smp = [1, 2], fatal = "fatal error: gosched: called while holding 1 runtime lock(s) or preempt guard(s)", output = ["/^goroutine [0-9]+ \\[running\\]:/"])]
+fn gosched_holding_preempt_guard() {
+    let _pg = kernel::PreemptGuard::new();
+    kernel::gosched();
+    unreachable!("gosched with a preempt guard held returned");
+}
