@@ -373,7 +373,7 @@ fn parallelism_gomaxprocs_param() {
 /// it) is a fatal error that names the call, the count and the goroutine,
 /// not a hang or a corrupted run queue. (`check_no_locks`; its report is out
 /// of line since the switch paths inline the check.)
-#[ktest(smp = [1, 2], fatal = "fatal error: gosched: called while holding 1 runtime lock(s) or preempt guard(s)", output = ["/^goroutine [0-9]+ \\[running\\]:/"])]
+#[ktest(smp = [1, 2, 4], fatal = "fatal error: gosched: called while holding 1 runtime lock(s) or preempt guard(s)", output = ["/^goroutine [0-9]+ \\[running\\]:/"])]
 fn gosched_holding_preempt_guard() {
     let _pg = kernel::PreemptGuard::new();
     kernel::gosched();
