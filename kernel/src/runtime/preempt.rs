@@ -34,7 +34,8 @@
 //!
 //! An async-safe point means all of:
 //! - a goroutine is this core's curg, it is `_Grunning`, and its preemption
-//!   was requested (`gp.preempt`);
+//!   was requested (`gp.preempt`, or `pp.preempt` for whatever G its P runs:
+//!   Go's `wantAsyncPreempt`; `schedule` clears `pp.preempt`);
 //! - the interrupted `rsp` lies inside that goroutine's stack (so not g0,
 //!   not the scheduler, not another interrupt or fault handler);
 //! - `m.locks == 0`: no runtime spin lock is held (those also keep
@@ -308,7 +309,7 @@ pub extern "C" fn irq_dispatch(frame: *mut IrqFrame, vector: u32) {
     }
     // SAFETY: curg is a live G.
     let g = unsafe { &*gp };
-    if !g.preempt.load(Ordering::Acquire) || g.status() != super::runtime2::G_RUNNING {
+    if !want_async_preempt(g) {
         return;
     }
     let safe = !crate::boot::params().asyncpreemptoff
@@ -321,6 +322,20 @@ pub extern "C" fn irq_dispatch(frame: *mut IrqFrame, vector: u32) {
     }
     // SAFETY: the conditions above make this an async-safe point.
     unsafe { async_preempt(f, gp) }
+}
+
+/// Go's `wantAsyncPreempt`: a preemption was asked for the running G, or
+/// for its P (`pp.preempt`, which outlives a request that `execute` cleared
+/// from the G it was switching in), and the G is `_Grunning`.
+#[inline]
+fn want_async_preempt(g: &G) -> bool {
+    // Acquire: pairs with the release stores in preemptone.
+    let asked = g.preempt.load(Ordering::Acquire) || {
+        let pp = super::proc::getm().p.load(Ordering::Relaxed);
+        // SAFETY: Ps are never freed.
+        !pp.is_null() && unsafe { (*pp).preempt.load(Ordering::Acquire) }
+    };
+    asked && g.status() == super::runtime2::G_RUNNING
 }
 
 /// Save the interrupted goroutine's full state on its own stack and switch

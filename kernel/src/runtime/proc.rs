@@ -1246,6 +1246,16 @@ pub extern "C" fn schedule() -> ! {
         execute(mp, unsafe { NonNull::new_unchecked(lg) }, false);
     }
     loop {
+        // Go's `top: pp.preempt = false`: whatever asked this P to enter the
+        // scheduler got its way. A request made after this point stays set
+        // and preempts the G we pick (irq_dispatch's want_async_preempt).
+        // Only a set flag is written back: a plain load costs nothing here.
+        // Acquire: pairs with preemptone's release store; a stop-the-world
+        // stores gcwaiting before it, so find_runnable below sees the stop.
+        let pp = p_of(mp);
+        if pp.preempt.load(Ordering::Acquire) {
+            pp.preempt.store(false, Ordering::Relaxed);
+        }
         let (gp, inherit) = find_runnable(mp);
         if mp.spinning.load(Ordering::Relaxed) {
             resetspinning(mp);

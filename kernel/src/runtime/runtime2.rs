@@ -297,7 +297,13 @@ pub struct P {
     /// Cache of goids, batch [goidcache, goidcacheend).
     pub goidcache: OwnerCell<u64>,
     pub goidcacheend: OwnerCell<u64>,
-    /// sysmon asked this P to preempt its G.
+    /// Go's `p.preempt`: this P should enter the scheduler as soon as it
+    /// can, whichever G it is running then. Set by `preemptone` beside
+    /// `g.preempt`; read by the asynchronous check in `irq_dispatch` (Go's
+    /// `wantAsyncPreempt` checks both); cleared by `schedule` before it looks
+    /// for the next G. It covers the request that names a G which is just
+    /// being switched in: `execute` stores `m.curg` and then clears the new
+    /// G's `preempt`, so a `preemptone` between the two would be lost.
     pub preempt: AtomicBool,
     /// The timers of this P (runtime::time).
     pub timers: super::time::PTimers,
