@@ -560,3 +560,51 @@ fn slice_not_cut_short() {
     }
     kernel::gomaxprocs(prev).unwrap();
 }
+
+/// Go's `p.preempt`: a request made for a P, not for its goroutine, still
+/// preempts whatever goroutine that P runs (`wantAsyncPreempt` checks both).
+/// `preemptone` sets it beside `g.preempt`, and it is what is left of a
+/// request when `execute` was switching a G in just then (it clears the new
+/// G's `preempt` after storing `m.curg`). Here a goroutine sets its own P's
+/// flag only, then spins with no safe point; sysmon will not end its slice
+/// (`forcepreemptns=10s`), so only the next tick on its core, seeing the P's
+/// flag, can preempt it. Without that check it spins to the 3 s deadline.
+/// `schedule` clears the flag: it must be clear once the goroutine runs again.
+#[ktest(smp = [1, 2, 4], params = "forcepreemptns=10000000000", output = ["/^preempt: p.preempt alone preempted the spinner within [0-9]+ us$/"])]
+fn p_preempt_request() {
+    use kernel::runtime::proc::{getg, getm};
+    const DEADLINE_NS: u64 = 3_000_000_000;
+    let done = leak(Latch::new(1));
+    let result = leak(AtomicU64::new(0));
+    kernel::go(move || {
+        let pp = getm().p.load(Ordering::Relaxed);
+        // SAFETY: the running goroutine's G and P are live (Gs and Ps are never freed).
+        let (g, p) = unsafe { (&*getg(), &*pp) };
+        let a0 = ASYNC_PREEMPTS.load(Ordering::Relaxed);
+        let n0 = g.nexec.load(Ordering::Relaxed);
+        let t0 = kernel::nanotime();
+        assert!(!g.preempt.load(Ordering::Relaxed), "the spinner was asked to stop before the test asked its P");
+        p.preempt.store(true, Ordering::Release);
+        // No safe point: only an asynchronous preemption gets the goroutine
+        // off its core, and `execute` counts every time it runs again.
+        let mut dt = 0;
+        while g.nexec.load(Ordering::Relaxed) == n0 {
+            dt = kernel::nanotime() - t0;
+            if dt > DEADLINE_NS {
+                break;
+            }
+        }
+        let preempted = g.nexec.load(Ordering::Relaxed) != n0;
+        assert!(
+            preempted,
+            "a request for the P alone (p.preempt) did not preempt its goroutine within {} s: the asynchronous check must read it",
+            DEADLINE_NS / 1_000_000_000
+        );
+        assert!(ASYNC_PREEMPTS.load(Ordering::Relaxed) > a0, "the spinner ran again without an asynchronous preemption");
+        assert!(!p.preempt.load(Ordering::Acquire), "schedule did not clear p.preempt");
+        result.store(dt / 1000, Ordering::Relaxed);
+        done.done();
+    });
+    done.wait();
+    println!("preempt: p.preempt alone preempted the spinner within {} us", result.load(Ordering::Relaxed));
+}
