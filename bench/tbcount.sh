@@ -3,7 +3,7 @@
 # (-d exec,nochain: one line per translated block executed, on every vCPU) and print, per kernel
 # function, how many translated blocks ran, in all and per operation.
 #
-#   bench/tbcount.sh ELF BENCH OPS [--smp N] [--lookups] [key=value ...]
+#   bench/tbcount.sh ELF BENCH OPS [--smp N] [--lookups] [--mix] [key=value ...]
 #
 # ELF    a benchkernel built by the runner (e.g. kernel/target/x86_64-unknown-none/release/benchkernel
 #        after `./run-qemu.sh --release bench`): linked where it runs, so a logged address is the
@@ -30,6 +30,11 @@
 # entry, with how often each is looked up per op: two hot targets that share one evict each other
 # on every operation. Which targets collide depends on where the linker put each function, so a
 # change anywhere in the kernel can add or remove a collision on a path it did not touch.
+# --mix also prints, per op, how many instructions ran, and how many of the kinds that TCG makes
+# expensive (bench/README.md's table): locked read-modify-writes, pushf/popf, cli/sti, rdtsc,
+# pause, calls and returns, per kernel function too. It walks each executed block from its start
+# to the first instruction that ends a translated block (a branch, call, ret, sti, popf, pause,
+# hlt, or the end of the page), so it is exact for the blocks QEMU made, whatever their count.
 #
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,12 +44,13 @@ if [ $# -lt 3 ]; then
 fi
 elf=$1 bench=$2 ops=$3
 shift 3
-smp=2 lookups=
+smp=2 lookups= mix=
 while :; do
     case ${1:-} in
         --smp) [ $# -ge 2 ] || { echo "tbcount.sh: --smp needs a core count" >&2; exit 64; }; smp=$2; shift 2 ;;
         --lookups) lookups=1; shift ;;
-        --*) echo "tbcount.sh: unknown option $1 (options: --smp N, --lookups)" >&2; exit 64 ;;
+        --mix) mix=1; shift ;;
+        --*) echo "tbcount.sh: unknown option $1 (options: --smp N, --lookups, --mix)" >&2; exit 64 ;;
         *) break ;;
     esac
 done
@@ -94,9 +100,69 @@ print(f"{'blocks':>12} {'per op':>8}  function")
 for name, n in per_fn.most_common(40):
     print(f"{n:12d} {n / ops:8.2f}  {name[:150]}")
 PY
-[ -n "$lookups" ] || exit 0
-command -v objdump >/dev/null || { echo "tbcount.sh: --lookups needs objdump (binutils)" >&2; exit 1; }
+[ -n "$lookups$mix" ] || exit 0
+command -v objdump >/dev/null || { echo "tbcount.sh: --lookups and --mix need objdump (binutils)" >&2; exit 1; }
 objdump -d --no-show-raw-insn -C "$elf" > "$tmp/dis"
+if [ -n "$mix" ]; then
+python3 - "$tmp/pcs" "$tmp/dis" "$ops" <<'PY'
+import bisect, collections, re, sys
+pcs_file, dis_file, ops = sys.argv[1], sys.argv[2], float(sys.argv[3])
+insns, func = [], None  # (address, instruction text, function)
+for l in open(dis_file):
+    m = re.match(r"^([0-9a-f]+) <(.*)>:$", l)
+    if m:
+        func = m.group(2)
+        continue
+    m = re.match(r"^\s*([0-9a-f]+):\s+(.*)$", l)
+    if m:
+        insns.append((int(m.group(1), 16), m.group(2).strip(), func))
+addrs = [a for a, _, _ in insns]
+# What ends a translated block (besides the end of a page): control flow, and the instructions
+# after which TCG must look at the CPU state again.
+ENDS = re.compile(r"^(jmp|j[a-z]+|call|ret|iretq|hlt|sti|popf|pause|lretq|int3?|ud2|syscall|sysretq)\b")
+KINDS = [
+    ("locked read-modify-write (lock-prefixed, xchg with memory)", lambda t: t.startswith("lock ") or (t.startswith("xchg") and "(" in t)),
+    ("pushf", lambda t: t.startswith("pushf")),
+    ("popf", lambda t: t.startswith("popf")),
+    ("cli", lambda t: t == "cli"),
+    ("sti", lambda t: t == "sti"),
+    ("rdtsc", lambda t: t.startswith("rdtsc")),
+    ("pause", lambda t: t == "pause"),
+    ("call", lambda t: t.startswith("call")),
+    ("ret", lambda t: t.startswith("ret")),
+]
+total, per_kind, per_fn = 0, collections.Counter(), collections.defaultdict(collections.Counter)
+for line in open(pcs_file):
+    n, pc = line.split()
+    n, pc = int(n), int(pc, 16)
+    i = bisect.bisect_left(addrs, pc)
+    if i >= len(addrs) or addrs[i] != pc:
+        continue  # outside the kernel, or not an instruction boundary objdump knows
+    page = pc >> 12
+    j = i
+    while j < len(insns) and (insns[j][0] >> 12) == page:
+        a, t, f = insns[j]
+        total += n
+        per_fn[f]["insns"] += n
+        for k, test in KINDS:
+            if test(t):
+                per_kind[k] += n
+                per_fn[f][k] += n
+        if ENDS.match(t):
+            break
+        j += 1
+print(f"\ninstruction mix per op (kernel blocks only): {total / ops:.1f} instructions")
+for k, _ in KINDS:
+    print(f"{per_kind[k] / ops:8.2f}  {k}")
+short = {"locked read-modify-write (lock-prefixed, xchg with memory)": "locked"}
+cols = [short.get(k, k) for k, _ in KINDS if k not in ("call", "ret")]
+print(f"\n{'insns':>8} " + " ".join(f"{c:>7}" for c in cols) + "  function (per op)")
+for f, c in sorted(per_fn.items(), key=lambda kv: -kv[1]["insns"])[:25]:
+    row = [c[k] for k, _ in KINDS if k not in ("call", "ret")]
+    print(f"{c['insns'] / ops:8.1f} " + " ".join(f"{v / ops:7.2f}" for v in row) + f"  {(f or '?')[:90]}")
+PY
+fi
+[ -n "$lookups" ] || exit 0
 python3 - "$tmp/pairs" "$tmp/dis" "$ops" <<'PY'
 import bisect, collections, re, sys
 pairs_file, dis_file, ops = sys.argv[1], sys.argv[2], float(sys.argv[3])

@@ -32,12 +32,64 @@ pub fn report(name: &str, value: f64, unit: &str) {
     println!("BENCH {name} {}.{} {unit}", v10 / 10, v10 % 10);
 }
 
+/// Scheduler events over one benchmark, for finding where the time goes (the issue's "count
+/// events: IPIs per hand-off"): M parks and wake-ups, steals, and how parked cores were woken
+/// (`notewakeup` calls, wake-up IPIs, `hlt`s, and parks that ended in a halt poll). Relaxed
+/// counters: a snapshot, not a synchronised one.
+struct Events {
+    parks: u64,
+    wakeups: u64,
+    steals: u64,
+    notewakeups: u64,
+    ipis: u64,
+    halts: u64,
+    poll_hits: u64,
+}
+
+impl Events {
+    fn now() -> Events {
+        use core::sync::atomic::Ordering::Relaxed;
+        use kernel::runtime::proc::HALTPOLL as H;
+        let s = kernel::runtime::trace::stats();
+        Events {
+            parks: s.parks,
+            wakeups: s.wakeups,
+            steals: s.steals,
+            notewakeups: H.wakes.load(Relaxed),
+            ipis: H.ipis.load(Relaxed),
+            halts: H.halts.load(Relaxed),
+            poll_hits: H.poll_hits.load(Relaxed),
+        }
+    }
+
+    fn since(&self, e0: &Events) -> Events {
+        Events {
+            parks: self.parks - e0.parks,
+            wakeups: self.wakeups - e0.wakeups,
+            steals: self.steals - e0.steals,
+            notewakeups: self.notewakeups - e0.notewakeups,
+            ipis: self.ipis - e0.ipis,
+            halts: self.halts - e0.halts,
+            poll_hits: self.poll_hits - e0.poll_hits,
+        }
+    }
+
+    fn print(&self, bench: &str) {
+        println!(
+            "EVENTS {bench} m_parks {} m_wakeups {} steals {} notewakeups {} wake_ipis {} halts {} poll_hits {}",
+            self.parks, self.wakeups, self.steals, self.notewakeups, self.ipis, self.halts, self.poll_hits
+        );
+    }
+}
+
 fn main() {
     let only = kernel::boot::params().bench.as_ref().map(|n| n.as_str());
     let mut ran = 0;
     for (name, f) in all() {
         if only.is_none_or(|o| o == *name) {
+            let e0 = Events::now();
             f();
+            Events::now().since(&e0).print(name);
             ran += 1;
         }
     }
