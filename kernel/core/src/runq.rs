@@ -340,6 +340,11 @@ impl<'a, T> Local<'a, T> {
     /// Returns `None` when the G stayed on this P, or the [`Overflow`] batch
     /// (`RUNQ_SIZE / 2 + 1` Gs) that the caller must put on the global queue
     /// (`runqputslow`).
+    ///
+    /// `#[inline]`: the kernel calls it on every hand-off (`goready`), and
+    /// under TCG a call and its return cost two jump-cache look-ups; the
+    /// rare overflow (`put_slow`) stays out of line.
+    #[inline]
     pub fn put(
         &self,
         g: NonNull<T>,
@@ -407,6 +412,7 @@ impl<'a, T> Local<'a, T> {
     /// Go's `runqputslow`: the ring (`h .. t`) is full; claim its older half
     /// and return it with `g` appended. `None` if a consumer moved `head`
     /// first.
+    #[inline(never)]
     fn put_slow(
         &self,
         g: NonNull<T>,

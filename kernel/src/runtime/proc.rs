@@ -1006,31 +1006,58 @@ pub(super) fn gfpurge(pp: &'static P) {
 // ---------------------------------------------------------------------------
 // Run queues
 
-/// Go's `runqput` (+ `runqputslow` on overflow).
+/// Go's `runqput` (+ `runqputslow` on overflow). Inlined into `goready`
+/// and `newproc`: on the hand-off path a call and its return are two
+/// jump-cache look-ups under TCG (bench/README.md).
+#[inline]
 pub fn runqput(pp: &'static P, gp: NonNull<G>, next: bool) {
-    let mp = getm();
-    let r = rand32(mp);
+    let randomize = SCHEDRANDOM.load(Ordering::Relaxed);
+    // The random bit only matters with schedrandom=1: don't step the
+    // generator otherwise.
+    let r = if randomize { rand32(getm()) } else { 1 };
     // SAFETY: we are the M holding pp, with preemption disabled (callers),
     // so this is the only Local for pp's queue.
     let local = unsafe { pp.runq.local() };
-    if let Some(batch) = local.put(gp, next, SCHEDRANDOM.load(Ordering::Relaxed), r) {
-        let n = batch.len() as i64;
-        let mut s = SCHED.lock.lock();
-        for g in batch {
-            // SAFETY: the batch's Gs were just removed from our ring.
-            unsafe { s.runq.push_back(g) };
-        }
-        runqsize_add(&mut s, n);
+    if let Some(batch) = local.put(gp, next, randomize, r) {
+        runqputslow(batch);
     }
 }
 
+/// The global-queue half of Go's `runqputslow`: the batch `put` took from
+/// a full local queue goes to the global one.
+#[cold]
+#[inline(never)]
+fn runqputslow(batch: gmp_core::runq::Overflow<G>) {
+    let n = batch.len() as i64;
+    let mut s = SCHED.lock.lock();
+    for g in batch {
+        // SAFETY: the batch's Gs were just removed from our ring.
+        unsafe { s.runq.push_back(g) };
+    }
+    runqsize_add(&mut s, n);
+}
+
 /// `sched.runqsize += d` (d may be negative). Only ever written with
-/// sched.lock held (the `_s` argument proves it), so a load and a SeqCst
-/// store suffice; lock-free readers (findRunnable, the parking re-check)
-/// read it with SeqCst loads.
+/// sched.lock held (the `_s` argument proves it), so a load and a store
+/// suffice; lock-free readers (findRunnable, the parking re-check) read it
+/// without the lock.
+/// - A growth is a SeqCst store (an XCHG, a full barrier): the submitter's
+///   half of the spinning protocol is "publish the G, then load
+///   `nmspinning`" (wakep), and the lock's release is a plain store, which
+///   that load could pass. Its partner: a spinning M that gives up
+///   decrements `nmspinning` (SeqCst), then re-checks this counter
+///   (`check_runqs_no_p`); one of the two sees the other.
+/// - A shrink is a plain release store: a reader that still sees the old,
+///   larger value takes the lock and finds less than it hoped; nobody waits
+///   on a shrink. (Go's `sched.runqsize` is a plain int under the lock.)
+#[inline]
 fn runqsize_add(_s: &mut SchedLocked, d: i64) {
     let v = SCHED.runqsize.load(Ordering::Relaxed) as i64 + d;
-    SCHED.runqsize.store(v as u32, Ordering::SeqCst);
+    if d > 0 {
+        SCHED.runqsize.store(v as u32, Ordering::SeqCst);
+    } else {
+        SCHED.runqsize.store(v as u32, Ordering::Release);
+    }
 }
 
 /// Put a G on the global queue (Go's `globrunqput`), lock held.

@@ -118,7 +118,9 @@ static SUDOG_CENTRAL: SpinLock<Central> = SpinLock::new(Central(null_mut()));
 
 /// Run `f` on the current P's private state. Preemption is off meanwhile, so
 /// the goroutine cannot move to another P, and no other goroutine can run
-/// on this one. `f` must not call `with_p` again, nor block.
+/// on this one. `f` must not call `with_p` again, nor block. Always
+/// inlined: it is a few instructions around `f`, on every park.
+#[inline(always)]
 fn with_p<R>(f: impl FnOnce(&mut PerP) -> R) -> R {
     let _pg = PreemptGuard::new();
     let id = current_p_id() as usize;
@@ -128,64 +130,93 @@ fn with_p<R>(f: impl FnOnce(&mut PerP) -> R) -> R {
 }
 
 /// Go's `acquireSudog`: a clean sudog, from this P's cache if possible.
+/// The cache hit is inlined into the channel and semaphore paths (every
+/// blocking operation takes one); a refill is out of line.
+#[inline]
 pub(crate) fn acquire_sudog() -> *mut Sudog {
     with_p(|pp| {
         if pp.n == 0 {
-            // Refill half the cache from the central one, one lock.
-            let mut central = SUDOG_CENTRAL.lock();
-            while pp.n < SUDOG_CACHE / 2 && !central.0.is_null() {
-                let s = central.0;
-                // SAFETY: s is on the central list, which we hold.
-                central.0 = unsafe { (*s).next };
-                unsafe { (*s).next = null_mut() };
-                pp.buf[pp.n] = s;
-                pp.n += 1;
-            }
-            drop(central);
-            if pp.n == 0 {
-                return Box::into_raw(Box::new(Sudog::new()));
-            }
+            return acquire_sudog_slow(pp);
         }
         pp.n -= 1;
         pp.buf[pp.n]
     })
 }
 
+/// The empty-cache half of `acquire_sudog`: refill half the cache from the
+/// central one under one lock, or allocate.
+#[cold]
+#[inline(never)]
+fn acquire_sudog_slow(pp: &mut PerP) -> *mut Sudog {
+    let mut central = SUDOG_CENTRAL.lock();
+    while pp.n < SUDOG_CACHE / 2 && !central.0.is_null() {
+        let s = central.0;
+        // SAFETY: s is on the central list, which we hold.
+        central.0 = unsafe { (*s).next };
+        unsafe { (*s).next = null_mut() };
+        pp.buf[pp.n] = s;
+        pp.n += 1;
+    }
+    drop(central);
+    if pp.n == 0 {
+        return Box::into_raw(Box::new(Sudog::new()));
+    }
+    pp.n -= 1;
+    pp.buf[pp.n]
+}
+
 /// Go's `releaseSudog`: give back a sudog that is on no queue any more.
+/// Always inlined (LLVM kept it out of line with a plain `#[inline]`, so
+/// every wake-up paid a call and a return); a spill of a full cache is out
+/// of line.
 ///
 /// # Safety
 /// `s` came from `acquire_sudog`, the caller owns it (it is on no queue,
 /// and no waker will touch it again), and does not use it afterwards.
+#[inline(always)]
 pub(crate) unsafe fn release_sudog(s: *mut Sudog) {
     // SAFETY: owned by the caller (see above).
     let sg = unsafe { &mut *s };
     if !sg.next.is_null() || !sg.prev.is_null() || !sg.waitlink.is_null() {
-        crate::runtime::fatal::throw("runtime: sudog released while still linked");
+        sudog_still_linked();
     }
     *sg = Sudog::new();
     with_p(|pp| {
         if pp.n == SUDOG_CACHE {
-            // Full: move the top half to the central cache in one batch.
-            let mut first: *mut Sudog = null_mut();
-            let mut last: *mut Sudog = null_mut();
-            while pp.n > SUDOG_CACHE / 2 {
-                pp.n -= 1;
-                let p = pp.buf[pp.n];
-                // SAFETY: p is cached, so owned by this P's cache (us).
-                unsafe { (*p).next = first };
-                if last.is_null() {
-                    last = p;
-                }
-                first = p;
-            }
-            let mut central = SUDOG_CENTRAL.lock();
-            // SAFETY: `last` is the tail of our private batch.
-            unsafe { (*last).next = central.0 };
-            central.0 = first;
+            release_sudog_spill(pp);
         }
         pp.buf[pp.n] = s;
         pp.n += 1;
     })
+}
+
+#[cold]
+#[inline(never)]
+fn sudog_still_linked() -> ! {
+    crate::runtime::fatal::throw("runtime: sudog released while still linked")
+}
+
+/// The full-cache half of `release_sudog`: move the top half of the cache
+/// to the central one in one batch.
+#[cold]
+#[inline(never)]
+fn release_sudog_spill(pp: &mut PerP) {
+    let mut first: *mut Sudog = null_mut();
+    let mut last: *mut Sudog = null_mut();
+    while pp.n > SUDOG_CACHE / 2 {
+        pp.n -= 1;
+        let p = pp.buf[pp.n];
+        // SAFETY: p is cached, so owned by this P's cache (us).
+        unsafe { (*p).next = first };
+        if last.is_null() {
+            last = p;
+        }
+        first = p;
+    }
+    let mut central = SUDOG_CENTRAL.lock();
+    // SAFETY: `last` is the tail of our private batch.
+    unsafe { (*last).next = central.0 };
+    central.0 = first;
 }
 
 /// A random number in `0..n` from this P's generator (Go's `cheaprandn`).
