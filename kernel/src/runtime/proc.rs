@@ -1006,9 +1006,9 @@ pub(super) fn gfpurge(pp: &'static P) {
 // ---------------------------------------------------------------------------
 // Run queues
 
-/// Go's `runqput` (+ `runqputslow` on overflow). Inlined into `goready`
-/// and `newproc`: on the hand-off path a call and its return are two
-/// jump-cache look-ups under TCG (bench/README.md).
+/// Go's `runqput` (+ `runqputslow` on overflow). `#[inline]`, so that
+/// `goready` (every channel hand-off) pays no call: under TCG a call and
+/// its return are two jump-cache look-ups (bench/README.md).
 #[inline]
 pub fn runqput(pp: &'static P, gp: NonNull<G>, next: bool) {
     let randomize = SCHEDRANDOM.load(Ordering::Relaxed);
