@@ -103,10 +103,9 @@ PY
 [ -n "$lookups$mix" ] || exit 0
 command -v objdump >/dev/null || { echo "tbcount.sh: --lookups and --mix need objdump (binutils)" >&2; exit 1; }
 objdump -d --no-show-raw-insn -C "$elf" > "$tmp/dis"
-if [ -n "$mix" ]; then
-python3 - "$tmp/pcs" "$tmp/dis" "$ops" <<'PY'
+python3 - "$tmp/pcs" "${lookups:+$tmp/pairs}" "$tmp/dis" "$ops" "${mix:-0}" "${lookups:-0}" <<'PY'
 import bisect, collections, re, sys
-pcs_file, dis_file, ops = sys.argv[1], sys.argv[2], float(sys.argv[3])
+pcs_file, pairs_file, dis_file, ops, mix, lookups = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] == "1", sys.argv[6] == "1"
 insns, func = [], None  # (address, instruction text, function)
 for l in open(dis_file):
     m = re.match(r"^([0-9a-f]+) <(.*)>:$", l)
@@ -117,129 +116,125 @@ for l in open(dis_file):
     if m:
         insns.append((int(m.group(1), 16), m.group(2).strip(), func))
 addrs = [a for a, _, _ in insns]
-# What ends a translated block (besides the end of a page): control flow, and the instructions
-# after which TCG must look at the CPU state again.
-ENDS = re.compile(r"^(jmp|j[a-z]+|call|ret|iretq|hlt|sti|popf|pause|lretq|int3?|ud2|syscall|sysretq)\b")
-KINDS = [
-    ("locked read-modify-write (lock-prefixed, xchg with memory)", lambda t: t.startswith("lock ") or (t.startswith("xchg") and "(" in t)),
-    ("pushf", lambda t: t.startswith("pushf")),
-    ("popf", lambda t: t.startswith("popf")),
-    ("cli", lambda t: t == "cli"),
-    ("sti", lambda t: t == "sti"),
-    ("rdtsc", lambda t: t.startswith("rdtsc")),
-    ("pause", lambda t: t == "pause"),
-    ("call", lambda t: t.startswith("call")),
-    ("ret", lambda t: t.startswith("ret")),
-]
-total, per_kind, per_fn = 0, collections.Counter(), collections.defaultdict(collections.Counter)
-for line in open(pcs_file):
-    n, pc = line.split()
-    n, pc = int(n), int(pc, 16)
-    i = bisect.bisect_left(addrs, pc)
-    if i >= len(addrs) or addrs[i] != pc:
-        continue  # outside the kernel, or not an instruction boundary objdump knows
-    page = pc >> 12
-    j = i
-    while j < len(insns) and (insns[j][0] >> 12) == page:
-        a, t, f = insns[j]
-        total += n
-        per_fn[f]["insns"] += n
-        for k, test in KINDS:
-            if test(t):
-                per_kind[k] += n
-                per_fn[f][k] += n
-        if ENDS.match(t):
+
+
+def print_mix():
+    # What ends a translated block (besides the end of a page): control flow, and the instructions
+    # after which TCG must look at the CPU state again.
+    ENDS = re.compile(r"^(jmp|j[a-z]+|call|ret|iretq|hlt|sti|popf|pause|lretq|int3?|ud2|syscall|sysretq)\b")
+    KINDS = [
+        ("locked read-modify-write (lock-prefixed, xchg with memory)", lambda t: t.startswith("lock ") or (t.startswith("xchg") and "(" in t)),
+        ("pushf", lambda t: t.startswith("pushf")),
+        ("popf", lambda t: t.startswith("popf")),
+        ("cli", lambda t: t == "cli"),
+        ("sti", lambda t: t == "sti"),
+        ("rdtsc", lambda t: t.startswith("rdtsc")),
+        ("pause", lambda t: t == "pause"),
+        ("call", lambda t: t.startswith("call")),
+        ("ret", lambda t: t.startswith("ret")),
+    ]
+    total, per_kind, per_fn = 0, collections.Counter(), collections.defaultdict(collections.Counter)
+    for line in open(pcs_file):
+        n, pc = line.split()
+        n, pc = int(n), int(pc, 16)
+        i = bisect.bisect_left(addrs, pc)
+        if i >= len(addrs) or addrs[i] != pc:
+            continue  # outside the kernel, or not an instruction boundary objdump knows
+        page = pc >> 12
+        j = i
+        while j < len(insns) and (insns[j][0] >> 12) == page:
+            a, t, f = insns[j]
+            total += n
+            per_fn[f]["insns"] += n
+            for k, test in KINDS:
+                if test(t):
+                    per_kind[k] += n
+                    per_fn[f][k] += n
+            if ENDS.match(t):
+                break
+            j += 1
+    print(f"\ninstruction mix per op (kernel blocks only): {total / ops:.1f} instructions")
+    for k, _ in KINDS:
+        print(f"{per_kind[k] / ops:8.2f}  {k}")
+    short = {"locked read-modify-write (lock-prefixed, xchg with memory)": "locked"}
+    cols = [short.get(k, k) for k, _ in KINDS if k not in ("call", "ret")]
+    print(f"\n{'insns':>8} " + " ".join(f"{c:>7}" for c in cols) + "  function (per op)")
+    for f, c in sorted(per_fn.items(), key=lambda kv: -kv[1]["insns"])[:25]:
+        row = [c[k] for k, _ in KINDS if k not in ("call", "ret")]
+        print(f"{c['insns'] / ops:8.1f} " + " ".join(f"{v / ops:7.2f}" for v in row) + f"  {(f or '?')[:90]}")
+
+
+def print_lookups():
+    pairs = []
+    for line in open(pairs_file):
+        n, a, b = line.split()
+        pairs.append((int(n), int(a, 16), int(b, 16)))
+    starts = {a for _, a, _ in pairs} | {b for _, _, b in pairs}
+    ENDS = re.compile(r"^(jmp|j[a-z]+|call|ret|iretq|hlt|sti|pause)\b")
+    ends = {}
+
+    def block_end(a):
+        """How the block starting at `a` ends: its last instruction's mnemonic ('fall' when the
+        next block simply starts after it), or None outside the kernel."""
+        if a not in ends:
+            i = bisect.bisect_left(addrs, a)
+            ends[a] = None
+            if i < len(addrs) and addrs[i] == a:
+                for j in range(i, len(insns)):
+                    if j > i and insns[j][0] in starts:
+                        ends[a] = "fall"
+                        break
+                    t = insns[j][1]
+                    if ENDS.match(t):
+                        ends[a] = t.split()[0] + (" *" if "*" in t else "")
+                        break
+        return ends[a]
+
+    def fn(pc):
+        i = bisect.bisect_right(addrs, pc) - 1
+        return (insns[i][2] or "?") if i >= 0 else "?"
+
+    def jc_index(pc):  # QEMU softmmu's tb_jmp_cache_hash_func (TB_JMP_CACHE_BITS 12)
+        t = pc ^ (pc >> 6)
+        return ((t >> 6) & 0xFC0) | (t & 0x3F)
+
+    kinds, cross, targets = collections.Counter(), collections.Counter(), collections.Counter()
+    for n, a, b in pairs:
+        k = block_end(a)
+        if k is None:
+            continue
+        if k in ("ret", "iretq") or k.endswith(" *"):
+            kinds["looked up: ret, iretq or an indirect jump or call"] += n
+        elif k in ("sti", "pause", "hlt"):
+            kinds[f"looked up: the block after `{k}` (the block ends there)"] += n
+        elif (a >> 12) == (b >> 12):
+            kinds["chained: a direct jump or call within the page"] += n
+            continue
+        else:
+            kinds["looked up: a direct jump or call to another page"] += n
+            cross[(fn(a), fn(b), k)] += n
+        targets[b] += n
+    print(f"\nblock transitions per op (kernel blocks only):")
+    for k, n in kinds.most_common():
+        print(f"{n / ops:8.2f}  {k}")
+    print("\ndirect transitions to another page, per op:")
+    for (fa, fb, k), n in cross.most_common(12):
+        print(f"{n / ops:8.2f}  {fa[:60]} -> {fb[:60]} ({k})")
+    slots = collections.defaultdict(list)
+    for pc, n in targets.items():
+        slots[jc_index(pc)].append((n, pc))
+    shared = sorted(((sum(n for n, _ in l) - max(n for n, _ in l), i, sorted(l, reverse=True)) for i, l in slots.items() if len(l) > 1), reverse=True)
+    print(f"\njump-cache entries shared by look-up targets: {sum(s for s, _, _ in shared) / ops:.2f} look-ups per op "
+          "are of a target that is not its entry's most frequent one:")
+    for s, i, l in shared[:8]:
+        if s / ops < 0.05:
             break
-        j += 1
-print(f"\ninstruction mix per op (kernel blocks only): {total / ops:.1f} instructions")
-for k, _ in KINDS:
-    print(f"{per_kind[k] / ops:8.2f}  {k}")
-short = {"locked read-modify-write (lock-prefixed, xchg with memory)": "locked"}
-cols = [short.get(k, k) for k, _ in KINDS if k not in ("call", "ret")]
-print(f"\n{'insns':>8} " + " ".join(f"{c:>7}" for c in cols) + "  function (per op)")
-for f, c in sorted(per_fn.items(), key=lambda kv: -kv[1]["insns"])[:25]:
-    row = [c[k] for k, _ in KINDS if k not in ("call", "ret")]
-    print(f"{c['insns'] / ops:8.1f} " + " ".join(f"{v / ops:7.2f}" for v in row) + f"  {(f or '?')[:90]}")
-PY
-fi
-[ -n "$lookups" ] || exit 0
-python3 - "$tmp/pairs" "$tmp/dis" "$ops" <<'PY'
-import bisect, collections, re, sys
-pairs_file, dis_file, ops = sys.argv[1], sys.argv[2], float(sys.argv[3])
-insns, func = [], None  # (address, instruction text, function)
-for l in open(dis_file):
-    m = re.match(r"^([0-9a-f]+) <(.*)>:$", l)
-    if m:
-        func = m.group(2)
-        continue
-    m = re.match(r"^\s*([0-9a-f]+):\s+(.*)$", l)
-    if m:
-        insns.append((int(m.group(1), 16), m.group(2).strip(), func))
-addrs = [a for a, _, _ in insns]
-pairs = []
-for line in open(pairs_file):
-    n, a, b = line.split()
-    pairs.append((int(n), int(a, 16), int(b, 16)))
-starts = {a for _, a, _ in pairs} | {b for _, _, b in pairs}
-ENDS = re.compile(r"^(jmp|j[a-z]+|call|ret|iretq|hlt|sti|pause)\b")
-ends = {}
+        print(f"  entry {i:4d}: " + "; ".join(f"{pc:x} {fn(pc)[:50]} {n / ops:.2f}/op" for n, pc in l[:3]))
 
-def block_end(a):
-    """How the block starting at `a` ends: its last instruction's mnemonic ('fall' when the
-    next block simply starts after it), or None outside the kernel."""
-    if a not in ends:
-        i = bisect.bisect_left(addrs, a)
-        ends[a] = None
-        if i < len(addrs) and addrs[i] == a:
-            for j in range(i, len(insns)):
-                if j > i and insns[j][0] in starts:
-                    ends[a] = "fall"
-                    break
-                t = insns[j][1]
-                if ENDS.match(t):
-                    ends[a] = t.split()[0] + (" *" if "*" in t else "")
-                    break
-    return ends[a]
 
-def fn(pc):
-    i = bisect.bisect_right(addrs, pc) - 1
-    return (insns[i][2] or "?") if i >= 0 else "?"
-
-def jc_index(pc):  # QEMU softmmu's tb_jmp_cache_hash_func (TB_JMP_CACHE_BITS 12)
-    t = pc ^ (pc >> 6)
-    return ((t >> 6) & 0xFC0) | (t & 0x3F)
-
-kinds, cross, targets = collections.Counter(), collections.Counter(), collections.Counter()
-for n, a, b in pairs:
-    k = block_end(a)
-    if k is None:
-        continue
-    if k in ("ret", "iretq") or k.endswith(" *"):
-        kinds["looked up: ret, iretq or an indirect jump or call"] += n
-    elif k in ("sti", "pause", "hlt"):
-        kinds[f"looked up: the block after `{k}` (the block ends there)"] += n
-    elif (a >> 12) == (b >> 12):
-        kinds["chained: a direct jump or call within the page"] += n
-        continue
-    else:
-        kinds["looked up: a direct jump or call to another page"] += n
-        cross[(fn(a), fn(b), k)] += n
-    targets[b] += n
-print(f"\nblock transitions per op (kernel blocks only):")
-for k, n in kinds.most_common():
-    print(f"{n / ops:8.2f}  {k}")
-print("\ndirect transitions to another page, per op:")
-for (fa, fb, k), n in cross.most_common(12):
-    print(f"{n / ops:8.2f}  {fa[:60]} -> {fb[:60]} ({k})")
-slots = collections.defaultdict(list)
-for pc, n in targets.items():
-    slots[jc_index(pc)].append((n, pc))
-shared = sorted(((sum(n for n, _ in l) - max(n for n, _ in l), i, sorted(l, reverse=True)) for i, l in slots.items() if len(l) > 1), reverse=True)
-print(f"\njump-cache entries shared by look-up targets: {sum(s for s, _, _ in shared) / ops:.2f} look-ups per op "
-      "are of a target that is not its entry's most frequent one:")
-for s, i, l in shared[:8]:
-    if s / ops < 0.05:
-        break
-    print(f"  entry {i:4d}: " + "; ".join(f"{pc:x} {fn(pc)[:50]} {n / ops:.2f}/op" for n, pc in l[:3]))
+if mix:
+    print_mix()
+if lookups:
+    print_lookups()
 PY
 
