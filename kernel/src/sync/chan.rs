@@ -64,7 +64,7 @@
 //! which the deadlock detector reports); non-blocking ones fail; in a
 //! `select` the case is never chosen.
 use super::sudog::{acquire_sudog, clear_param, release_sudog, set_param, take_param, Sudog};
-use crate::runtime::lock::SpinLock;
+use crate::runtime::lock::RuntimeLock;
 use crate::runtime::runtime2::OwnerCell;
 use crate::{GoroutineHandle, WaitReason};
 use alloc::alloc::Layout;
@@ -204,7 +204,7 @@ impl WaitQ {
 /// `lock`; the atomics among them are also read without it (see the module
 /// comment's fast paths).
 pub struct HChan {
-    pub(crate) lock: SpinLock<()>,
+    pub(crate) lock: RuntimeLock<()>,
     /// (L) Number of buffered elements.
     qcount: AtomicUsize,
     /// (L) Set once by close.
@@ -253,7 +253,7 @@ impl HChan {
             p
         };
         HChan {
-            lock: SpinLock::new(()),
+            lock: RuntimeLock::new(()),
             qcount: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             sendx: OwnerCell::new(0),
@@ -447,7 +447,7 @@ fn chanparkcommit(_g: GoroutineHandle, lock: *mut u8) -> bool {
     // SAFETY: `lock` is the channel lock this core took, whose guard was
     // forgotten just before parking; the channel outlives the park (the
     // parked goroutine holds a handle to it).
-    unsafe { (*(lock as *const SpinLock<()>)).unlock_forgotten() };
+    unsafe { (*(lock as *const RuntimeLock<()>)).unlock_forgotten() };
     true
 }
 
@@ -526,7 +526,7 @@ pub(crate) fn chansend(c: Option<&HChan>, ep: *const u8, block: bool) -> bool {
     // SAFETY: lock held; mysg is ours and on no queue.
     unsafe { c.sendq.enqueue(mysg) };
     core::mem::forget(guard);
-    crate::park(Some(chanparkcommit), &c.lock as *const SpinLock<()> as *mut u8, WaitReason::ChanSend);
+    crate::park(Some(chanparkcommit), &c.lock as *const RuntimeLock<()> as *mut u8, WaitReason::ChanSend);
 
     // Woken by a receiver (value taken) or by close (success = false).
     if take_param() != mysg {
@@ -616,7 +616,7 @@ pub(crate) fn chanrecv(c: Option<&HChan>, ep: *mut u8, block: bool) -> (bool, bo
     // SAFETY: lock held.
     unsafe { c.recvq.enqueue(mysg) };
     core::mem::forget(guard);
-    crate::park(Some(chanparkcommit), &c.lock as *const SpinLock<()> as *mut u8, WaitReason::ChanReceive);
+    crate::park(Some(chanparkcommit), &c.lock as *const RuntimeLock<()> as *mut u8, WaitReason::ChanReceive);
 
     if take_param() != mysg {
         crate::runtime::fatal::throw("chanrecv: woken by the wrong sudog");

@@ -41,7 +41,7 @@
 //! requeues a waiter that was already woken at the front).
 use super::sudog::{acquire_sudog, release_sudog, Sudog};
 use gmp_core::semtree::SemaTree;
-use crate::runtime::lock::SpinLock;
+use crate::runtime::lock::RuntimeLock;
 use crate::runtime::runtime2::OwnerCell;
 use crate::{GoroutineHandle, WaitReason};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -52,7 +52,7 @@ pub const SEMTABSZ: usize = 251;
 /// One bucket of waiters (Go's `semaRoot`), padded to its own cache line.
 #[repr(align(64))]
 struct SemaRoot {
-    lock: SpinLock<()>,
+    lock: RuntimeLock<()>,
     /// (lock) The waiters of every address hashing here: a balanced tree
     /// keyed by address, each node a FIFO of that address's sudogs (Go's
     /// treap). Its sudogs are owned by the lock holder.
@@ -62,7 +62,7 @@ struct SemaRoot {
 }
 
 static SEMTABLE: [SemaRoot; SEMTABSZ] =
-    [const { SemaRoot { lock: SpinLock::new(()), tree: OwnerCell::new(SemaTree::new()), nwait: AtomicU32::new(0) } };
+    [const { SemaRoot { lock: RuntimeLock::new(()), tree: OwnerCell::new(SemaTree::new()), nwait: AtomicU32::new(0) } };
         SEMTABSZ];
 
 fn semroot(addr: &AtomicU32) -> &'static SemaRoot {
@@ -112,7 +112,7 @@ fn cansemacquire(addr: &AtomicU32) -> bool {
 fn semaparkcommit(_g: GoroutineHandle, lock: *mut u8) -> bool {
     // SAFETY: the root lock taken by this core with its guard forgotten;
     // roots are static.
-    unsafe { (*(lock as *const SpinLock<()>)).unlock_forgotten() };
+    unsafe { (*(lock as *const RuntimeLock<()>)).unlock_forgotten() };
     true
 }
 
@@ -143,7 +143,7 @@ pub(crate) fn semacquire1(addr: &AtomicU32, lifo: bool, reason: WaitReason) {
         // SAFETY: root lock held; s is ours and on no list.
         unsafe { root.queue(s, lifo) };
         core::mem::forget(guard);
-        crate::park(Some(semaparkcommit), &root.lock as *const SpinLock<()> as *mut u8, reason);
+        crate::park(Some(semaparkcommit), &root.lock as *const RuntimeLock<()> as *mut u8, reason);
         // Woken by semrelease1, which dequeued s (and decremented nwait).
         // SAFETY: dequeued, so ours again; `ticket` was written before the
         // ready that woke us.

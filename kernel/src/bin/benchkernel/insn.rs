@@ -71,6 +71,34 @@ insn_loop!(jmp_next, "jmp 3f\n3:");
 insn_loop!(call_ret, "call {f}", f = ret_only as extern "C" fn() as usize);
 insn_loop!(pushf_popf, "pushfq\npopfq");
 insn_loop!(cli_sti, "cli\nsti");
+// The halves of the two pairs, for what each costs on its own: `pushf`
+// with the `pop` that balances the stack (a plain load), and `sti` with
+// interrupts already on (TCG still ends the block after it). `popf` is the
+// pair less `pushf`.
+insn_loop!(pushf_pop, "pushfq\npop rax");
+insn_loop!(sti_only, "sti");
+/// `cli` alone: the loop runs with interrupts off and turns them back on
+/// once at the end (one `sti` per 400 000 `cli`s: below the noise).
+#[inline(never)]
+fn cli_only() -> u64 {
+    let t0 = kernel::nanotime();
+    // SAFETY: only the declared registers; interrupts are back on (as they
+    // were: a goroutine runs with them on) when the block ends.
+    unsafe {
+        asm!(
+            "2:",
+            ".rept 8",
+            "cli",
+            ".endr",
+            "dec {n}",
+            "jnz 2b",
+            "sti",
+            n = inout(reg) ITERS => _,
+            out("rax") _, out("rcx") _, out("rdx") _,
+        );
+    }
+    kernel::nanotime() - t0
+}
 insn_loop!(port_out, "out 0x80, al");
 
 /// Two indirect jumps per iteration, to targets `A` (offset 0 of a page) and
@@ -158,6 +186,9 @@ fn insn() {
         ("call_ret", call_ret),
         ("pushf_popf", pushf_popf),
         ("cli_sti", cli_sti),
+        ("pushf_pop", pushf_pop),
+        ("sti", sti_only),
+        ("cli", cli_only),
         ("port_out", port_out),
     ];
     let ratio = |name: &str, v: f64| {
