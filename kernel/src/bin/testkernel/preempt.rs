@@ -6,7 +6,7 @@ use crate::latch::Latch;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::println;
-use kernel::runtime::preempt::{ASYNC_PREEMPTS, COOP_PREEMPTS};
+use kernel::runtime::preempt::{ASYNC_PREEMPTS, ASYNC_REFUSED, COOP_PREEMPTS};
 
 
 fn leak<T>(v: T) -> &'static T {
@@ -346,6 +346,62 @@ fn preempt_guard() {
             ASYNC_PREEMPTS.load(Ordering::Relaxed) - a0
         );
         assert_eq!(during, 0, "a goroutine holding a PreemptGuard was preempted");
+        stop.store(true, Ordering::Relaxed);
+        done.done();
+    });
+    done.wait();
+    kernel::gomaxprocs(prev).unwrap();
+}
+
+// ---- RuntimeLock: Go's runtime mutex ---------------------------------------------------
+//
+// The channel and semaphore locks leave interrupts on and keep their holder
+// unpreempted through `m.locks` alone: while one is held the preemption
+// handler runs and refuses, and the unlock that brings the count back to 0
+// yields to the request at once (Go's `releasem`).
+
+#[ktest(output = ["runtime_lock: other goroutine ran 0 steps during 5 slices"])]
+fn runtime_lock() {
+    static LOCK: kernel::runtime::lock::RuntimeLock<u64> = kernel::runtime::lock::RuntimeLock::new(0);
+    let prev = kernel::gomaxprocs(1).unwrap();
+    let other = leak(AtomicU64::new(0));
+    let stop = leak(AtomicBool::new(false));
+    let done = leak(Latch::new(2));
+    kernel::go(move || {
+        while !stop.load(Ordering::Relaxed) {
+            other.fetch_add(1, Ordering::Relaxed);
+            core::hint::spin_loop();
+        }
+        done.done();
+    });
+    kernel::go(move || {
+        let slice = kernel::boot::params().forcepreemptns;
+        let (during, refused, irq_on, c0);
+        {
+            let mut held = LOCK.lock();
+            *held += 1;
+            irq_on = x86_64::instructions::interrupts::are_enabled();
+            let o0 = other.load(Ordering::Relaxed);
+            let r0 = ASYNC_REFUSED.load(Ordering::Relaxed);
+            let t0 = kernel::nanotime();
+            while kernel::nanotime() - t0 < 5 * slice {
+                core::hint::spin_loop();
+            }
+            during = other.load(Ordering::Relaxed) - o0;
+            refused = ASYNC_REFUSED.load(Ordering::Relaxed) - r0;
+            // Only this P runs goroutines, and the spinner has no safe point:
+            // any cooperative preemption from here is the unlock's.
+            c0 = COOP_PREEMPTS.load(Ordering::Relaxed);
+        }
+        let yielded = COOP_PREEMPTS.load(Ordering::Relaxed) - c0;
+        println!(
+            "runtime_lock: other goroutine ran {during} steps during 5 slices under the lock \
+             (interrupts on: {irq_on}, preemptions refused: {refused}, yields at the unlock: {yielded})"
+        );
+        assert!(irq_on, "a RuntimeLock turned interrupts off");
+        assert_eq!(during, 0, "a goroutine holding a RuntimeLock was preempted");
+        assert!(refused > 0, "no preemption request was refused while the lock was held: were interrupts on?");
+        assert_eq!(yielded, 1, "the unlock did not honour the pending preemption request");
         stop.store(true, Ordering::Relaxed);
         done.done();
     });
