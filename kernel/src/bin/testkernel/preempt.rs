@@ -308,9 +308,10 @@ fn fpu_preempt() {
 
 // ---- PreemptGuard ---------------------------------------------------------------------------
 
-#[ktest(output = ["preempt_guard: other goroutine ran 0 steps during 5 slices"])]
-fn preempt_guard() {
-    let prev = kernel::gomaxprocs(1).unwrap();
+/// One P's worth of competition for the two tests below: a goroutine that
+/// counts in `other` with no safe point until `stop`, then counts `done`
+/// down (a latch of 2, the second count for the test's own goroutine).
+fn counting_spinner() -> (&'static AtomicU64, &'static AtomicBool, &'static Latch) {
     let other = leak(AtomicU64::new(0));
     let stop = leak(AtomicBool::new(false));
     let done = leak(Latch::new(2));
@@ -321,6 +322,13 @@ fn preempt_guard() {
         }
         done.done();
     });
+    (other, stop, done)
+}
+
+#[ktest(output = ["preempt_guard: other goroutine ran 0 steps during 5 slices"])]
+fn preempt_guard() {
+    let prev = kernel::gomaxprocs(1).unwrap();
+    let (other, stop, done) = counting_spinner();
     kernel::go(move || {
         let slice = kernel::boot::params().forcepreemptns;
         let (during, a0);
@@ -364,16 +372,7 @@ fn preempt_guard() {
 fn runtime_lock() {
     static LOCK: kernel::runtime::lock::RuntimeLock<u64> = kernel::runtime::lock::RuntimeLock::new(0);
     let prev = kernel::gomaxprocs(1).unwrap();
-    let other = leak(AtomicU64::new(0));
-    let stop = leak(AtomicBool::new(false));
-    let done = leak(Latch::new(2));
-    kernel::go(move || {
-        while !stop.load(Ordering::Relaxed) {
-            other.fetch_add(1, Ordering::Relaxed);
-            core::hint::spin_loop();
-        }
-        done.done();
-    });
+    let (other, stop, done) = counting_spinner();
     kernel::go(move || {
         let slice = kernel::boot::params().forcepreemptns;
         let (during, refused, irq_on, c0);
