@@ -370,15 +370,14 @@ fn preempt_guard() {
 
 #[ktest(output = ["runtime_lock: other goroutine ran 0 steps during 5 slices"])]
 fn runtime_lock() {
-    static LOCK: kernel::runtime::lock::RuntimeLock<u64> = kernel::runtime::lock::RuntimeLock::new(0);
+    static LOCK: kernel::runtime::lock::RuntimeLock<()> = kernel::runtime::lock::RuntimeLock::new(());
     let prev = kernel::gomaxprocs(1).unwrap();
     let (other, stop, done) = counting_spinner();
     kernel::go(move || {
         let slice = kernel::boot::params().forcepreemptns;
         let (during, refused, irq_on, c0);
         {
-            let mut held = LOCK.lock();
-            *held += 1;
+            let _held = LOCK.lock();
             irq_on = x86_64::instructions::interrupts::are_enabled();
             let o0 = other.load(Ordering::Relaxed);
             let r0 = ASYNC_REFUSED.load(Ordering::Relaxed);
