@@ -8,6 +8,18 @@
 # lines on stdout (progress on stderr). Compare the kernel's
 # `./run-qemu.sh --release bench` figures with the go_qemu_ ones.
 # QEMU_USER_ARGS overrides the qemu-x86_64 options (default: probed).
+#
+#   ICOUNT=1 bench/go-baseline.sh NAME...    e.g. ICOUNT=1 bench/go-baseline.sh gosched chan_sync
+#
+# counts instead of timing: the instructions Go executes per operation of each named benchmark at
+# one P (GOMAXPROCS=1), every thread's (sysmon's too), as `BENCH go_icount_<name> <n> insn/op`.
+# The native binary runs under valgrind's lackey twice, with -n ICOUNT_N1 and -n ICOUNT_N2
+# operations (default 2000 and 22000); the difference over the difference in operations leaves out
+# start-up and exit. An instruction is the same one natively and under qemu-user, so this is the
+# count the go_qemu_ figures pay for. One P because valgrind runs one thread at a time: with two,
+# the count follows valgrind's thread switches (chan_sync read 1043 and 5692 insn/op in two
+# set-ups), not Go's scheduler. Compare with the kernel at --smp 1:
+# `ICOUNT=1 bench/interleave.sh ELF ELF 1 1 "..."` (its figures are 32 guest ns per instruction).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +32,9 @@ say() { printf 'go-baseline.sh: %s\n' "$*" >&2; }
 missing=()
 [ -x "$GO" ] || missing+=(golang-1.19-go)
 command -v "$QEMU" >/dev/null 2>&1 || missing+=(qemu-user)
+if [ -n "${ICOUNT:-}" ]; then
+    command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         say "missing: ${missing[*]}. Install with:"
@@ -53,6 +68,36 @@ run() {
     say "running $where: $*"
     "$@" | sed -un "s/^BENCH go_/BENCH go_${where}_/p"
 }
+
+if [ -n "${ICOUNT:-}" ]; then
+    [ $# -gt 0 ] || { say "ICOUNT=1: name the benchmarks to count, e.g. gosched chan_sync"; exit 2; }
+    n1=${ICOUNT_N1:-2000} n2=${ICOUNT_N2:-22000}
+    if ! [ "$n1" -gt 0 ] 2>/dev/null || ! [ "$n2" -gt "$n1" ] 2>/dev/null; then
+        say "ICOUNT_N1 and ICOUNT_N2 must be whole numbers with 0 < N1 < N2 (got $n1 and $n2)"
+        exit 2
+    fi
+    # Instructions of one run of NAME with N operations (lackey's "guest instrs" total).
+    count() {
+        local out
+        out=$(GOMAXPROCS=1 valgrind --tool=lackey "$BIN" -only "=$1" -n "$2" 2>&1 >/dev/null)
+        sed -n 's/^==[0-9]*==   guest instrs: *\([0-9,]*\)$/\1/p' <<<"$out" | tr -d ,
+    }
+    for name in "$@"; do
+        case $name in
+        wake_latency | forkjoin* | *_p[2-9]*)
+            say "$name sets its own P count above one: valgrind's count would follow its thread switches"
+            exit 2
+            ;;
+        esac
+        "$BIN" -only "=$name" -n 1 2>/dev/null | grep -q . || { say "no benchmark named $name"; exit 2; }
+        say "counting $name under valgrind's lackey ($n1 and $n2 operations)"
+        c1=$(count "$name" "$n1") c2=$(count "$name" "$n2")
+        [ -n "$c1" ] && [ -n "$c2" ] || { say "valgrind printed no instruction count for $name"; exit 1; }
+        awk -v a="$c1" -v b="$c2" -v n1="$n1" -v n2="$n2" -v name="$name" \
+            'BEGIN { printf "BENCH go_icount_%s %.1f insn/op\n", name, (b - a) / (n2 - n1) }'
+    done
+    exit 0
+fi
 
 # qemu-user: the default CPU model runs GOAMD64=v1 code; fall back to -cpu max if not.
 if [ -n "${QEMU_USER_ARGS+x}" ]; then

@@ -32,9 +32,10 @@
 # change anywhere in the kernel can add or remove a collision on a path it did not touch.
 # --mix also prints, per op, how many instructions ran, and how many of the kinds that TCG makes
 # expensive (bench/README.md's table): locked read-modify-writes, pushf/popf, cli/sti, rdtsc,
-# pause, calls and returns, per kernel function too. It walks each executed block from its start
-# to the first instruction that ends a translated block (a branch, call, ret, sti, popf, pause,
-# hlt, or the end of the page), so it is exact for the blocks QEMU made, whatever their count.
+# pause, calls and returns, and the instructions that access memory (each a software-TLB look-up
+# under qemu-system), per kernel function too. It walks each executed block from its start to the
+# first instruction that ends a translated block (a branch, call, ret, sti, popf, pause, hlt, or
+# the end of the page), so it is exact for the blocks QEMU made, whatever their count.
 #
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -132,6 +133,10 @@ def print_mix():
         ("pause", lambda t: t == "pause"),
         ("call", lambda t: t.startswith("call")),
         ("ret", lambda t: t.startswith("ret")),
+        # Under qemu-system each one goes through the software TLB (bench/README.md).
+        ("memory access (an operand in memory, push, pop, call, ret)", lambda t:
+            (("(" in t or "%gs:" in t) and not t.startswith(("lea", "nop", "prefetch")))
+            or t.startswith(("push", "pop", "call", "ret"))),
     ]
     total, per_kind, per_fn = 0, collections.Counter(), collections.defaultdict(collections.Counter)
     for line in open(pcs_file):
@@ -156,7 +161,8 @@ def print_mix():
     print(f"\ninstruction mix per op (kernel blocks only): {total / ops:.1f} instructions")
     for k, _ in KINDS:
         print(f"{per_kind[k] / ops:8.2f}  {k}")
-    short = {"locked read-modify-write (lock-prefixed, xchg with memory)": "locked"}
+    short = {"locked read-modify-write (lock-prefixed, xchg with memory)": "locked",
+             "memory access (an operand in memory, push, pop, call, ret)": "memory"}
     cols = [short.get(k, k) for k, _ in KINDS if k not in ("call", "ret")]
     print(f"\n{'insns':>8} " + " ".join(f"{c:>7}" for c in cols) + "  function (per op)")
     for f, c in sorted(per_fn.items(), key=lambda kv: -kv[1]["insns"])[:25]:

@@ -23,8 +23,10 @@ import (
 
 var (
 	budget = flag.Duration("budget", 300*time.Millisecond, "wall time per benchmark")
-	only   = flag.String("only", "", "comma-separated substrings: run only the benchmarks whose name contains one")
+	only   = flag.String("only", "", "comma-separated substrings: run only the benchmarks whose name contains one (\"=name\": exactly that name)")
 	probe  = flag.Bool("probe", false, "print \"ok\" and exit (used to check that qemu-user runs the binary)")
+	ops    = flag.Int("n", 0, "run each benchmark once with exactly this many operations, instead of calibrating to -budget (ICOUNT=1 bench/go-baseline.sh counts instructions this way)")
+	insn   = flag.Bool("insn", false, "time single instructions (as the kernel's bench=insn does) and exit")
 )
 
 var start = time.Now()
@@ -85,8 +87,13 @@ func calibrate(budget time.Duration, f func(n int) time.Duration) (float64, int)
 // may be busy with other work, and the minimum is the least disturbed run.
 const reps = 3
 
-// measure returns the best ns per op of reps runs of about budget/reps.
+// measure returns the best ns per op of reps runs of about budget/reps
+// (with -n: of one run of that many operations).
 func measure(f func(n int) time.Duration) float64 {
+	if *ops > 0 {
+		v, _ := runOnce(f, *ops)
+		return v
+	}
 	best, n := calibrate(*budget/reps, f)
 	for r := 1; r < reps; r++ {
 		if v, _ := runOnce(f, n); v < best {
@@ -499,7 +506,11 @@ func selected(name string) bool {
 		return true
 	}
 	for _, s := range strings.Split(*only, ",") {
-		if s != "" && strings.Contains(name, s) {
+		if exact := strings.TrimPrefix(s, "="); exact != s {
+			if name == exact {
+				return true
+			}
+		} else if s != "" && strings.Contains(name, s) {
 			return true
 		}
 	}
@@ -510,6 +521,10 @@ func main() {
 	flag.Parse()
 	if *probe {
 		fmt.Println("ok")
+		return
+	}
+	if *insn {
+		insnTable()
 		return
 	}
 	ncpu := runtime.NumCPU()
@@ -566,7 +581,11 @@ func main() {
 		for r := 0; r < reps; r++ {
 			for p := 1; p <= ncpu; p++ {
 				withProcs(p, func() {
-					if r == 0 {
+					if *ops > 0 {
+						if r == 0 {
+							best[p], _ = runOnce(forkJoin, *ops)
+						}
+					} else if r == 0 {
 						best[p], size[p] = calibrate(*budget/reps, forkJoin)
 					} else if v, _ := runOnce(forkJoin, size[p]); v < best[p] {
 						best[p] = v

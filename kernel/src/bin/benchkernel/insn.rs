@@ -60,6 +60,7 @@ extern "C" fn ret_only() {
 insn_loop!(empty, "");
 insn_loop!(add, "add rax, 1");
 insn_loop!(mov_load, "mov rax, [{p}]", p = SCRATCH.as_ptr());
+insn_loop!(mov_store, "mov [{p}], rax", p = SCRATCH.as_ptr());
 insn_loop!(gs_load, "mov rax, gs:[0]");
 insn_loop!(lock_xadd, "lock xadd [{p}], rax", p = SCRATCH.as_ptr());
 insn_loop!(xchg, "xchg [{p}], rax", p = SCRATCH.as_ptr());
@@ -175,6 +176,7 @@ fn insn() {
     let load = per(mov_load);
     report("insn_mov_load", load * 1000.0, "ps");
     let all: &[(&str, fn() -> u64)] = &[
+        ("mov_store", mov_store),
         ("gs_load", gs_load),
         ("lock_xadd", lock_xadd),
         ("xchg", xchg),
