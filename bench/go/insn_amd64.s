@@ -1,182 +1,57 @@
-// The instruction loops of insn.go: each repeats one instruction (or pair) 8 times per
-// iteration, as the kernel's bench=insn does (kernel/src/bin/benchkernel/insn.rs).
-// func xLoop(n int, p *uint64): n iterations; p is the memory operand.
+// The instruction loops of insn.go, the same as the kernel's bench=insn
+// (kernel/src/bin/benchkernel/insn.rs): each repeats one instruction (or
+// pair) 8 times per iteration.
+//
+//	func xLoop(n int, p *uint64)    n iterations; p is the memory operand
 
 #include "textflag.h"
+
+#define REP8(b) b; b; b; b; b; b; b; b
+
+// One loop function: CX counts the iterations, SI points at the operand,
+// AX is the register operand.
+#define INSN_LOOP(sym, body) \
+	TEXT sym(SB), NOSPLIT, $0-16; \
+	MOVQ n+0(FP), CX; \
+	MOVQ p+8(FP), SI; \
+	MOVQ $1, AX; \
+loop: \
+	REP8(body); \
+	DECQ CX; \
+	JNZ loop; \
+	RET
+
+#define NOTHING
+#define ADD ADDQ $1, AX
+#define LOAD MOVQ (SI), AX
+#define STORE MOVQ AX, (SI)
+#define XADD LOCK; XADDQ AX, (SI)
+#define XCHG XCHGQ AX, (SI)
+#define CMPXCHG LOCK; CMPXCHGQ CX, (SI)
+#define CALL_RET CALL retOnly<>(SB)
+#define PUSHF_POP PUSHFQ; POPQ AX
 
 // The target of callRetLoop: returns at once.
 TEXT retOnly<>(SB), NOSPLIT|NOFRAME, $0-0
 	RET
 
-TEXT ·emptyLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	DECQ CX
-	JNZ loop
-	RET
+INSN_LOOP(·emptyLoop, NOTHING)
+INSN_LOOP(·addLoop, ADD)
+INSN_LOOP(·movLoadLoop, LOAD)
+INSN_LOOP(·movStoreLoop, STORE)
+INSN_LOOP(·lockXaddLoop, XADD)
+INSN_LOOP(·xchgLoop, XCHG)
+INSN_LOOP(·lockCmpxchgLoop, CMPXCHG)
+INSN_LOOP(·mfenceLoop, MFENCE)
+INSN_LOOP(·pauseLoop, PAUSE)
+INSN_LOOP(·rdtscLoop, RDTSC)
+INSN_LOOP(·callRetLoop, CALL_RET)
+INSN_LOOP(·pushfPopLoop, PUSHF_POP)
 
-TEXT ·addLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	ADDQ $1, AX
-	ADDQ $1, AX
-	ADDQ $1, AX
-	ADDQ $1, AX
-	ADDQ $1, AX
-	ADDQ $1, AX
-	ADDQ $1, AX
-	ADDQ $1, AX
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·movLoadLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	MOVQ (SI), AX
-	MOVQ (SI), AX
-	MOVQ (SI), AX
-	MOVQ (SI), AX
-	MOVQ (SI), AX
-	MOVQ (SI), AX
-	MOVQ (SI), AX
-	MOVQ (SI), AX
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·movStoreLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	MOVQ AX, (SI)
-	MOVQ AX, (SI)
-	MOVQ AX, (SI)
-	MOVQ AX, (SI)
-	MOVQ AX, (SI)
-	MOVQ AX, (SI)
-	MOVQ AX, (SI)
-	MOVQ AX, (SI)
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·lockXaddLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	LOCK; XADDQ AX, (SI)
-	LOCK; XADDQ AX, (SI)
-	LOCK; XADDQ AX, (SI)
-	LOCK; XADDQ AX, (SI)
-	LOCK; XADDQ AX, (SI)
-	LOCK; XADDQ AX, (SI)
-	LOCK; XADDQ AX, (SI)
-	LOCK; XADDQ AX, (SI)
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·xchgLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	XCHGQ AX, (SI)
-	XCHGQ AX, (SI)
-	XCHGQ AX, (SI)
-	XCHGQ AX, (SI)
-	XCHGQ AX, (SI)
-	XCHGQ AX, (SI)
-	XCHGQ AX, (SI)
-	XCHGQ AX, (SI)
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·lockCmpxchgLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	LOCK; CMPXCHGQ CX, (SI)
-	LOCK; CMPXCHGQ CX, (SI)
-	LOCK; CMPXCHGQ CX, (SI)
-	LOCK; CMPXCHGQ CX, (SI)
-	LOCK; CMPXCHGQ CX, (SI)
-	LOCK; CMPXCHGQ CX, (SI)
-	LOCK; CMPXCHGQ CX, (SI)
-	LOCK; CMPXCHGQ CX, (SI)
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·mfenceLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	MFENCE
-	MFENCE
-	MFENCE
-	MFENCE
-	MFENCE
-	MFENCE
-	MFENCE
-	MFENCE
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·pauseLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	PAUSE
-	PAUSE
-	PAUSE
-	PAUSE
-	PAUSE
-	PAUSE
-	PAUSE
-	PAUSE
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·rdtscLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	RDTSC
-	RDTSC
-	RDTSC
-	RDTSC
-	RDTSC
-	RDTSC
-	RDTSC
-	RDTSC
-	DECQ CX
-	JNZ loop
-	RET
-
+// A taken jump to the next instruction: eight labels, so written out.
 TEXT ·jmpNextLoop(SB), NOSPLIT, $0-16
 	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
 loop:
-	JMP next0
-next0:
 	JMP next1
 next1:
 	JMP next2
@@ -191,48 +66,8 @@ next5:
 next6:
 	JMP next7
 next7:
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·callRetLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	CALL retOnly<>(SB)
-	CALL retOnly<>(SB)
-	CALL retOnly<>(SB)
-	CALL retOnly<>(SB)
-	CALL retOnly<>(SB)
-	CALL retOnly<>(SB)
-	CALL retOnly<>(SB)
-	CALL retOnly<>(SB)
-	DECQ CX
-	JNZ loop
-	RET
-
-TEXT ·pushfPopLoop(SB), NOSPLIT, $0-16
-	MOVQ n+0(FP), CX
-	MOVQ p+8(FP), SI
-	MOVQ $1, AX
-loop:
-	PUSHFQ
-	POPQ AX
-	PUSHFQ
-	POPQ AX
-	PUSHFQ
-	POPQ AX
-	PUSHFQ
-	POPQ AX
-	PUSHFQ
-	POPQ AX
-	PUSHFQ
-	POPQ AX
-	PUSHFQ
-	POPQ AX
-	PUSHFQ
-	POPQ AX
+	JMP next8
+next8:
 	DECQ CX
 	JNZ loop
 	RET
