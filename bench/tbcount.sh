@@ -135,8 +135,9 @@ def print_mix():
         ("ret", lambda t: t.startswith("ret")),
         # Under qemu-system each one goes through the software TLB (bench/README.md).
         ("memory access (an operand in memory, push, pop, call, ret)", lambda t:
-            (("(" in t or "%gs:" in t) and not t.startswith(("lea", "nop", "prefetch")))
-            or t.startswith(("push", "pop", "call", "ret"))),
+            # (padding nops carry a memory operand and prefixes: "data16 cs nopw 0x0(%rax,%rax,1)")
+            (("(" in t or "%gs:" in t) and not re.search(r"\b(lea|nop|prefetch)", t))
+            or t.startswith(("push", "pop", "call", "ret", "leave"))),
     ]
     total, per_kind, per_fn = 0, collections.Counter(), collections.defaultdict(collections.Counter)
     for line in open(pcs_file):
