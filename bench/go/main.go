@@ -578,13 +578,15 @@ func main() {
 		// burst of host load does not skew one P count only.
 		best := make([]float64, ncpu+1)
 		size := make([]int, ncpu+1)
-		for r := 0; r < reps; r++ {
+		rounds := reps
+		if *ops > 0 {
+			rounds = 1 // -n: one run of that size per P count
+		}
+		for r := 0; r < rounds; r++ {
 			for p := 1; p <= ncpu; p++ {
 				withProcs(p, func() {
 					if *ops > 0 {
-						if r == 0 {
-							best[p], _ = runOnce(forkJoin, *ops)
-						}
+						best[p], _ = runOnce(forkJoin, *ops)
 					} else if r == 0 {
 						best[p], size[p] = calibrate(*budget/reps, forkJoin)
 					} else if v, _ := runOnce(forkJoin, size[p]); v < best[p] {
