@@ -1089,23 +1089,28 @@ fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<
     let gp = s.runq.pop_front()?;
     let mut moved = 1;
     let mut rest = n - 1;
-    // SAFETY: we hold pp (we are its M).
-    let local = unsafe { pp.runq.local() };
-    let mut it = core::iter::from_fn(|| {
-        if rest == 0 {
-            return None;
-        }
-        rest -= 1;
-        s.runq.pop_front()
-    });
-    let mp = getm();
-    let randomize = SCHEDRANDOM.load(Ordering::Relaxed);
-    // SAFETY: fastrand owned by this M.
-    let fr = if randomize { Some(unsafe { mp.fastrand.get_mut() }) } else { None };
-    moved += local.put_batch(&mut it, fr);
-    // put_batch pulls from `it` only while a slot is free; with n <= 128
-    // and our queue empty or nearly so, every G fits. Anything left is still
-    // in the global queue (never popped), so nothing can be lost here.
+    // Go's loop (`for ; n > 0; n--`) does nothing when the batch is one G,
+    // as it is on every Gosched of a lone goroutine. Skip the call (and its
+    // return, a block look-up under emulation) then, not only the loop.
+    if rest > 0 {
+        // SAFETY: we hold pp (we are its M).
+        let local = unsafe { pp.runq.local() };
+        let mut it = core::iter::from_fn(|| {
+            if rest == 0 {
+                return None;
+            }
+            rest -= 1;
+            s.runq.pop_front()
+        });
+        let mp = getm();
+        let randomize = SCHEDRANDOM.load(Ordering::Relaxed);
+        // SAFETY: fastrand owned by this M.
+        let fr = if randomize { Some(unsafe { mp.fastrand.get_mut() }) } else { None };
+        moved += local.put_batch(&mut it, fr);
+        // put_batch pulls from `it` only while a slot is free; with n <= 128
+        // and our queue empty or nearly so, every G fits. Anything left is
+        // still in the global queue (never popped), so nothing can be lost.
+    }
     runqsize_add(s, -(moved as i64));
     Some(gp)
 }
