@@ -10,7 +10,9 @@
 #        ELF's own address
 # BENCH  the benchmark to run (bench=BENCH)
 # OPS    what to divide by: the operations the benchmark ran in all, warm-up and best-of-3 runs
-#        included (e.g. 120000 for gosched: 3 runs x 2 goroutines x 20000 yields)
+#        included (e.g. 1200000 for gosched: 3 runs x 2 goroutines x 200000 yields; 360000 for
+#        chan_sync and token_ring: 3 runs x 120000). The log slows the guest several hundred times,
+#        so a count of a benchmark takes minutes
 #
 # A translated block ends at every branch, call and return, so blocks per function is a profile
 # of control flow, with none of the sampling profiler's blind spots (it cannot sample inside an

@@ -4,6 +4,15 @@
 //! `BENCH <name> <value> <unit>` (value in emulated time), plus, where a
 //! baseline measured in the same run makes sense, a `BENCH <name>_ratio`
 //! line. Benchmarks are measured, never asserted.
+//!
+//! The figures that `bench/compare.sh` sets beside Go's are measured as the
+//! Go side measures them (`bench/go`): the best of three runs, each of about
+//! 100 ms at `-smp 2` on the development machine, as Go calibrates each of
+//! its three runs to a third of its 300 ms budget. A run's fixed costs
+//! (starting the goroutines, waking the other cores, the last goroutines'
+//! tail) then weigh in the same proportion on both sides. The sizes are fixed,
+//! not calibrated, so that an instruction count (`ICOUNT=1`,
+//! `bench/tbcount.sh`) divides by a known number of operations.
 #![no_std]
 #![no_main]
 

@@ -65,7 +65,7 @@ impl Done {
 /// Spawn + run + exit in rounds of 1000 from one goroutine, waiting for each
 /// round (Go's BenchmarkCreateGoroutines shape: steady state, Gs reused).
 fn spawn_rounds(name: &str) {
-    const ROUNDS: u64 = 20;
+    const ROUNDS: u64 = 100;
     const PER: u64 = 1000;
     let v = best_of_3(|| {
         // One warm-up round creates the Gs.
@@ -119,7 +119,7 @@ fn spawn_exit_burst() {
 /// after a warm-up run that creates the Gs, as the Go side measures.
 fn spawn_exit_parallel() {
     const PER_ROUND: u64 = 1000;
-    const ROUNDS: u64 = 25;
+    const ROUNDS: u64 = 100;
     let procs = kernel::current_gomaxprocs() as u64;
     let run = || {
         let done = Done::new(procs);
@@ -152,7 +152,7 @@ pub fn best_of_3(mut f: impl FnMut() -> f64) -> f64 {
 /// Two goroutines yielding to each other on one P: ns per Gosched.
 fn gosched() {
     let prev = kernel::gomaxprocs(1).unwrap();
-    const K: u64 = 20_000;
+    const K: u64 = 200_000;
     let v = best_of_3(|| {
         let done = Done::new(2);
         let t0 = kernel::nanotime();

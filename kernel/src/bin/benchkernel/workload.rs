@@ -11,8 +11,8 @@
 //! - `token_ring`: 503 goroutines in a ring of unbuffered channels pass a
 //!   counter around (the shoot-out's thread-ring): ns per hop.
 //!
-//! Sizes are fixed (about a second of emulated time for all three runs);
-//! each figure is the best of three runs, as in the Go baseline.
+//! Sizes are fixed, a run of about 100 ms; each figure is the best of three
+//! runs, as in the Go baseline (see `main.rs`).
 use crate::report;
 use crate::sched::best_of_3;
 use alloc::sync::Arc;
@@ -38,7 +38,7 @@ fn procs() -> usize {
 /// unlock, `OPS` times in all. The final count checks that no increment
 /// was lost (a broken mutex shows here, not as a fast figure).
 fn mutex_contended() {
-    const OPS: usize = 400_000;
+    const OPS: usize = 2_000_000;
     let v = best_of_3(|| {
         let g = PER_P * procs();
         let m = Arc::new(Mutex::new(0u64));
@@ -81,7 +81,7 @@ fn work(x: u64) -> u64 {
 /// second buffered channel, which the benchmark goroutine drains. The sum
 /// of the results is checked against a serial computation.
 fn worker_pool() {
-    const JOBS: u64 = 20_000;
+    const JOBS: u64 = 200_000;
     const CAP: usize = 128;
     let want = (0..JOBS).fold(0u64, |s, j| s.wrapping_add(work(j)));
     let v = best_of_3(|| {
@@ -140,7 +140,7 @@ fn tree(depth: u32) -> u64 {
 /// at once) from one goroutine.
 fn spawn_tree() {
     const DEPTH: u32 = 11;
-    const TREES: u64 = 4;
+    const TREES: u64 = 16;
     let nodes = (1u64 << (DEPTH + 1)) - 1;
     let v = best_of_3(|| {
         let t0 = kernel::nanotime();
@@ -161,7 +161,7 @@ fn spawn_tree() {
 /// `HOPS`; each hop decrements it, and whoever sees it reach zero reports.
 fn token_ring() {
     const RING: usize = 503;
-    const HOPS: u64 = 30_000;
+    const HOPS: u64 = 120_000;
     let v = best_of_3(|| {
         let chans: Vec<Chan<u64>> = (0..RING).map(|_| Chan::new(0)).collect();
         let done = Chan::<usize>::new(1);
