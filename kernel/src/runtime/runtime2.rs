@@ -133,9 +133,10 @@ pub struct G {
     pub sched: Gobuf,
     /// Go's `atomicstatus`; transitions through `casgstatus`.
     pub atomicstatus: AtomicU32,
-    /// Set while some core executes this G; the CAS in `execute` makes a G
-    /// running on two cores at once a fatal error instead of a silent
-    /// corruption (cleared in `dropg` once the G's state is saved).
+    /// Set while some core executes this G (cleared in `dropg` once the G's
+    /// state is saved). `execute` makes a G that is still set a fatal error,
+    /// and its status CAS one that two cores took at once, instead of a
+    /// silent corruption.
     pub on_cpu: AtomicBool,
     /// Preemption request (sysmon's `preemptone`): pairs with the check at
     /// the next safe point or preemption IPI.
@@ -252,6 +253,12 @@ pub struct M {
     pub steal_order_count: OwnerCell<u32>,
     /// Statistics.
     pub steals: AtomicU64,
+    /// Goroutines this M created (`newproc1`): a load and a store, as only
+    /// this M writes it; the schedtrace summary adds up every M's. Not in
+    /// `SCHED`: a counter there that every core bumps at every spawn moved
+    /// the cache line of `npidle`, `nmspinning` and `runqsize` between the
+    /// cores at every spawn, and cost a locked instruction besides.
+    pub ngcreated: AtomicU64,
     pub parks: AtomicU64,
     pub wakeups: AtomicU64,
     /// This core's halt-poll window in ns (`haltpoll=1`: a `gmp_core::haltpoll::Window`,
@@ -364,6 +371,4 @@ pub struct Sched {
     /// Ms currently in a syscall (they count as running for checkdead).
     /// An atomic, not under the lock: entersyscall/exitsyscall take no lock.
     pub nmsys: AtomicU32,
-    /// Statistics.
-    pub ngcreated: AtomicU64,
 }

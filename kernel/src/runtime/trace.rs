@@ -121,8 +121,9 @@ pub struct Stats {
 }
 
 pub fn stats() -> Stats {
-    let mut s = Stats { created: SCHED.ngcreated.load(Ordering::Relaxed), steals: 0, parks: 0, wakeups: 0 };
+    let mut s = Stats { created: 0, steals: 0, parks: 0, wakeups: 0 };
     for m in proc::allm_slice() {
+        s.created += m.ngcreated.load(Ordering::Relaxed);
         s.steals += m.steals.load(Ordering::Relaxed);
         s.parks += m.parks.load(Ordering::Relaxed);
         s.wakeups += m.wakeups.load(Ordering::Relaxed);
