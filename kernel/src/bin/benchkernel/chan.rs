@@ -34,8 +34,11 @@ const CALLS_PER_SCHED: i32 = 1000;
 fn chan_sync() {
     const OPS: i32 = 120_000;
     const PROCS: i32 = 2;
+    // One counter for the three runs (the goroutines need a 'static one),
+    // refilled at the start of each.
+    let batches: &'static AtomicI32 = alloc::boxed::Box::leak(alloc::boxed::Box::new(AtomicI32::new(0)));
     let v = best_of_3(|| {
-        let batches: &'static AtomicI32 = alloc::boxed::Box::leak(alloc::boxed::Box::new(AtomicI32::new(OPS / CALLS_PER_SCHED / PROCS * PROCS)));
+        batches.store(OPS / CALLS_PER_SCHED / PROCS * PROCS, Ordering::Relaxed);
         let c = Chan::<bool>::new(PROCS as usize);
         let myc = Chan::<i32>::new(0);
         let t0 = kernel::nanotime();
@@ -74,8 +77,10 @@ fn chan_sync() {
 fn prod_cons(chan_size: usize, name: &str) {
     const OPS: i32 = 200_000;
     let procs = kernel::current_gomaxprocs() as usize;
+    // One counter for the three runs, refilled at the start of each (as in chan_sync).
+    let n: &'static AtomicI32 = alloc::boxed::Box::leak(alloc::boxed::Box::new(AtomicI32::new(0)));
     let v = best_of_3(|| {
-        let n: &'static AtomicI32 = alloc::boxed::Box::leak(alloc::boxed::Box::new(AtomicI32::new(OPS / CALLS_PER_SCHED)));
+        n.store(OPS / CALLS_PER_SCHED, Ordering::Relaxed);
         let c = Chan::<bool>::new(2 * procs);
         let myc = Chan::<i32>::new(chan_size);
         let t0 = kernel::nanotime();
