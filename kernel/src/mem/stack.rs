@@ -36,6 +36,32 @@
 //!   clear is a dangling pointer into a dead goroutine's stack (a reference
 //!   to a local that outlived its goroutine): the handler reports it instead
 //!   of mapping a fresh page under the wild write.
+//!
+//! ## Slots 65 pages apart
+//!
+//! A slot is a guard page and 64 stack pages: 65 pages, not a power of two.
+//! That is page colouring. A TLB picks where to keep a page's translation
+//! from the low bits of its page number:
+//! - QEMU's software TLB (TCG), which every guest load and store looks up,
+//!   is direct-mapped: 256 entries per vCPU, entry = page number mod 256.
+//!   QEMU resizes it only when the guest flushes the whole TLB, and this
+//!   kernel, with one address space, rarely does.
+//! - A hardware TLB is set-associative, the set picked by the low bits too
+//!   (16 sets in a 64-entry, 4-way L1 dTLB).
+//!
+//! A goroutine's hot page is its top page, where its first frames are. With
+//! slots 64 pages apart, every top page had the same page number mod 64, so
+//! all the goroutines' top pages fought over 4 of the 256 entries (1 of 16
+//! sets). A switch between more goroutines than those entries, and the 8 of
+//! QEMU's victim TLB, hold missed the TLB on the new goroutine's stack, and
+//! QEMU then walks the guest's page tables. With 65 pages (an odd number),
+//! 256 slots in a row put their top pages in 256 different entries.
+//!
+//! `token_ring` (503 goroutines) measured this: 0.75x the time with 65-page
+//! slots against 320-page ones (which put the top pages in the same 4
+//! entries as 64), the same code at the same addresses, 7 interleaved
+//! rounds (`bench/README.md`). The price is in `release`: a slot no longer
+//! lies inside one 2 MiB block, so a stack may span two level-1 tables.
 use super::tlb::Shootdown;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,16 +69,17 @@ use x86_64::structures::paging::PhysFrame;
 use x86_64::structures::paging::mapper::MapToError;
 use x86_64::structures::paging::PageTableFlags as Flags;
 
-/// Virtual size of one stack slot, guard page included.
-pub const STACK_SLOT: u64 = 256 * 1024;
 pub const PAGE: u64 = 4096;
-/// Usable bytes of a stack.
+/// Virtual size of one stack slot, guard page included: 65 pages, not 64.
+/// See "Slots 65 pages apart" above.
+pub const STACK_SLOT: u64 = 65 * PAGE;
+/// Usable bytes of a stack (256 KiB).
 pub const STACK_SIZE: u64 = STACK_SLOT - PAGE;
 
 static REGION: AtomicU64 = AtomicU64::new(0);
-/// Slots the region can hold.
-const MAX_SLOTS: usize = (super::SLOT_SIZE / STACK_SLOT) as usize;
-/// One bit per slot: does a live goroutine own this stack? (256 KiB.)
+/// Slots the region can hold (a whole number of bitmap words).
+const MAX_SLOTS: usize = (super::SLOT_SIZE / STACK_SLOT) as usize / 64 * 64;
+/// One bit per slot: does a live goroutine own this stack? (252 KiB.)
 static LIVE: [AtomicU64; MAX_SLOTS / 64] = [const { AtomicU64::new(0) }; MAX_SLOTS / 64];
 /// One bit per slot: has the fault handler mapped a page of this stack
 /// below its top page since the stack was last released? Set by
@@ -60,7 +87,7 @@ static LIVE: [AtomicU64; MAX_SLOTS / 64] = [const { AtomicU64::new(0) }; MAX_SLO
 /// `release`; read by [`grew`] when the goroutine is dead. So a dead G's
 /// check is one bit (Go's `gfput` compares the stack's size), not a walk of
 /// its 63 page-table entries (about 550 instructions a goroutine exit).
-/// 256 KiB, as LIVE.
+/// 252 KiB, as LIVE.
 static GREW: [AtomicU64; MAX_SLOTS / 64] = [const { AtomicU64::new(0) }; MAX_SLOTS / 64];
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
 /// Pages mapped by the fault handler so far (statistics).
@@ -80,7 +107,7 @@ pub struct Stack {
 /// Reserve a new stack range. Nothing is mapped yet; no lock is taken.
 pub fn alloc() -> Stack {
     let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-    if i >= super::SLOT_SIZE / STACK_SLOT {
+    if i >= MAX_SLOTS as u64 {
         crate::runtime::fatal::fatal(format_args!("out of memory: goroutine stack address space exhausted"));
     }
     let base = REGION.load(Ordering::Acquire) + i * STACK_SLOT;
@@ -178,7 +205,7 @@ pub fn handle_fault(addr: u64) -> Fault {
 // slot), but its pages can go: the scheduler (runtime::proc, gfput) calls
 // `release` for the stacks it no longer wants to keep mapped. Their entries
 // are cleared at once, and so is every level-1 table left empty (a table
-// maps the 8 slots of a 2 MiB block); the frames wait in LIMBO until the
+// maps a 2 MiB block: parts of 8 or 9 slots); the frames wait in LIMBO until the
 // TLB shootdown that `release` started has completed on every core (see
 // tlb.rs), and `reap` then gives them to the frame allocator. A released
 // stack is mapped again page by page by the fault handler, like a new one.
@@ -189,6 +216,9 @@ static LIMBO: spin::Mutex<Vec<(Shootdown, Vec<PhysFrame>)>> = spin::Mutex::new(V
 static LIMBO_BATCHES: AtomicUsize = AtomicUsize::new(0);
 static PAGES_UNMAPPED: AtomicU64 = AtomicU64::new(0);
 static TABLES_FREED: AtomicU64 = AtomicU64::new(0);
+
+/// What one level-1 page table maps.
+const BLOCK: u64 = 2 << 20;
 
 /// Index of `addr`'s entry in its level-1 table.
 fn pte_index(addr: u64) -> usize {
@@ -223,20 +253,29 @@ pub fn release(stacks: impl Iterator<Item = Stack>) -> Shootdown {
             // stack is dead, so no fault on it sets the bit meanwhile.
             let slot = slot_of(st.lo);
             GREW[slot / 64].fetch_and(!(1 << (slot % 64)), Ordering::Relaxed);
-            // SAFETY: we hold MAPPER's lock, so we may change the tables.
-            let Some((l2e, l1)) = (unsafe { super::l1_table(st.lo) }) else { continue };
-            for i in pte_index(st.lo)..=pte_index(st.hi - PAGE) {
-                let e = &mut l1[i];
-                if !e.is_unused() {
-                    frames.push(PhysFrame::containing_address(e.addr()));
-                    e.set_unused();
-                    pages += 1;
+            // A slot is 65 pages, so a stack may straddle two 2 MiB blocks,
+            // each mapped by its own level-1 table: clear the stack's part
+            // of each.
+            let mut lo = st.lo;
+            while lo < st.hi {
+                let end = ((lo | (BLOCK - 1)) + 1).min(st.hi);
+                // SAFETY: we hold MAPPER's lock, so we may change the tables.
+                if let Some((l2e, l1)) = unsafe { super::l1_table(lo) } {
+                    for i in pte_index(lo)..=pte_index(end - PAGE) {
+                        let e = &mut l1[i];
+                        if !e.is_unused() {
+                            frames.push(PhysFrame::containing_address(e.addr()));
+                            e.set_unused();
+                            pages += 1;
+                        }
+                    }
+                    if l1.iter().all(|e| e.is_unused()) {
+                        frames.push(PhysFrame::containing_address(l2e.addr()));
+                        l2e.set_unused();
+                        tables += 1;
+                    }
                 }
-            }
-            if l1.iter().all(|e| e.is_unused()) {
-                frames.push(PhysFrame::containing_address(l2e.addr()));
-                l2e.set_unused();
-                tables += 1;
+                lo = end;
             }
         }
     });

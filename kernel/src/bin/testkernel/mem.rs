@@ -97,10 +97,10 @@ fn settled_frames() -> u64 {
 /// The bound on what the gFree lists keep mapped: each P's list holds at
 /// most 63 dead Gs with one stack page each, the global list at most
 /// `GFREE_STACK_KEEP` more once the scavenger has run, and each may keep
-/// one level-1 page table alive; level-2 tables (one per 4096 slots) stay.
+/// one level-1 page table alive; level-2 tables (one a GiB of slots) stay.
 fn kept_bound(slots: u64) -> u64 {
     let gs = kernel::current_gomaxprocs() as u64 * 63 + kernel::runtime::proc::GFREE_STACK_KEEP as u64;
-    gs * 2 + slots / 4096 + 2
+    gs * 2 + slots * stack::STACK_SLOT / (1 << 30) + 2
 }
 
 fn leak<T>(v: T) -> &'static T {
