@@ -103,29 +103,42 @@ pub unsafe extern "C" fn mcall(f: extern "C" fn(*mut G) -> !) {
 /// Resume `gp` from its gobuf. Loads `ctxt` into rdi for a fresh goroutine's
 /// entry function.
 ///
+/// Not a function of its own but inline asm in its caller (`execute`, by
+/// way of `preempt::resume`): it never returns, so nothing of the caller's
+/// frame is needed after it, and the switch makes one jump fewer to another
+/// code page (under emulation, a look-up of the next translated block).
+///
 /// # Safety
 /// `gp.sched` must describe a valid suspended context on `gp`'s stack, and
 /// the caller must already have made `gp` this core's curg (`execute`).
-#[unsafe(naked)]
-pub unsafe extern "C" fn gogo(gp: *mut G) -> ! {
-    core::arch::naked_asm!(
-        // From here until the goroutine's own code runs, the stack pointer
-        // and the gobuf disagree: no interrupt may look (the resume paths
-        // turn interrupts back on: mcall's `sti; ret`, gostart's `sti`,
-        // async_resume's `iretq`).
-        "cli",
-        "mov rsp, [rdi + {sp}]",
-        "mov rbp, [rdi + {bp}]",
-        "mov rax, [rdi + {pc}]",
-        "mov rsi, [rdi + {ret}]",
-        "mov rdi, [rdi + {ctxt}]",
-        "jmp rax",
-        sp = const GOBUF_SP,
-        bp = const GOBUF_BP,
-        pc = const GOBUF_PC,
-        ret = const GOBUF_RET,
-        ctxt = const GOBUF_CTXT,
-    )
+#[inline(always)]
+pub unsafe fn gogo(gp: *mut G) -> ! {
+    // SAFETY: the caller's contract: the gobuf describes a suspended
+    // context, so loading its sp/bp and jumping to its pc resumes it. The
+    // asm never returns (`noreturn`), so the registers it overwrites (rsp
+    // and rbp among them) are never seen by the compiled caller again.
+    unsafe {
+        core::arch::asm!(
+            // From here until the goroutine's own code runs, the stack
+            // pointer and the gobuf disagree: no interrupt may look (the
+            // resume paths turn interrupts back on: mcall's `sti; ret`,
+            // gostart's `sti`, async_resume's `iretq`).
+            "cli",
+            "mov rsp, [rdi + {sp}]",
+            "mov rbp, [rdi + {bp}]",
+            "mov rax, [rdi + {pc}]",
+            "mov rsi, [rdi + {ret}]",
+            "mov rdi, [rdi + {ctxt}]",
+            "jmp rax",
+            in("rdi") gp,
+            sp = const GOBUF_SP,
+            bp = const GOBUF_BP,
+            pc = const GOBUF_PC,
+            ret = const GOBUF_RET,
+            ctxt = const GOBUF_CTXT,
+            options(noreturn),
+        )
+    }
 }
 
 /// The first instruction of every fresh goroutine: interrupts on, then the
