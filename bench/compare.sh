@@ -5,30 +5,48 @@
 # the rounds with its min-max, flags a spread wider than 1.5x, writes the figures to a TSV and
 # draws them (bars of median ratio with min-max whiskers and a line at 1.0).
 #
-#   bench/compare.sh [--smp N] [--rounds K] [--out DIR]
+#   bench/compare.sh [--smp N] [--rounds K] [--layouts "PADS"] [--out DIR]
 #     --smp N     cores for the kernel; Go gets as many host CPUs (default: the host's count)
 #     --rounds K  interleaved rounds (default 5)
+#     --layouts "PADS"
+#                 the kernel's code layouts, one per round in turn (default "0 1040 2080 3120":
+#                 round 1 boots the plain build, round 2 the build with every function 1040 bytes
+#                 further on, ...; "0" boots the plain build in every round). See bench/relink.sh:
+#                 where the linker put each function moves a figure by up to 1.5x under TCG, and
+#                 every commit moves them, so one build's figure is partly its layout's luck
 #     --out DIR   where compare.tsv, compare.svg (and .png) and the raw output go
 #                 (default target/bench/compare-<time>)
 #
 # Figures are emulated time under TCG: both sides are x86 code translated by QEMU, so the ratio
 # is the comparison; single rounds have differed by 2x, which is why only medians are claimed.
+# Use a number of rounds that is a multiple of the number of layouts, so each counts as often.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-smp=$(nproc) rounds=5 out=""
+smp=$(nproc) rounds=5 out="" pads="0 1040 2080 3120"
 while [ $# -gt 0 ]; do
     case $1 in
         --smp) smp=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
+        --layouts) pads=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 64 ;;
     esac
 done
 case $rounds in ''|*[!0-9]*|0) echo "compare.sh: --rounds needs a positive number" >&2; exit 64 ;; esac
+for p in $pads; do
+    case $p in *[!0-9]*) echo "compare.sh: --layouts takes pad sizes in bytes, not '$p'" >&2; exit 64 ;; esac
+done
+[ -n "$pads" ] || { echo "compare.sh: --layouts needs at least one pad (0 is the plain build)" >&2; exit 64; }
 out=${out:-target/bench/compare-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
+# The set-up check of ./run-qemu.sh (toolchain, QEMU, firmware; it installs what is missing).
+./run-qemu.sh --help > /dev/null
 cargo build -q --bin gmpos
+echo "== building the benchkernel (release) at layouts: $pads" >&2
+bench/relink.sh kernel "$out/elf" "$pads"
+set -- $pads
+nlayouts=$#
 # Kernel benchmark names (the Go testing names) -> the Go baseline's, with a scale (a round
 # trip is two messages).
 ratios() {  # kernel.txt go.txt round -> "round name ratio kernel go" lines
@@ -56,8 +74,10 @@ ratios() {  # kernel.txt go.txt round -> "round name ratio kernel go" lines
         }' "$1" "$2"
 }
 for r in $(seq 1 "$rounds"); do
-    echo "== round $r of $rounds: kernel (./run-qemu.sh --release --smp $smp bench)" >&2
-    ./run-qemu.sh --release --smp "$smp" --timeout 900 bench > "$out/kernel-$r.txt" 2>&1 || true
+    # Layout for this round: the pads in turn.
+    pad=$(echo $pads | awk -v i="$(( (r - 1) % nlayouts + 1 ))" '{ print $i }')
+    echo "== round $r of $rounds: kernel (layout: pad $pad bytes, --smp $smp)" >&2
+    target/debug/gmpos --kernel "$out/elf/benchkernel-$pad.elf" --smp "$smp" --timeout 900 > "$out/kernel-$r.txt" 2>&1 || true
     echo "== round $r of $rounds: Go 1.19 under qemu-user (bench/go-baseline.sh)" >&2
     env -u ICOUNT bench/go-baseline.sh > "$out/go-$r.txt" 2>"$out/go-$r.err" || true
     ratios "$out/kernel-$r.txt" "$out/go-$r.txt" "$r" >> "$out/ratios.txt"
@@ -68,7 +88,7 @@ if [ ! -s "$out/ratios.txt" ]; then
 fi
 # Median, min and max of each benchmark's ratios (POSIX awk + sort).
 {
-    echo "# kernel / go_qemu time ratio, -smp $smp, $rounds interleaved rounds: name median min max"
+    echo "# kernel / go_qemu time ratio, -smp $smp, $rounds interleaved rounds over kernel layouts (pads) $pads: name median min max"
     for n in $(awk '{ print $2 }' "$out/ratios.txt" | sort -u); do
         awk -v n="$n" '$2 == n { print $3 }' "$out/ratios.txt" | sort -g |
             awk -v n="$n" '{ v[NR] = $1 } END { printf "%s\t%.3f\t%.3f\t%.3f\n", n, v[int((NR + 1) / 2)], v[1], v[NR] }'
@@ -81,6 +101,6 @@ grep -v '^#' "$out/compare.tsv" | sort -t "$(printf '\t')" -k2 -g | while IFS="$
     echo "BENCH ratio_$n $m x"
 done
 target/debug/gmpos bench-chart "$out/compare.tsv" -o "$out/compare.svg" \
-    --title "kernel / Go 1.19 under qemu-user: median of $rounds interleaved rounds, -smp $smp" \
+    --title "kernel / Go 1.19 under qemu-user: median of $rounds interleaved rounds ($nlayouts kernel layouts), -smp $smp" \
     --ref-label "Go (qemu-user)" >&2 || true
 echo "compare.sh: figures in $out (compare.tsv, compare.svg, raw output per round)" >&2
