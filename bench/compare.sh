@@ -47,6 +47,8 @@ echo "== building the benchkernel (release) at layouts: $pads" >&2
 bench/relink.sh kernel "$out/elf" "$pads"
 set -- $pads
 nlayouts=$#
+# A fresh start in a reused --out directory: the rounds append here.
+: > "$out/ratios.txt"
 # Kernel benchmark names (the Go testing names) -> the Go baseline's, with a scale (a round
 # trip is two messages).
 ratios() {  # kernel.txt go.txt round -> "round name ratio kernel go" lines
