@@ -14,6 +14,7 @@
 # compare a parameter, e.g. NEW_PARAMS=haltpoll=1 bench/interleave.sh ELF ELF 5 2 "token_ring".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 base=$1 new=$2 rounds=$3 smp=$4 benches=$5 lb=${6:-base} ln=${7:-new}
 icount=() mode="interleaved rounds"
 if [ -n "${ICOUNT:-}" ]; then icount=(--icount) mode="rounds, --icount: guest ns = 32 x instructions"; fi
@@ -26,15 +27,13 @@ for r in $(seq 1 "$rounds"); do
             elf=$base params=${BASE_PARAMS:-}
             if [ $k = new ]; then elf=$new params=${NEW_PARAMS:-}; fi
             # shellcheck disable=SC2086 # params: a list of key=value words
-            target/debug/gmpos "${icount[@]}" --kernel "$elf" --smp "$smp" --timeout 300 bench="$b" $params 2>/dev/null \
-                | grep -o 'BENCH .*' | grep -v 'BENCH done' | sed "s/^/$k /" >> "$out/all.txt" || true
+            boot_bench "$k" "$elf" "$smp" "$b" "${icount[@]}" $params >> "$out/all.txt"
         done
     done
     echo "round $r of $rounds done" >&2
 done
 touch "$out/all.txt"
-# "side BENCH name value unit..." -> median per (side, name) (POSIX awk + sort: no gawk needed).
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+# "side BENCH name value unit..." -> median per (side, name).
 printf "%-30s %12s %12s %8s  (median of %s %s, -smp %s)\n" figure "$lb" "$ln" ratio "$rounds" "$mode" "$smp"
 for b in $(awk '{ print $3 }' "$out/all.txt" | sort -u); do
     mb=$(awk -v b="$b" '$1 == "base" && $3 == b { print $4 }' "$out/all.txt" | median)

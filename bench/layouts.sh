@@ -24,6 +24,7 @@
 # decided shows as one ratio unlike the others.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 base_rev=${1:?usage: bench/layouts.sh BASE_REV [ROUNDS] [SMP] [PADS]}
 rounds=${2:-3} smp=${3:-2} pads=${4:-"0 1040 2080 3120"}
 benches=${BENCHES:-"gosched chan_sync"}
@@ -57,16 +58,14 @@ for r in $(seq 1 "$rounds"); do
     for pad in $pads; do
         for b in $benches; do
             for k in base new; do
-                target/debug/gmpos --kernel "$out/$k/benchkernel-$pad.elf" --smp "$smp" --timeout 300 bench="$b" 2>/dev/null \
-                    | grep -o 'BENCH .*' | grep -v 'BENCH done' | sed "s/^/$k $pad /" >> "$out/all.txt" || true
+                boot_bench "$k $pad" "$out/$k/benchkernel-$pad.elf" "$smp" "$b" >> "$out/all.txt"
             done
         done
     done
     echo "round $r of $rounds done" >&2
 done
 touch "$out/all.txt"
-# "side pad BENCH name value unit..." -> medians (POSIX awk + sort).
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+# "side pad BENCH name value unit..." -> medians.
 nl=$(echo $pads | wc -w)
 printf "%-26s %10s %10s %7s  %s\n" figure "base $rev" "this tree" ratio \
     "(medians of $rounds rounds x $nl layouts, -smp $smp); ratio in each layout (pad bytes)"
