@@ -1057,12 +1057,20 @@ pub fn runqput(pp: &'static P, gp: NonNull<G>, next: bool) {
 #[cold]
 #[inline(never)]
 fn runqputslow(batch: gmp_core::runq::Overflow<G>) {
-    let n = batch.len() as i64;
-    let mut s = SCHED.lock.lock();
+    // Link the batch before taking the lock, as Go's runqputslow does, and
+    // splice it in under the lock in O(1) (Go's globrunqputbatch). Linking
+    // writes each G's schedlink, a cache line per G, possibly last written
+    // by another core: done under the lock, it kept every other P that
+    // wanted the global queue spinning for all of them.
+    let mut q = GQueue::new();
     for g in batch {
-        // SAFETY: the batch's Gs were just removed from our ring.
-        unsafe { s.runq.push_back(g) };
+        // SAFETY: the batch's Gs were just removed from our ring; they are
+        // on no other list, and Gs are never freed.
+        unsafe { q.push_back(g) };
     }
+    let n = q.len() as i64;
+    let mut s = SCHED.lock.lock();
+    s.runq.push_back_all(&mut q);
     runqsize_add(&mut s, n);
 }
 
