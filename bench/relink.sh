@@ -42,10 +42,17 @@ for pad in $pads; do
     (cd "$kdir" && cargo rustc -q --release --bin benchkernel -- \
         -C link-arg="$out/pad$pad.o" -C link-arg=--symbol-ordering-file="$out/order.txt" \
         -C link-arg=--undefined=gmpos_layout_pad)
-    # The pad must be there, at its size, or every figure would be of the same layout.
+    # The pad must be there, at its size, and before the kernel's code (the scheduler), or
+    # every figure would be of the same layout.
     size=$(nm -S "$elf" | awk '$4 == "gmpos_layout_pad" { print $2 }')
     if [ "$((16#${size:-0}))" -ne "$pad" ]; then
         echo "relink.sh: the build in $kdir has no $pad-byte pad (nm: '${size:-none}')" >&2
+        exit 70
+    fi
+    at=$(nm "$elf" | awk '$3 == "gmpos_layout_pad" { print toupper($1) }')
+    sched=$(nm "$elf" | awk '$3 ~ /proc8schedule$/ { print toupper($1) }')
+    if [ -z "$sched" ] || [ "$(printf '%s\n%s\n' "$at" "$sched" | sort | head -n 1)" != "$at" ]; then
+        echo "relink.sh: the pad (at ${at:-?}) is not before the scheduler (at ${sched:-?}): the link order did not take" >&2
         exit 70
     fi
     cp "$elf" "$out/benchkernel-$pad.elf"
