@@ -3,7 +3,8 @@
 # the median of interleaved rounds (base, new, base, new, ...) against the baseline, measured in
 # the same run. Both benchkernels are release builds; the baseline is built from BASE_REV in a
 # scratch worktree ($TMPDIR/gmpos-ab/<rev>, outside this tree so that cargo does not take it for
-# a member of this workspace), this tree's from the working directory.
+# a member of this workspace), this tree's from the working directory. Each side is one code
+# layout, which can move a figure by 1.5x under TCG: bench/layouts.sh does the same over four.
 #
 #   bench/ab.sh BASE_REV [ROUNDS] [SMP]         (default 7 rounds, -smp 2)
 #   BENCHES="sema_pingpong chan_sync" bench/ab.sh HEAD~3 9 1
