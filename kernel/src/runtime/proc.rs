@@ -61,8 +61,12 @@ pub const MAX_PROCS: usize = percpu::MAX_CPUS;
 const STEAL_TRIES: u32 = 4;
 /// g0 stack size of every M.
 const G0_STACK_SIZE: usize = 64 * 1024;
-/// gFree thresholds (Go: 64 and 32).
-const GFREE_MAX: u32 = 64;
+/// gFree thresholds. A P's list that reaches GFREE_MAX gives half of it
+/// to the global list, and an empty one takes GFREE_BATCH from there. A P
+/// that goes idle applies Go's rule: at GFREE_IDLE_MAX (Go's 64), down to
+/// GFREE_BATCH (Go's 32). See "Why the local list is long" below.
+const GFREE_MAX: u32 = 2048;
+const GFREE_IDLE_MAX: u32 = 64;
 const GFREE_BATCH: u32 = 32;
 /// goids handed to a P at a time (Go's `_GoidCacheBatch`).
 const GOID_CACHE_BATCH: u64 = 16;
@@ -828,7 +832,24 @@ pub fn newproc<F: FnOnce() + Send + 'static>(f: F) {
 //
 // A dead G goes on its P's gFree list with its stack's top page still
 // mapped, ready for the next newproc (Go's `gFree.stack`). At GFREE_MAX the
-// P moves GFREE_BATCH of them to the global `gfree_stack`, still mapped.
+// P moves half of them to the global `gfree_stack`, still mapped; a P that
+// finds no work with GFREE_IDLE_MAX or more moves all but GFREE_BATCH there
+// (`gftrim`), where other Ps and the scavenger below can reach them.
+//
+// Why the local list is long (Go's holds 64). Go moves 32 Gs to the global
+// list at 64, so in a loop that spawns rounds of 1000 nearly every G goes
+// through the global list each round, and with several Ps spawning, a P
+// takes back Gs that another P freed. Such a G's memory (the G, its
+// stack's top page) was last written on another core. Under TCG each vCPU
+// has its own software TLB and the host its own caches, so the first
+// touches of that memory on the new core are a host cache miss and a page
+// walk each: `spawn_exit_parallel` at 2 cores measured 62% of new
+// goroutines on a G whose last life ran on the other core, and about 440
+// ns a goroutine. Holding up to 2048 Gs per P keeps a P's Gs its own (27%
+// from the other core: those that its spawner's goroutines ran there) and
+// cut the figure to about 300 ns (bench/README.md). The price is memory:
+// a busy P may keep up to GFREE_MAX top pages (8 MiB) that the scavenger
+// cannot see; an idle one gives them up.
 //
 // Stacks come back through a scavenger, as Go's do through its GC and
 // background scavenger rather than at exit: `gfscavenge`, run by a P that
@@ -940,14 +961,37 @@ fn gfput(pp: &'static P, gp: NonNull<G>) {
     let list = unsafe { pp.gfree.get_mut() };
     unsafe { list.push(gp) };
     if list.len() >= GFREE_MAX {
-        {
-            let mut s = SCHED.lock.lock();
-            while list.len() > GFREE_BATCH {
-                // SAFETY: from our list to the global one, under its lock.
-                unsafe { s.gfree_stack.push(list.pop().unwrap()) };
-            }
-        }
+        gfspill(list, GFREE_MAX / 2);
         gfscavenge();
+    }
+}
+
+/// Move all but `keep` of a P's free Gs (`list`, which the caller owns) to
+/// the global `gfree_stack`. The batch is unlinked and linked again outside
+/// `sched.lock` and spliced onto the global list in O(1) under it, so the
+/// lock is held for a few stores however long the batch.
+fn gfspill(list: &mut GList<G>, keep: u32) {
+    if list.len() <= keep {
+        return;
+    }
+    let mut batch = GQueue::new();
+    while list.len() > keep {
+        // SAFETY: off our list, onto the batch that only we can see.
+        unsafe { batch.push_back(list.pop().unwrap()) };
+    }
+    SCHED.lock.lock().gfree_stack.push_all(&mut batch);
+}
+
+/// A P that found no work applies Go's bound to its free Gs before it
+/// parks (at GFREE_IDLE_MAX, down to GFREE_BATCH): an idle P cannot use
+/// them, other Ps can, and only on the global list does the scavenger see
+/// them, so a burst's stacks come back however its Gs were spread over the
+/// Ps. Below the bound this is one comparison.
+fn gftrim(pp: &'static P) {
+    // SAFETY: the gfree list is owned by the M holding pp (us).
+    let list = unsafe { pp.gfree.get_mut() };
+    if list.len() >= GFREE_IDLE_MAX {
+        gfspill(list, GFREE_BATCH);
     }
 }
 
@@ -1450,8 +1494,10 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
             }
         }
 
-        // Nothing found: a moment for the stack scavenger (at most once per
-        // period, as Go's background scavenger runs when there is time).
+        // Nothing found: our spare Gs to the global list, and a moment for
+        // the stack scavenger (at most once per period, as Go's background
+        // scavenger runs when there is time).
+        gftrim(pp);
         gfscavenge();
         // Give up the P and park, atomically registering on midle (see the
         // module comment).

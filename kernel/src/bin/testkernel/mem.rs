@@ -94,8 +94,10 @@ fn settled_frames() -> u64 {
     frame::stats().0
 }
 
-/// The bound on what the gFree lists keep mapped: each P's list holds at
-/// most 63 dead Gs with one stack page each, the global list at most
+/// The bound on what the gFree lists keep mapped: each idle P's list holds
+/// at most 63 dead Gs with one stack page each (a busy P's may hold up to
+/// 2047, but it parks when it finds no work, and gives all but 32 to the
+/// global list then: `proc::gftrim`), the global list at most
 /// `GFREE_STACK_KEEP` more once the scavenger has run, and each may keep
 /// one level-1 page table alive; level-2 tables (one a GiB of slots) stay.
 fn kept_bound(slots: u64) -> u64 {
