@@ -847,9 +847,9 @@ pub fn newproc<F: FnOnce() + Send + 'static>(f: F) {
 // goroutines on a G whose last life ran on the other core, and about 440
 // ns a goroutine. Holding up to 2048 Gs per P keeps a P's Gs its own (27%
 // from the other core: those that its spawner's goroutines ran there) and
-// cut the figure to about 300 ns (bench/README.md). The price is memory:
-// a busy P may keep up to GFREE_MAX top pages (8 MiB) that the scavenger
-// cannot see; an idle one gives them up.
+// cut the figure to about 260 ns, 0.59x (bench/README.md). The price is
+// memory: a busy P may keep up to GFREE_MAX top pages (8 MiB) that the
+// scavenger cannot see; an idle one gives them up.
 //
 // Stacks come back through a scavenger, as Go's do through its GC and
 // background scavenger rather than at exit: `gfscavenge`, run by a P that
