@@ -2271,13 +2271,31 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
         // We hold a P; schedule() runs our locked goroutine (locked_wait).
         schedule()
     }
-    {
-        let mut s = SCHED.lock.lock();
-        // SAFETY: non-null.
-        globrunqput(&mut s, unsafe { NonNull::new_unchecked(gp) });
+    // Take an idle P and run gp, else queue gp and put this M on midle: all
+    // under one hold of sched.lock, as find_runnable gives up its P and
+    // parks. Not queue, unlock, then `stopm` (this did, with a wakep in
+    // between): in that gap this M had no P and was not on midle, so a
+    // `startm` there (another M's `handoffp` entering a syscall) found no
+    // idle M and left its P idle with work on the global queue, and this M
+    // then parked beside it. Go's `startm` would make a new M; we cannot,
+    // so no M may be missing from midle while it looks. Seen as
+    // `preempt::syscall_handoff` (one P, two cores, the tracer on) making
+    // no progress for the whole 100 ms of a blocking syscall, once in a CI
+    // run, with this core's vCPU thread presumably descheduled in the gap.
+    let mut s = SCHED.lock.lock();
+    // SAFETY: non-null: mcall passes the G that called it.
+    let gp = unsafe { NonNull::new_unchecked(gp) };
+    if !SCHED.gcwaiting.load(Ordering::SeqCst) {
+        if let Some(pp) = pidleget(&mut s) {
+            drop(s);
+            acquirep(mp, pp);
+            execute(mp, gp, false)
+        }
     }
-    wakep();
-    stopm(mp);
+    globrunqput(&mut s, gp);
+    mput(&mut s, mp);
+    drop(s);
+    mpark(mp);
     schedule()
 }
 
