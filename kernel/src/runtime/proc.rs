@@ -2251,33 +2251,17 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
     casgstatus(g, G_SYSCALL, G_RUNNABLE);
     super::tracer::go_stop_syscall(g);
     dropg(mp, g);
-    if g.lockedm.load(Ordering::Relaxed) == mp as *const M as *mut M {
-        // A locked goroutine is never queued: its core waits for a P and
-        // then runs it (Go's exitsyscall0 → stoplockedm → execute). Take an
-        // idle P, or ask for the next one that goes idle (LOCKEDM_NEEDP,
-        // served by pidleput) and sleep until it comes.
-        let mut s = SCHED.lock.lock();
-        if !SCHED.gcwaiting.load(Ordering::SeqCst) {
-            if let Some(pp) = pidleget(&mut s) {
-                drop(s);
-                acquirep(mp, pp);
-                schedule()
-            }
-        }
-        LOCKEDM_NEEDP.set(mp.id as usize, Ordering::SeqCst);
-        mput(&mut s, mp);
-        drop(s);
-        mpark(mp);
-        // We hold a P; schedule() runs our locked goroutine (locked_wait).
-        schedule()
-    }
-    // Take an idle P and run gp, else queue gp and put this M on midle: all
-    // under one hold of sched.lock, as find_runnable gives up its P and
-    // parks. Not queue, unlock, then `stopm` (this did, with a wakep in
-    // between): in that gap this M had no P and was not on midle, so a
-    // `startm` there (another M's `handoffp` entering a syscall) found no
-    // idle M and left its P idle with work on the global queue, and this M
-    // then parked beside it. Go's `startm` would make a new M; we cannot,
+    // A locked goroutine is never queued: its core waits for a P and then
+    // runs it (Go's exitsyscall0 → stoplockedm → execute), asking for the
+    // next P that goes idle (LOCKEDM_NEEDP, served by pidleput).
+    let locked = g.lockedm.load(Ordering::Relaxed) == mp as *const M as *mut M;
+    // Take an idle P and run gp, else queue gp (or ask for a P) and put this
+    // M on midle: all under one hold of sched.lock, as find_runnable gives
+    // up its P and parks. Not queue, unlock, then `stopm` (this did, with a
+    // wakep in between): in that gap this M had no P and was not on midle,
+    // so a `startm` there (another M's `handoffp` entering a syscall) found
+    // no idle M and left its P idle with work on the global queue, and this
+    // M then parked beside it. Go's `startm` would make a new M; we cannot,
     // so no M may be missing from midle while it looks. Seen as
     // `preempt::syscall_handoff` (one P, two cores, the tracer on) making
     // no progress for the whole 100 ms of a blocking syscall, once in a CI
@@ -2289,13 +2273,23 @@ extern "C" fn exitsyscall0(gp: *mut G) -> ! {
         if let Some(pp) = pidleget(&mut s) {
             drop(s);
             acquirep(mp, pp);
+            if locked {
+                // schedule() runs our locked goroutine (locked_wait).
+                schedule()
+            }
             execute(mp, gp, false)
         }
     }
-    globrunqput(&mut s, gp);
+    if locked {
+        LOCKEDM_NEEDP.set(mp.id as usize, Ordering::SeqCst);
+    } else {
+        globrunqput(&mut s, gp);
+    }
     mput(&mut s, mp);
     drop(s);
     mpark(mp);
+    // We hold a P; schedule() runs the global queue's goroutines or, for a
+    // locked one, our goroutine (locked_wait).
     schedule()
 }
 
