@@ -29,8 +29,8 @@
 # name: a reordered or resized struct is followed automatically, and a renamed
 # field gives a clear error naming it instead of a silently wrong value.
 # The numbers kept here are Go's (the _G* and _P* status codes, which
-# runtime2.rs keeps equal to Go's) and the context-switch layout that
-# arch/x86_64/switch.rs asserts at compile time (mcall's six pushes).
+# runtime2.rs keeps equal to Go's) and the context-switch layout of
+# arch/x86_64/switch.rs (mcall's resume point, below).
 #
 # Load it with `source tools/gdb/gmpos.py` (the runner's --gdb message prints a
 # gdb command line that does), or let the repository's .gdbinit do it.
@@ -78,11 +78,12 @@ WAIT_REASONS = {
 # goroutines` names the first frame outside them as where a goroutine waits.
 RUNTIME_PREFIXES = ("kernel::runtime::", "kernel::sync::", "kernel::arch::", "core::", "alloc::")
 
-# mcall pushes rbp, rbx, r12, r13, r14, r15 (in that order) and saves rsp in
-# gobuf.sp, so the saved registers sit at gobuf.sp + 8*i, and mcall's return
-# address (into its caller, e.g. gopark) right above them (switch.rs).
-MCALL_SAVED = ("r15", "r14", "r13", "r12", "rbx", "rbp")
-MCALL_RET_OFFSET = 8 * len(MCALL_SAVED)
+# mcall is inline asm in its caller (e.g. gopark, or a goroutine's own
+# function for gosched): it pushes rbx, saves rsp in gobuf.sp (so rbx sits at
+# gobuf.sp), rbp in gobuf.bp, and its resume label in gobuf.pc. The code at
+# that label is always `pop rbx; sti` (switch.rs): those two bytes at a saved
+# pc say the goroutine stopped in mcall. It resumes with rsp = gobuf.sp + 8.
+MCALL_RESUME_CODE = b"\x5b\xfb"
 
 SYM = {
     "allgs": "kernel::runtime::proc::ALLGS",
@@ -104,7 +105,6 @@ TYPE = {
     "AsyncCtx": "kernel::arch::x86_64::switch::AsyncCtx",
 }
 FUNC = {
-    "mcall": "kernel::arch::x86_64::switch::mcall",
     "gostart": "kernel::arch::x86_64::switch::gostart",
     "async_resume": "kernel::arch::x86_64::switch::async_resume",
     "goexit": "kernel::arch::x86_64::switch::goexit",
@@ -285,6 +285,14 @@ def func_start(key):
 
 def in_func(pc, key):
     return pc_minsym(pc)[0] == FUNC[key]
+
+
+def is_mcall_resume(pc):
+    """Is pc an mcall resume label (see MCALL_RESUME_CODE)?"""
+    try:
+        return read_bytes(pc, len(MCALL_RESUME_CODE)) == MCALL_RESUME_CODE
+    except Bad:
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -788,14 +796,16 @@ class Start:
             self.pc, self.sp, self.bp = self.regs["rip"], self.regs["rsp"], self.regs["rbp"]
             self.note = "preempted asynchronously; registers from the interrupt frame at %#x" % ctx
             return
-        if in_func(g.pc, "mcall"):
+        if is_mcall_resume(g.pc):
+            # The pc is the resume label inside the function that called
+            # mcall, not a return address. r12-r15 are not saved: the
+            # compiler spilled whatever it kept in them to the frame.
             self.kind = "mcall"
-            if not g.in_stack(g.sp) or not g.in_stack(g.sp + MCALL_RET_OFFSET):
+            if not g.in_stack(g.sp) or not g.in_stack(g.sp + 8):
                 raise Bad("%s: saved sp %#x is outside its stack [%#x, %#x)" % (g.name, g.sp, g.stack_lo, g.stack_hi))
-            for i, r in enumerate(MCALL_SAVED):
-                self.regs[r] = read_uint(g.sp + 8 * i)
-            self.pc = read_uint(g.sp + MCALL_RET_OFFSET)
-            self.sp = g.sp + MCALL_RET_OFFSET + 8
+            self.regs["rbx"] = read_uint(g.sp)
+            self.pc = g.pc
+            self.sp = g.sp + 8
             self.bp = g.bp
             self.regs.update(rip=self.pc, rsp=self.sp)
             return
@@ -808,7 +818,7 @@ def frames(g, st):
     None. Bounded by MAX_FRAMES, and each frame pointer must be above the
     last (the stack grows down) and, for a goroutine that is not running,
     inside its stack."""
-    out = [(st.pc, st.kind == "mcall")]
+    out = [(st.pc, False)]
     if st.kind == "fresh":
         return out, None
     fp = st.bp
@@ -890,7 +900,7 @@ of a parked or runnable one, with the first frame outside the runtime.
                 reason = g.reason if g.status == G_WAITING else ""
                 try:
                     st = Start(k, g, threads)
-                    loc = fmt_pc(st.pc, st.kind == "mcall", show_inlined=False)
+                    loc = fmt_pc(st.pc, show_inlined=False)
                     if st.kind == "fresh":
                         loc = "not started: " + (g.startfn or fmt_pc(st.pc))
                     else:
@@ -1029,11 +1039,6 @@ def with_goroutine(k, g, threads, cmds):
         return
     regs = dict(st.regs)
     regs.update(rip=st.pc, rsp=st.sp, rbp=st.bp)
-    if st.kind == "mcall":
-        # st.pc is mcall's return address; one byte back is inside the call
-        # instruction, so gdb shows the calling line and its inlined frames
-        # (the core never executes from there: everything is restored first).
-        regs["rip"] = st.pc - 1
     regs.pop("cs", None)
     regs.pop("ss", None)
     regs.pop("eflags", None)

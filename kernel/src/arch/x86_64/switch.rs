@@ -3,11 +3,12 @@
 //! A voluntary switch happens inside a function call, so the SysV ABI says
 //! which registers the caller expects to survive: rbx, rbp, r12-r15, rsp
 //! (and the x87/MXCSR control words, which kernel code never changes, and
-//! no SSE registers at all: the kernel is built soft-float). `mcall` pushes
-//! those six registers on the goroutine's own stack and records `sp`, `pc`
-//! (a resume label) and `bp` in the G's [`Gobuf`]; `gogo` loads `sp`/`bp`
-//! and jumps to `pc`, where the resume label pops them back and returns
-//! from `mcall` into the goroutine.
+//! no SSE registers at all: the kernel is built soft-float). `mcall` is
+//! inline asm in its caller: it tells the compiler that r12-r15 do not
+//! survive (the compiler spills what it needs), pushes rbx on the
+//! goroutine's own stack and records `sp`, `pc` (a resume label) and `bp`
+//! in the G's [`Gobuf`]; `gogo` loads `sp`/`bp` and jumps to `pc`, where
+//! the resume label pops rbx and the caller's code goes on.
 //!
 //! A fresh goroutine's gobuf is built by `gostartcall` (runtime::proc): `pc`
 //! is its entry function, `ctxt` its closure (passed in rdi by `gogo`), and
@@ -52,52 +53,67 @@ const _: () = assert!(offset_of!(Gobuf, sp) == 0 && offset_of!(Gobuf, pc) == 8 &
 /// not return: it ends in `schedule()` (which `gogo`s to something) or in a
 /// `gogo(gp)` that resumes the caller, which then returns from `mcall`.
 ///
+/// Not a function of its own but inline asm in each caller, as `gogo` is.
+/// The save and the resume point are then in the caller's own code: no
+/// `call` into `mcall` and no `ret` out of it, each a look-up of the next
+/// translated block under emulation, and only the registers the caller
+/// really has live are saved (the compiler sees r12-r15 clobbered and
+/// spills what it needs). What the asm saves itself:
+/// - rbx, pushed on the goroutine's stack (LLVM reserves it, so it cannot
+///   be declared clobbered); `gobuf.sp` is the stack pointer after the
+///   push, so the saved rbx sits at `gobuf.sp`;
+/// - rbp in `gobuf.bp` (`gogo` reloads it; LLVM reserves it too);
+/// - the resume label's address in `gobuf.pc`. The code there is always
+///   `pop rbx; sti` (bytes 5b fb): tools/gdb/gmpos.py recognises a
+///   goroutine stopped in `mcall` by those two bytes at its saved pc.
+///
 /// # Safety
 /// Must be called on a goroutine stack (not g0), with `gs:[curg]` set to the
 /// running G and no spin lock held.
-#[unsafe(naked)]
-pub unsafe extern "C" fn mcall(f: extern "C" fn(*mut G) -> !) {
-    core::arch::naked_asm!(
-        // Interrupts off until the g0 function turns them back on: an
-        // asynchronous preemption in the middle of saving the gobuf would
-        // save a half-written one (see runtime::preempt).
-        "cli",
-        "push rbp",
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov rax, gs:[{curg}]",
-        "mov [rax + {sp}], rsp",
-        "lea rcx, [rip + 2f]",
-        "mov [rax + {pc}], rcx",
-        "mov [rax + {bp}], rbp",
-        "mov rsi, rdi",
-        "mov rdi, rax",
-        "mov rdx, gs:[{m}]",
-        "mov rsp, [rdx + {g0top}]",
-        "xor ebp, ebp",
-        "call rsi",
-        "ud2",
-        "2:",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "pop rbp",
-        // Resumed by gogo (which runs with interrupts off): the goroutine
-        // runs with them on.
-        "sti",
-        "ret",
-        curg = const PERCPU_CURG,
-        m = const PERCPU_M,
-        sp = const GOBUF_SP,
-        pc = const GOBUF_PC,
-        bp = const GOBUF_BP,
-        g0top = const M_G0_TOP,
-    )
+#[inline(always)]
+pub unsafe fn mcall(f: extern "C" fn(*mut G) -> !) {
+    // SAFETY: the caller's contract: we are on the goroutine's stack and it
+    // is this core's curg. Interrupts are off from the first instruction
+    // until the g0 function turns them back on, so an asynchronous
+    // preemption never sees a half-written gobuf (see runtime::preempt).
+    // The asm returns only when `gogo` resumes the gobuf written here, with
+    // rsp and rbp as they were at the push and rbx popped back, so the
+    // compiled code around it sees every register it did not declare
+    // clobbered unchanged. Without `nostack`, the stack pointer is aligned
+    // for a call at entry and the asm may push below it (no red zone).
+    unsafe {
+        core::arch::asm!(
+            "cli",
+            "push rbx",
+            "mov rdi, gs:[{curg}]",
+            "mov [rdi + {sp}], rsp",
+            "lea rax, [rip + 2f]",
+            "mov [rdi + {pc}], rax",
+            "mov [rdi + {bp}], rbp",
+            "mov rax, gs:[{m}]",
+            "mov rsp, [rax + {g0top}]",
+            "xor ebp, ebp",
+            "call rsi",
+            "ud2",
+            // Resumed by gogo (which runs with interrupts off): the
+            // goroutine runs with them on.
+            "2:",
+            "pop rbx",
+            "sti",
+            curg = const PERCPU_CURG,
+            m = const PERCPU_M,
+            sp = const GOBUF_SP,
+            pc = const GOBUF_PC,
+            bp = const GOBUF_BP,
+            g0top = const M_G0_TOP,
+            in("rsi") f,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+            clobber_abi("C"),
+        )
+    }
 }
 
 /// Resume `gp` from its gobuf. Loads `ctxt` into rdi for a fresh goroutine's
@@ -121,7 +137,7 @@ pub unsafe fn gogo(gp: *mut G) -> ! {
         core::arch::asm!(
             // From here until the goroutine's own code runs, the stack
             // pointer and the gobuf disagree: no interrupt may look (the
-            // resume paths turn interrupts back on: mcall's `sti; ret`,
+            // resume paths turn interrupts back on: mcall's `pop rbx; sti`,
             // gostart's `sti`, async_resume's `iretq`).
             "cli",
             "mov rsp, [rdi + {sp}]",
