@@ -1158,6 +1158,11 @@ pub(super) fn globrunqputhead(s: &mut SchedLocked, gp: NonNull<G>) {
 
 /// Go's `globrunqget`: take a batch from the global queue, run the first,
 /// and move the rest to pp's local queue. Lock held.
+///
+/// `#[inline(always)]`: its three call sites are all in `findRunnable`, and
+/// two yielding goroutines take this path on every other `Gosched`; out of
+/// line, the call and its return were two block look-ups under emulation.
+#[inline(always)]
 fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<G>> {
     let size = s.runq.len();
     if size == 0 {
@@ -1351,14 +1356,15 @@ pub extern "C" fn schedule() -> ! {
     // switch into the G turns them on anyway. find_runnable turns them on
     // before anything that can take long (stealing, parking).
     let lg = mp.lockedg.load(Ordering::Relaxed);
-    if !lg.is_null() {
+    // One call of execute (inlined): a second copy for the locked case
+    // pushed the fast path across code pages.
+    let (gp, inherit) = if !lg.is_null() {
         x86_64::instructions::interrupts::enable();
         // This core runs only its locked goroutine: wait for it.
         locked_wait(mp, lg);
         // SAFETY: Gs are never freed; locked_wait returns once it is runnable.
-        execute(mp, unsafe { NonNull::new_unchecked(lg) }, false);
-    }
-    loop {
+        (unsafe { NonNull::new_unchecked(lg) }, false)
+    } else {
         // Go's `top: pp.preempt = false`: whatever asked this P to enter the
         // scheduler got its way. A request made after this point stays set
         // and preempts the G we pick (irq_dispatch's want_async_preempt).
@@ -1374,18 +1380,32 @@ pub extern "C" fn schedule() -> ! {
             resetspinning(mp);
         }
         // SAFETY: Gs are never freed.
-        let g = unsafe { gp.as_ref() };
-        let lm = g.lockedm.load(Ordering::Relaxed);
+        let lm = unsafe { gp.as_ref() }.lockedm.load(Ordering::Relaxed);
         if !lm.is_null() && lm != mp as *const M as *mut M {
             // Locked Gs are never queued (see locked_wait).
-            super::fatal::fatal(format_args!("schedule: goroutine {} is locked to M{} but was queued", g.id(), unsafe { (*lm).id }));
+            locked_g_queued(gp, lm);
         }
-        execute(mp, gp, inherit);
-    }
+        (gp, inherit)
+    };
+    execute(mp, gp, inherit)
+}
+
+#[cold]
+#[inline(never)]
+fn locked_g_queued(gp: NonNull<G>, lm: *mut M) -> ! {
+    // SAFETY: Gs and Ms are never freed.
+    let (g, m) = unsafe { (gp.as_ref(), &*lm) };
+    super::fatal::fatal(format_args!("schedule: goroutine {} is locked to M{} but was queued", g.id(), m.id))
 }
 
 /// Go's `execute`: run gp on this M. `inherit`: gp came from runnext and
 /// shares the current time slice (schedtick is not incremented).
+///
+/// `#[inline(always)]`: its few callers (`schedule`, `park_m`'s direct
+/// hand-off, `exitsyscall0`) each get their own copy, and every switch
+/// makes one call fewer (a look-up of the next translated block under
+/// emulation; `execute` never returns, so nothing is lost).
+#[inline(always)]
 fn execute(mp: &M, gp: NonNull<G>, inherit: bool) -> ! {
     // SAFETY: Gs are never freed.
     let g = unsafe { gp.as_ref() };
@@ -1401,11 +1421,7 @@ fn execute(mp: &M, gp: NonNull<G>, inherit: bool) -> ! {
     // So a load and a store do, not a locked swap: one locked instruction
     // less on every switch (about 9 ns at two vCPUs under TCG).
     if g.on_cpu.load(Ordering::Acquire) {
-        super::fatal::fatal(format_args!(
-            "execute: goroutine {} is already running on cpu{} (a G must never run on two cores)",
-            g.id(),
-            g.lastcpu.load(Ordering::Relaxed)
-        ));
+        already_running(g);
     }
     g.on_cpu.store(true, Ordering::Relaxed);
     mp.curg.store(gp.as_ptr(), Ordering::Relaxed);
@@ -1431,6 +1447,16 @@ fn execute(mp: &M, gp: NonNull<G>, inherit: bool) -> ! {
     unsafe { super::preempt::resume(gp.as_ptr()) }
 }
 
+#[cold]
+#[inline(never)]
+fn already_running(g: &G) -> ! {
+    super::fatal::fatal(format_args!(
+        "execute: goroutine {} is already running on cpu{} (a G must never run on two cores)",
+        g.id(),
+        g.lastcpu.load(Ordering::Relaxed)
+    ))
+}
+
 /// Go's `dropg`: the current G stops being this M's curg. Its state was
 /// saved by mcall (or the preemption path) before we got here.
 fn dropg(mp: &M, gp: &G) {
@@ -1445,6 +1471,12 @@ fn dropg(mp: &M, gp: &G) {
 /// whether it inherits the time slice.
 fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
     'top: loop {
+        // The fast path below (timers, the local and global queues) runs
+        // with interrupts off, as schedule() arrives: its `lock_irqs_off`
+        // relies on it. A later pass (`continue 'top` after stealing or
+        // parking turned them on) turns them off again; `cli` alone costs
+        // next to nothing under TCG (it is `sti` that ends a block).
+        x86_64::instructions::interrupts::disable();
         let pp = p_of(mp);
         if SCHED.gcwaiting.load(Ordering::SeqCst) {
             gcstopm(mp);
@@ -1456,7 +1488,7 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
         // Fairness: every 61st schedule, look at the global queue first, so
         // two Gs that keep respawning each other cannot starve it.
         if check_global_first(pp.schedtick.load(Ordering::Relaxed), SCHED.runqsize.load(Ordering::Relaxed)) {
-            let mut s = SCHED.lock.lock();
+            let mut s = SCHED.lock.lock_irqs_off();
             if let Some(gp) = globrunqget(&mut s, pp, 1) {
                 return (gp, false);
             }
@@ -1470,113 +1502,127 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
 
         // Global run queue.
         if SCHED.runqsize.load(Ordering::Relaxed) != 0 {
-            let mut s = SCHED.lock.lock();
+            let mut s = SCHED.lock.lock_irqs_off();
             if let Some(gp) = globrunqget(&mut s, pp, 0) {
                 return (gp, false);
             }
         }
 
-        // Nothing at hand: from here on the search can take a while.
-        x86_64::instructions::interrupts::enable();
-
-        // Steal from other Ps, if not too many Ms are spinning already.
-        let procs = GOMAXPROCS.load(Ordering::Relaxed);
-        if mp.spinning.load(Ordering::Relaxed)
-            || 2 * SCHED.nmspinning.load(Ordering::SeqCst) < procs - SCHED.npidle.load(Ordering::SeqCst)
-        {
-            if !mp.spinning.load(Ordering::Relaxed) {
-                become_spinning(mp);
-            }
-            match steal_work(mp, pp) {
-                StealResult::Found(gp, inherit) => return (gp, inherit),
-                StealResult::NewWork => continue 'top,
-                StealResult::Nothing => {}
-            }
+        // Nothing at hand: the rest of the search is out of line.
+        if let Some(found) = find_runnable_slow(mp, pp) {
+            return found;
         }
-
-        // Nothing found: our spare Gs to the global list, and a moment for
-        // the stack scavenger (at most once per period, as Go's background
-        // scavenger runs when there is time).
-        gftrim(pp);
-        gfscavenge();
-        // Give up the P and park, atomically registering on midle (see the
-        // module comment).
-        let mut s = SCHED.lock.lock();
-        if SCHED.gcwaiting.load(Ordering::SeqCst) {
-            drop(s);
-            continue 'top;
-        }
-        if let Some(gp) = globrunqget(&mut s, pp, 0) {
-            return (gp, false);
-        }
-        if !mp.spinning.load(Ordering::Relaxed) && SCHED.needspinning.load(Ordering::SeqCst) == 1 {
-            become_spinning(mp);
-            drop(s);
-            continue 'top;
-        }
-        // Local work may have been added by an interrupt-free path on this
-        // core only; still, never pidleput a P with work.
-        if !pp.runq.stealer().is_empty() {
-            drop(s);
-            continue 'top;
-        }
-        let pp = releasep(mp);
-        // Our P goes idle, or to a core whose locked goroutine waits for
-        // one (see pidleput). Either way we park like any M that gave up
-        // its P (below), spinning count included.
-        let went_idle = pidleput(&mut s, pp);
-        mput(&mut s, mp);
-        // The other half of wakep's lock-free `needspinning` (npidle was
-        // just incremented, SeqCst): a submitter that saw no idle P just
-        // before ours became idle asked for a spinner. Be it.
-        if went_idle
-            && !mp.spinning.load(Ordering::Relaxed)
-            && SCHED.needspinning.load(Ordering::SeqCst) == 1
-            && munlink(&mut s, mp)
-        {
-            let pp = pidleget(&mut s).expect("the P we just put");
-            drop(s);
-            acquirep(mp, pp);
-            become_spinning(mp);
-            continue 'top;
-        }
-        drop(s);
-
-        if mp.spinning.load(Ordering::Relaxed) {
-            mp.spinning.store(false, Ordering::Relaxed);
-            super::tracer::spin_stop();
-            // The parking half of the protocol: decrement, fence, then
-            // re-check every queue (gmp_core::spinning). The timers are
-            // part of the re-check: `wake_netpoller` (a timer added) reads
-            // nmspinning after adding, and relies on a spinning M to see
-            // its timer when it parks, so the deadline below is read after
-            // this decrement.
-            let recheck = || check_runqs_no_p() || super::time::any_timer_due();
-            let Ok(found) = spinning::drop_spinning_recheck(&SCHED.nmspinning, recheck) else {
-                super::fatal::throw("findrunnable: negative nmspinning");
-            };
-            if found {
-                let mut s = SCHED.lock.lock();
-                if s.pidle.is_some() && munlink(&mut s, mp) {
-                    let pp = pidleget(&mut s).unwrap();
-                    acquirep(mp, pp);
-                    drop(s);
-                    super::time::clear_idle_deadline();
-                    become_spinning(mp);
-                    continue 'top;
-                }
-                // Someone already woke us (startm): the note is set and
-                // nextp is ours; fall through to collect it.
-            }
-        }
-        // Sleep no later than the earliest timer of *any* P (Go's
-        // checkTimersNoP/pollUntil), with a one-shot LAPIC timer, like Go's
-        // netpoll(delay) in the idle M. Every M that parks arms for it, and
-        // a timer added later that is earlier than every armed deadline
-        // wakes a core to re-arm (time::wake_netpoller).
-        super::time::set_idle_deadline(super::time::earliest_timer());
-        mpark(mp);
     }
+}
+
+/// The slow half of `findRunnable`: steal, then give up the P and park.
+/// `None` means "start over" (Go's `goto top`): new work may have come,
+/// or this M got a P back. Out of line so that the fast half (the local
+/// and global queues), which every switch runs, stays small: under
+/// emulation each jump from one code page to another is a look-up.
+#[inline(never)]
+fn find_runnable_slow(mp: &M, pp: &'static P) -> Option<(NonNull<G>, bool)> {
+    // Nothing at hand: from here on the search can take a while.
+    x86_64::instructions::interrupts::enable();
+
+    // Steal from other Ps, if not too many Ms are spinning already.
+    let procs = GOMAXPROCS.load(Ordering::Relaxed);
+    if mp.spinning.load(Ordering::Relaxed)
+        || 2 * SCHED.nmspinning.load(Ordering::SeqCst) < procs - SCHED.npidle.load(Ordering::SeqCst)
+    {
+        if !mp.spinning.load(Ordering::Relaxed) {
+            become_spinning(mp);
+        }
+        match steal_work(mp, pp) {
+            StealResult::Found(gp, inherit) => return Some((gp, inherit)),
+            StealResult::NewWork => return None,
+            StealResult::Nothing => {}
+        }
+    }
+
+    // Nothing found: our spare Gs to the global list, and a moment for
+    // the stack scavenger (at most once per period, as Go's background
+    // scavenger runs when there is time).
+    gftrim(pp);
+    gfscavenge();
+    // Give up the P and park, atomically registering on midle (see the
+    // module comment).
+    let mut s = SCHED.lock.lock();
+    if SCHED.gcwaiting.load(Ordering::SeqCst) {
+        drop(s);
+        return None;
+    }
+    if let Some(gp) = globrunqget(&mut s, pp, 0) {
+        return Some((gp, false));
+    }
+    if !mp.spinning.load(Ordering::Relaxed) && SCHED.needspinning.load(Ordering::SeqCst) == 1 {
+        become_spinning(mp);
+        drop(s);
+        return None;
+    }
+    // Local work may have been added by an interrupt-free path on this
+    // core only; still, never pidleput a P with work.
+    if !pp.runq.stealer().is_empty() {
+        drop(s);
+        return None;
+    }
+    let pp = releasep(mp);
+    // Our P goes idle, or to a core whose locked goroutine waits for
+    // one (see pidleput). Either way we park like any M that gave up
+    // its P (below), spinning count included.
+    let went_idle = pidleput(&mut s, pp);
+    mput(&mut s, mp);
+    // The other half of wakep's lock-free `needspinning` (npidle was
+    // just incremented, SeqCst): a submitter that saw no idle P just
+    // before ours became idle asked for a spinner. Be it.
+    if went_idle
+        && !mp.spinning.load(Ordering::Relaxed)
+        && SCHED.needspinning.load(Ordering::SeqCst) == 1
+        && munlink(&mut s, mp)
+    {
+        let pp = pidleget(&mut s).expect("the P we just put");
+        drop(s);
+        acquirep(mp, pp);
+        become_spinning(mp);
+        return None;
+    }
+    drop(s);
+
+    if mp.spinning.load(Ordering::Relaxed) {
+        mp.spinning.store(false, Ordering::Relaxed);
+        super::tracer::spin_stop();
+        // The parking half of the protocol: decrement, fence, then
+        // re-check every queue (gmp_core::spinning). The timers are
+        // part of the re-check: `wake_netpoller` (a timer added) reads
+        // nmspinning after adding, and relies on a spinning M to see
+        // its timer when it parks, so the deadline below is read after
+        // this decrement.
+        let recheck = || check_runqs_no_p() || super::time::any_timer_due();
+        let Ok(found) = spinning::drop_spinning_recheck(&SCHED.nmspinning, recheck) else {
+            super::fatal::throw("findrunnable: negative nmspinning");
+        };
+        if found {
+            let mut s = SCHED.lock.lock();
+            if s.pidle.is_some() && munlink(&mut s, mp) {
+                let pp = pidleget(&mut s).unwrap();
+                acquirep(mp, pp);
+                drop(s);
+                super::time::clear_idle_deadline();
+                become_spinning(mp);
+                return None;
+            }
+            // Someone already woke us (startm): the note is set and
+            // nextp is ours; fall through to collect it.
+        }
+    }
+    // Sleep no later than the earliest timer of *any* P (Go's
+    // checkTimersNoP/pollUntil), with a one-shot LAPIC timer, like Go's
+    // netpoll(delay) in the idle M. Every M that parks arms for it, and
+    // a timer added later that is earlier than every armed deadline
+    // wakes a core to re-arm (time::wake_netpoller).
+    super::time::set_idle_deadline(super::time::earliest_timer());
+    mpark(mp);
+    None
 }
 
 enum StealResult {
@@ -1704,6 +1750,10 @@ fn gcstopm(mp: &M) {
 /// locked G does not queue it but wakes this M (`ready_locked`). GOMAXPROCS
 /// is effectively one less while a goroutine is locked, as it would be
 /// with a thread pinned to a CPU.
+///
+/// `#[inline(never)]`: schedule() calls it only on a core with a locked
+/// goroutine; inlined, it pushed schedule's fast path across code pages.
+#[inline(never)]
 fn locked_wait(mp: &M, lg: *mut G) {
     // SAFETY: Gs are never freed.
     let g = unsafe { &*lg };
@@ -1862,11 +1912,20 @@ pub fn gosched() {
 }
 
 extern "C" fn gosched_m(gp: *mut G) -> ! {
-    goschedimpl(gp, false)
+    goschedimpl_inline(gp, false)
 }
 
 /// Shared by Gosched and preemption (Go's `goschedImpl`).
 pub fn goschedimpl(gp: *mut G, preempted: bool) -> ! {
+    goschedimpl_inline(gp, preempted)
+}
+
+/// The body of `goschedimpl`, inlined into `gosched_m` (every `Gosched`)
+/// so that a yield makes one call fewer, a look-up of the next translated
+/// block under emulation. Runs on g0 with interrupts off: `mcall` turned
+/// them off, and so did the interrupt that preempts asynchronously.
+#[inline(always)]
+fn goschedimpl_inline(gp: *mut G, preempted: bool) -> ! {
     let mp = getm();
     // SAFETY: gp is the G that called mcall (or was interrupted): live.
     let g = unsafe { &*gp };
@@ -1883,7 +1942,7 @@ pub fn goschedimpl(gp: *mut G, preempted: bool) -> ! {
         schedule()
     }
     {
-        let mut s = SCHED.lock.lock();
+        let mut s = SCHED.lock.lock_irqs_off();
         // SAFETY: gp is non-null.
         globrunqput(&mut s, unsafe { NonNull::new_unchecked(gp) });
     }
