@@ -1473,8 +1473,9 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
     'top: loop {
         // The fast path below (timers, the local and global queues) runs
         // with interrupts off, as schedule() arrives: its `lock_irqs_off`
-        // relies on it. A later pass (`continue 'top` after stealing or
-        // parking turned them on) turns them off again; `cli` alone costs
+        // relies on it. A later pass (after gcstopm, or after
+        // find_runnable_slow turned them on and asked to start over) turns
+        // them off again; `cli` alone costs
         // next to nothing under TCG (it is `sti` that ends a block).
         x86_64::instructions::interrupts::disable();
         let pp = p_of(mp);
