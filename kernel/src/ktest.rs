@@ -184,7 +184,7 @@ pub fn run(pattern: &str) {
 /// May the test share a boot with others (the same rule as the runner's `suite_eligible`)?
 fn plain(m: &Meta) -> bool {
     m.expect() == gmp_core::ktest::Expect::Pass
-        && ["case", "params", "skip_params", "exclusive", "uefi", "mem"].iter().all(|k| m.get(k).is_none())
+        && ["case", "params", "skip_params", "exclusive", "smp_only", "uefi", "mem"].iter().all(|k| m.get(k).is_none())
         && m.get("min_cpus").map_or(true, |c| c == "1")
 }
 

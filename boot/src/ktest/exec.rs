@@ -296,6 +296,7 @@ pub fn suite_eligible(t: &TestInfo) -> bool {
         && t.skip_params.is_empty()
         && t.min_cpus <= 1
         && !t.exclusive
+        && !t.smp_only
         && !t.uefi
         && t.mem.is_none()
 }

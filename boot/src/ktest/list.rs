@@ -44,6 +44,10 @@ pub struct TestInfo {
     pub cases: Vec<(String, Vec<String>)>,
     pub mem: Option<u32>,
     pub exclusive: bool,
+    /// The test holds only at the core counts of its matrix (it checks a count-specific
+    /// outcome): a `--smp` list runs it at those of its counts that the list names and skips it
+    /// at the others, instead of booting it where it cannot pass.
+    pub smp_only: bool,
     pub uefi: bool,
 }
 
@@ -102,6 +106,7 @@ impl TestInfo {
             cases,
             mem: num("mem")?.map(|m| m as u32),
             exclusive: m.get("exclusive") == Some("1"),
+            smp_only: m.get("smp_only") == Some("1"),
             uefi: m.get("uefi") == Some("1"),
             name,
         })

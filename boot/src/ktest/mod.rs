@@ -37,7 +37,8 @@ options:
   --exact                filters must equal a test or trial name
   --skip PATTERN         leave out trials whose name matches (repeatable)
   --tags T1,T2           only tests with one of these tags;  --skip-tags T1,T2: leave them out
-  --smp 1,3,8            core counts for every test, instead of each test's matrix
+  --smp 1,3,8            core counts for every test, instead of each test's matrix (an
+                         smp_only test is skipped, with the reason, at counts it does not list)
   --count N              run each trial N times
   --shuffle[=SEED]       run the trials in random order (the seed is printed)
   --seed S               pass seed=S to every trial (schedrandom's choices); default: a fresh seed

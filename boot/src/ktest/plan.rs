@@ -105,6 +105,10 @@ pub fn plan(tests: &[Arc<TestInfo>], opt: &Options, base_seed: u64) -> Vec<Trial
                 params.extend(opt.params.iter().cloned());
                 let skip = if *smp < t.min_cpus {
                     Some(format!("needs {} or more cores", t.min_cpus))
+                } else if t.smp_only && !t.smp.contains(smp) {
+                    // Only a --smp list can name a count outside the matrix.
+                    let only: Vec<String> = t.smp.iter().map(|c| c.to_string()).collect();
+                    Some(format!("holds only at smp={} (smp_only)", only.join(",")))
                 } else {
                     t.skip_params.iter().find(|w| params.contains(w)).map(|w| format!("not run with {w}"))
                 };

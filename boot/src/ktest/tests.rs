@@ -63,6 +63,16 @@ fn plan_expands_the_matrix_cases_and_also() {
     assert_eq!(p[5].params, ["hz=10", "schedrandom=1"]);
     // --smp replaces the matrix and drops the extra shapes, as go test -cpu.
     assert_eq!(names(&plan(&[t.clone()], &opts(&["--smp", "3", "b"]), 7)), ["s::t[b,smp=3]"]);
+    // ... except for a test that holds only at its own counts: planned, but skipped with the
+    // reason, at the counts it does not list; run at those it does.
+    let only = Arc::new(info("module:k::s\nfn:only\nsmp:2\nsmp_only:1\n"));
+    assert!(only.smp_only && !t.smp_only);
+    let p = plan(&[only.clone()], &opts(&["--smp", "1,2,3"]), 7);
+    assert_eq!(names(&p), ["s::only[smp=1]", "s::only[smp=2]", "s::only[smp=3]"]);
+    assert_eq!(p[0].skip.as_deref(), Some("holds only at smp=2 (smp_only)"));
+    assert!(p[1].skip.is_none());
+    assert_eq!(p[2].skip.as_deref(), Some("holds only at smp=2 (smp_only)"));
+    assert!(plan(&[only.clone()], &opts(&[]), 7).iter().all(|x| x.skip.is_none()));
     // Filters: substring, glob, exact; --skip.
     assert_eq!(plan(&[t.clone()], &opts(&["s::t[a*"]), 7).len(), 3);
     assert_eq!(plan(&[t.clone()], &opts(&["--exact", "s::t[a,smp=2]"]), 7).len(), 1);

@@ -28,6 +28,7 @@
 //! case:NAME PARAMS...           (one case of a parameterized test; repeatable)
 //! mem:64                        (guest memory in MiB)
 //! exclusive:1                   (no other trial runs meanwhile: timing-sensitive)
+//! smp_only:1                    (holds only at the `smp` counts: `--smp` skips the others)
 //! uefi:1                        (boot through UEFI)
 //! ```
 //!

@@ -27,6 +27,7 @@
 //! | `cases = ["a", ("b", "hz=100")]` | a parameterized test: one trial per case (`t.case()`) | |
 //! | `mem = 64` | guest memory in MiB | runner's default |
 //! | `exclusive` | no other trial runs at the same time (timing-sensitive tests) | |
+//! | `smp_only` | the test holds only at its `smp` counts: the runner's `--smp` skips it at others | |
 //! | `uefi` | boot through UEFI | BIOS |
 //!
 //! The macro keeps the function and adds one entry to the `KTESTS` linker
@@ -107,7 +108,7 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> Result<proc_macro2
     for m in &args {
         let key = m.path().get_ident().map(|i| i.to_string()).unwrap_or_default();
         match (key.as_str(), m) {
-            ("exclusive" | "uefi", Meta::Path(_)) => lines.push(format!("{key}:1")),
+            ("exclusive" | "uefi" | "smp_only", Meta::Path(_)) => lines.push(format!("{key}:1")),
             (_, Meta::NameValue(nv)) => {
                 let v = &nv.value;
                 match key.as_str() {

@@ -426,6 +426,7 @@ extern "C" fn overflow_on_g0(_gp: *mut kernel::runtime::runtime2::G) -> ! {
 /// silent write over the heap.
 #[ktest(
     smp = [2],
+    smp_only,
     timeout = 90,
     fatal = "fatal error: kernel stack overflow: page fault at ",
     output = ["g0_overflow: 11 kernel stacks with guard pages"]

@@ -433,7 +433,7 @@ fn syscall_locked() {
 // GOMAXPROCS changes in 30 s"). Go's preemptone refuses the caller's own M.
 // Here a yielding goroutine counts; at one core it can only count while main
 // is off the core, so 100 changes in a row must not let it count.
-#[ktest(smp = [1], params = "forcepreemptns=5000000000", output = ["stw_keeps_caller: 100 GOMAXPROCS changes, the other goroutine did not run"])]
+#[ktest(smp = [1], smp_only, params = "forcepreemptns=5000000000", output = ["stw_keeps_caller: 100 GOMAXPROCS changes, the other goroutine did not run"])]
 fn stw_keeps_caller() {
     let stop = leak(AtomicBool::new(false));
     let count = leak(AtomicU64::new(0));
