@@ -375,7 +375,7 @@ fn runtime_lock() {
     let (other, stop, done) = counting_spinner();
     kernel::go(move || {
         let slice = kernel::boot::params().forcepreemptns;
-        let (during, refused, irq_on, c0);
+        let (during, refused, irq_on, c0, o_end);
         {
             let _held = LOCK.lock();
             irq_on = x86_64::instructions::interrupts::are_enabled();
@@ -390,16 +390,29 @@ fn runtime_lock() {
             // Only this P runs goroutines, and the spinner has no safe point:
             // any cooperative preemption from here is the unlock's.
             c0 = COOP_PREEMPTS.load(Ordering::Relaxed);
+            o_end = other.load(Ordering::Relaxed);
         }
+        // The unlock is a safe point: the request refused under the lock is
+        // honoured there, so the spinner has run by the time this statement
+        // runs. Almost always the unlock itself yields (one cooperative
+        // preemption). Rarely a tick or preemption IPI lands between the
+        // unlock's decrement of `m.locks` and its look at `g.preempt`; the
+        // handler, finding no lock held, preempts asynchronously, and the
+        // unlock then finds the request already served (`execute` cleared
+        // it). Both honour the request at the unlock, so what is asserted is
+        // that the spinner ran across the unlock, not which of the two did it.
+        let ran_at_unlock = other.load(Ordering::Relaxed) - o_end;
         let yielded = COOP_PREEMPTS.load(Ordering::Relaxed) - c0;
         println!(
             "runtime_lock: other goroutine ran {during} steps during 5 slices under the lock \
-             (interrupts on: {irq_on}, preemptions refused: {refused}, yields at the unlock: {yielded})"
+             (interrupts on: {irq_on}, preemptions refused: {refused}, yields at the unlock: {yielded}, \
+             steps of the other goroutine across the unlock: {ran_at_unlock})"
         );
         assert!(irq_on, "a RuntimeLock turned interrupts off");
         assert_eq!(during, 0, "a goroutine holding a RuntimeLock was preempted");
         assert!(refused > 0, "no preemption request was refused while the lock was held: were interrupts on?");
-        assert_eq!(yielded, 1, "the unlock did not honour the pending preemption request");
+        assert!(ran_at_unlock > 0, "the unlock did not honour the pending preemption request (yields at the unlock: {yielded})");
+        assert!(yielded <= 1, "the unlock yielded {yielded} times");
         stop.store(true, Ordering::Relaxed);
         done.done();
     });
