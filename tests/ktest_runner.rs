@@ -37,9 +37,9 @@ fn report_formats_agree_with_the_run() {
     eprintln!("{human}");
     let c = run.counts;
 
-    // What the example declares: 13 trials; fails_on_purpose fails (twice: --retries 1);
+    // What the example declares: 14 trials; fails_on_purpose fails (twice: --retries 1);
     // needs_two_cores[smp=1] and skips_itself are skipped.
-    assert_eq!((c.passed, c.failed, c.skipped, c.flaky), (10, 1, 2, 0), "{human}");
+    assert_eq!((c.passed, c.failed, c.skipped, c.flaky), (11, 1, 2, 0), "{human}");
     let failed: Vec<_> = run.results.iter().filter(|r| matches!(r.verdict, Verdict::Fail(_))).collect();
     assert_eq!(failed[0].trial.name, "fails_on_purpose[smp=1]");
     assert_eq!(failed[0].attempts, 2, "a failing trial is retried --retries times");
@@ -60,13 +60,13 @@ fn report_formats_agree_with_the_run() {
 
     // Human: one line per trial, and the closing line.
     let lines: Vec<&str> = human.lines().filter(|l| l.starts_with("test ") && l.contains(" ... ")).collect();
-    assert_eq!(lines.len(), 13, "{human}");
-    assert_eq!(human.trim_end().lines().last().unwrap(), "10 passed, 1 failed, 2 skipped");
+    assert_eq!(lines.len(), 14, "{human}");
+    assert_eq!(human.trim_end().lines().last().unwrap(), "11 passed, 1 failed, 2 skipped");
 
     // JSON (test2json's actions): one terminal event per trial, plus the run's.
     let events: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
     let count = |a: &str| events.iter().filter(|e| e["Action"] == a && e.get("Test").is_some()).count();
-    assert_eq!((count("pass"), count("fail"), count("skip"), count("run")), (10, 1, 2, 13), "{json}");
+    assert_eq!((count("pass"), count("fail"), count("skip"), count("run")), (11, 1, 2, 14), "{json}");
     assert_eq!(events.first().unwrap()["Action"], "start");
     assert_eq!(events.last().unwrap()["Action"], "fail");
     assert!(events.iter().any(|e| e["Action"] == "output" && e["Output"].as_str().unwrap().contains("about to compare")));
@@ -75,7 +75,7 @@ fn report_formats_agree_with_the_run() {
     let ktap = report::ktap(&run.results);
     let sub: Vec<&str> = ktap.lines().filter(|l| l.starts_with("    ok ") || l.starts_with("    not ok ")).collect();
     assert_eq!(ktap.lines().next(), Some("KTAP version 1"));
-    assert_eq!(sub.len(), 13, "{ktap}");
+    assert_eq!(sub.len(), 14, "{ktap}");
     assert_eq!(sub.iter().filter(|l| l.starts_with("    not ok")).count(), 1);
     assert_eq!(sub.iter().filter(|l| l.contains(" # SKIP ")).count(), 2);
     assert_eq!(sub.iter().filter(|l| l.contains(" # XFAIL ")).count(), 2);
@@ -86,9 +86,9 @@ fn report_formats_agree_with_the_run() {
     let _ = std::fs::remove_file(&junit);
     let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
     let cases: Vec<&quick_junit::TestCase> = parsed.test_suites.iter().flat_map(|s| s.test_cases.iter()).collect();
-    assert_eq!(cases.len(), 13);
+    assert_eq!(cases.len(), 14);
     let n = |f: fn(&quick_junit::TestCaseStatus) -> bool| cases.iter().filter(|c| f(&c.status)).count();
-    assert_eq!(n(|s| matches!(s, quick_junit::TestCaseStatus::Success { .. })), 10);
+    assert_eq!(n(|s| matches!(s, quick_junit::TestCaseStatus::Success { .. })), 11);
     assert_eq!(n(|s| matches!(s, quick_junit::TestCaseStatus::NonSuccess { .. })), 1);
     assert_eq!(n(|s| matches!(s, quick_junit::TestCaseStatus::Skipped { .. })), 2);
 }
@@ -103,8 +103,30 @@ fn list_reads_the_elf_without_booting() {
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("channel_sum: smp=1,2 cases=small,big"), "{out}");
     assert!(out.contains("send_on_closed_channel_panics: smp=2 should_panic=\"send on closed channel\""), "{out}");
-    assert!(out.trim_end().ends_with("7 tests, 13 trials"), "{out}");
+    assert!(out.contains("exactly_two_cores: smp=2 smp_only"), "{out}");
+    assert!(out.trim_end().ends_with("8 tests, 14 trials"), "{out}");
     assert!(t0.elapsed() < Duration::from_secs(600));
+}
+
+/// `--smp` replaces every matrix, but a test marked `smp_only` runs only at the counts it lists:
+/// at the others it is skipped with the reason, not booted where it cannot pass.
+#[test]
+fn smp_only_is_skipped_at_other_counts() {
+    let _one = one_at_a_time();
+    let mut opt = ktest::parse_args(["--exact", "exactly_two_cores", "--example", "ktest_demo", "--smp", "1,2,3"]).unwrap().unwrap();
+    opt.jobs = 1;
+    let (mut out, mut human) = (Vec::new(), Vec::new());
+    let run = ktest::run(opt, &mut out, &mut human).unwrap_or_else(|e| panic!("runner error: {e}"));
+    let human = String::from_utf8(human).unwrap() + &String::from_utf8(out).unwrap();
+    let c = run.counts;
+    assert_eq!((c.passed, c.failed, c.skipped), (1, 0, 2), "{human}");
+    for r in &run.results {
+        let want = if r.trial.smp == 2 { Verdict::Pass } else { Verdict::Skip };
+        assert_eq!(r.verdict, want, "{}: {human}", r.trial.name);
+        if r.trial.smp != 2 {
+            assert_eq!(r.message, "holds only at smp=2 (smp_only)");
+        }
+    }
 }
 
 /// Ctrl-C in a terminal signals the whole foreground process group: the runner and its QEMUs.

@@ -85,6 +85,13 @@ fn needs_two_cores() {
     assert!(kernel::num_cpu() >= 2);
 }
 
+/// Holds only at the core count it lists: with `--smp 1,2,3` the runner runs it at 2 and
+/// skips it at 1 and 3 (without `smp_only`, `--smp` would boot it there and it would fail).
+#[ktest(smp = [2], smp_only)]
+fn exactly_two_cores() {
+    assert_eq!(kernel::num_cpu(), 2);
+}
+
 /// A test can also decide at run time to skip itself.
 #[ktest(smp = [1])]
 fn skips_itself(t: &mut T) {

@@ -397,6 +397,9 @@ pub fn run(opt: Options, out: &mut dyn Write, err: &mut dyn Write) -> Result<Run
     if opt.list {
         for t in &tests {
             let mut s = format!("{}: smp={}", t.name, t.smp.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
+            if t.smp_only {
+                s += " smp_only";
+            }
             for (c, p) in &t.also {
                 s += &format!(" +[smp={c} {}]", p.join(" "));
             }
