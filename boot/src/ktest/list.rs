@@ -44,9 +44,9 @@ pub struct TestInfo {
     pub cases: Vec<(String, Vec<String>)>,
     pub mem: Option<u32>,
     pub exclusive: bool,
-    /// The test holds only at the core counts of its matrix (it checks a count-specific
-    /// outcome): a `--smp` list runs it at those of its counts that the list names and skips it
-    /// at the others, instead of booting it where it cannot pass.
+    /// The test holds only at its own core counts, those of its matrix and of its `also` trials
+    /// (it checks a count-specific outcome): a `--smp` list runs it at those of its counts that
+    /// the list names and skips it at the others, instead of booting it where it cannot pass.
     pub smp_only: bool,
     pub uefi: bool,
 }

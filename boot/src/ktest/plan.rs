@@ -105,9 +105,9 @@ pub fn plan(tests: &[Arc<TestInfo>], opt: &Options, base_seed: u64) -> Vec<Trial
                 params.extend(opt.params.iter().cloned());
                 let skip = if *smp < t.min_cpus {
                     Some(format!("needs {} or more cores", t.min_cpus))
-                } else if t.smp_only && !t.smp.contains(smp) {
-                    // Only a --smp list can name a count outside the matrix.
-                    let only: Vec<String> = t.smp.iter().map(|c| c.to_string()).collect();
+                } else if t.smp_only && opt.smp.is_some() && !own_counts(t).contains(smp) {
+                    // Only a --smp list can name a count outside the test's own trials.
+                    let only: Vec<String> = own_counts(t).iter().map(|c| c.to_string()).collect();
                     Some(format!("holds only at smp={} (smp_only)", only.join(",")))
                 } else {
                     t.skip_params.iter().find(|w| params.contains(w)).map(|w| format!("not run with {w}"))
@@ -139,6 +139,17 @@ pub fn plan(tests: &[Arc<TestInfo>], opt: &Options, base_seed: u64) -> Vec<Trial
         t.index = i;
     }
     out
+}
+
+/// The core counts a test declares: its matrix, then those of its `also` trials, each once.
+fn own_counts(t: &TestInfo) -> Vec<u32> {
+    let mut v = t.smp.clone();
+    for (c, _) in &t.also {
+        if !v.contains(c) {
+            v.push(*c);
+        }
+    }
+    v
 }
 
 /// Fisher-Yates with Go's cheap generator, seeded: the same seed gives the same order.

@@ -73,6 +73,12 @@ fn plan_expands_the_matrix_cases_and_also() {
     assert!(p[1].skip.is_none());
     assert_eq!(p[2].skip.as_deref(), Some("holds only at smp=2 (smp_only)"));
     assert!(plan(&[only.clone()], &opts(&[]), 7).iter().all(|x| x.skip.is_none()));
+    // Its `also` trials' counts are its own too.
+    let also = Arc::new(info("module:k::s\nfn:also\nsmp:1\nalso:4 gomaxprocs=2\nsmp_only:1\n"));
+    assert!(plan(&[also.clone()], &opts(&[]), 7).iter().all(|x| x.skip.is_none()));
+    let p = plan(&[also.clone()], &opts(&["--smp", "2,4"]), 7);
+    assert_eq!(p[0].skip.as_deref(), Some("holds only at smp=1,4 (smp_only)"));
+    assert!(p[1].skip.is_none());
     // Filters: substring, glob, exact; --skip.
     assert_eq!(plan(&[t.clone()], &opts(&["s::t[a*"]), 7).len(), 3);
     assert_eq!(plan(&[t.clone()], &opts(&["--exact", "s::t[a,smp=2]"]), 7).len(), 1);
