@@ -253,7 +253,7 @@ impl<T> Drop for RuntimeLockGuard<'_, T> {
         self.lock.locked.store(false, Ordering::Release);
         // Go's releasem: a preemption the interrupt handler had to refuse
         // while the lock was held is honoured at this safe point.
-        if percpu::locks_dec() == 0 {
+        if percpu::locks_dec_read() == 0 {
             super::preempt::check_preempt_at_safe_point();
         }
     }
@@ -285,7 +285,7 @@ impl Default for PreemptGuard {
 impl Drop for PreemptGuard {
     #[inline]
     fn drop(&mut self) {
-        let now = percpu::locks_dec();
+        let now = percpu::locks_dec_read();
         // A preemption request that arrived while we were non-preemptible is
         // honoured now, at this safe point (Go: releasem restores
         // stackguard0 = stackPreempt when gp.preempt is set).

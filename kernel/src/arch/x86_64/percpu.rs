@@ -112,9 +112,17 @@ pub fn locks_read() -> u32 {
     v
 }
 
-/// `m.locks -= 1` on the executing core; returns the new value.
+/// `m.locks -= 1` on the executing core, as one instruction.
 #[inline(always)]
-pub fn locks_dec() -> u32 {
+pub fn locks_dec() {
+    // SAFETY: as in `locks_inc`.
+    unsafe { core::arch::asm!("dec dword ptr gs:[32]", options(nostack)) };
+}
+
+/// `m.locks -= 1` on the executing core; returns the new value (for an
+/// unlock that looks for a preemption request once the count is 0).
+#[inline(always)]
+pub fn locks_dec_read() -> u32 {
     let v: u32;
     // SAFETY: as in `locks_inc`. The read-back is of the same core's count,
     // which only this core changes; an interrupt between the two
