@@ -569,10 +569,11 @@ impl<'a, T> Local<'a, T> {
     /// With `shuffle` (`schedrandom=1`) the new Gs are shuffled before they
     /// are published. `runnext` is not touched.
     ///
-    /// `#[inline]`: its one caller (`globrunqget`) moves a single G on every
-    /// other `Gosched` of two yielding goroutines; out of line, the call
-    /// cost more than the move.
-    #[inline]
+    /// `#[inline(always)]`: its one caller (`globrunqget`) moves a single G
+    /// on every other `Gosched` of two yielding goroutines; out of line, the
+    /// call cost more than the move (with `#[inline]`, LLVM kept it out of
+    /// line once `globrunqget` was also inlined into `gosched_fast`).
+    #[inline(always)]
     pub fn put_batch<I>(&self, items: &mut I, shuffle: Option<&mut FastRand>) -> u32
     where
         I: Iterator<Item = NonNull<T>>,

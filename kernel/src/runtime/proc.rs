@@ -1159,17 +1159,32 @@ pub(super) fn globrunqputhead(s: &mut SchedLocked, gp: NonNull<G>) {
 /// Go's `globrunqget`: take a batch from the global queue, run the first,
 /// and move the rest to pp's local queue. Lock held.
 ///
-/// `#[inline(always)]`: its three call sites are all in `findRunnable`, and
-/// two yielding goroutines take this path on every other `Gosched`; out of
-/// line, the call and its return were two block look-ups under emulation.
+/// `put`: a G that yields, put at the queue's tail in this same lock hold
+/// just before the batch is taken (`gosched_fast`). `sched.runqsize` is
+/// then written once, with the net change, which is never a growth: the
+/// batch takes at least one G.
+///
+/// `#[inline(always)]`: its call sites are in `findRunnable` and
+/// `gosched_fast`, and two yielding goroutines take this path on every
+/// other `Gosched`; out of line, the call and its return were two block
+/// look-ups under emulation.
 #[inline(always)]
-fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<G>> {
+fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32, put: Option<NonNull<G>>) -> Option<NonNull<G>> {
+    let mut put_n: i64 = 0;
+    if let Some(gp) = put {
+        // SAFETY: the yielding G is ours (runnable, on no queue); we hand it
+        // to the queue.
+        unsafe { s.runq.push_back(gp) };
+        put_n = 1;
+    }
     let size = s.runq.len();
     if size == 0 {
         return None;
     }
     let n = globrunqget_count(size, GOMAXPROCS.load(Ordering::Relaxed), max);
     if n == 0 {
+        // Unreachable with a G put (size >= 1 gives n >= 1); count it anyway.
+        runqsize_add(s, put_n);
         return None;
     }
     let gp = s.runq.pop_front()?;
@@ -1197,7 +1212,7 @@ fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<
         // and our queue empty or nearly so, every G fits. Anything left is
         // still in the global queue (never popped), so nothing can be lost.
     }
-    runqsize_add(s, -(moved as i64));
+    runqsize_add(s, put_n - moved as i64);
     Some(gp)
 }
 
@@ -1209,8 +1224,9 @@ fn globrunqget(s: &mut SchedLocked, pp: &'static P, max: u32) -> Option<NonNull<
 /// Inlined into its callers (every `ready`, `newproc` and `Gosched`): when
 /// every P is busy it is three loads, and a call and its return would cost
 /// more than that under emulation (a `ret` is an indirect jump, a lookup of
-/// the next translated block). The rest is `wakep_idle_p`.
-#[inline]
+/// the next translated block). The rest is `wakep_idle_p`. `always`: with
+/// `#[inline]`, LLVM kept one copy out of line in `gosched_m`.
+#[inline(always)]
 pub fn wakep() {
     // No idle P: there is no core to start. Go 1.19 returns here; Go 1.21
     // records under sched.lock that a spinner was wanted (`needspinning`),
@@ -1490,7 +1506,7 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
         // two Gs that keep respawning each other cannot starve it.
         if check_global_first(pp.schedtick.load(Ordering::Relaxed), SCHED.runqsize.load(Ordering::Relaxed)) {
             let mut s = SCHED.lock.lock_irqs_off();
-            if let Some(gp) = globrunqget(&mut s, pp, 1) {
+            if let Some(gp) = globrunqget(&mut s, pp, 1, None) {
                 return (gp, false);
             }
         }
@@ -1504,7 +1520,7 @@ fn find_runnable(mp: &M) -> (NonNull<G>, bool) {
         // Global run queue.
         if SCHED.runqsize.load(Ordering::Relaxed) != 0 {
             let mut s = SCHED.lock.lock_irqs_off();
-            if let Some(gp) = globrunqget(&mut s, pp, 0) {
+            if let Some(gp) = globrunqget(&mut s, pp, 0, None) {
                 return (gp, false);
             }
         }
@@ -1553,7 +1569,7 @@ fn find_runnable_slow(mp: &M, pp: &'static P) -> Option<(NonNull<G>, bool)> {
         drop(s);
         return None;
     }
-    if let Some(gp) = globrunqget(&mut s, pp, 0) {
+    if let Some(gp) = globrunqget(&mut s, pp, 0, None) {
         return Some((gp, false));
     }
     if !mp.spinning.load(Ordering::Relaxed) && SCHED.needspinning.load(Ordering::SeqCst) == 1 {
@@ -1918,7 +1934,11 @@ extern "C" fn gosched_m(gp: *mut G) -> ! {
 
 /// Shared by Gosched and preemption (Go's `goschedImpl`).
 pub fn goschedimpl(gp: *mut G, preempted: bool) -> ! {
-    goschedimpl_inline(gp, preempted)
+    if !preempted {
+        // The yield's copy, with its fast path (gosched_fast).
+        gosched_m(gp)
+    }
+    goschedimpl_inline(gp, true)
 }
 
 /// The body of `goschedimpl`, inlined into `gosched_m` (every `Gosched`)
@@ -1942,6 +1962,10 @@ fn goschedimpl_inline(gp: *mut G, preempted: bool) -> ! {
         // (timers, stop-the-world); schedule() runs it again.
         schedule()
     }
+    if !preempted {
+        // SAFETY: gp is non-null.
+        gosched_fast(mp, unsafe { NonNull::new_unchecked(gp) });
+    }
     {
         let mut s = SCHED.lock.lock_irqs_off();
         // SAFETY: gp is non-null.
@@ -1951,6 +1975,65 @@ fn goschedimpl_inline(gp: *mut G, preempted: bool) -> ! {
         wakep();
     }
     schedule()
+}
+
+/// The fast path of a yield: `goschedImpl`'s `globrunqput` and
+/// `findRunnable`'s `globrunqget` in one hold of `sched.lock`. Returns
+/// (having changed nothing but `pp.preempt` and due timers) when the yield
+/// must take the ordinary path: put, `wakep`, `schedule`.
+///
+/// Go's yield puts the G at the tail of the global queue under
+/// `sched.lock`, drops the lock, and calls `schedule`; `findRunnable` then
+/// checks (in this order) for a stop-the-world, due timers, its 1-in-61
+/// fairness turn, and the local queue, and only then takes the lock again
+/// for a batch from the global queue, which the G just joined. With two
+/// goroutines on one P, every other yield goes that whole way. Here those
+/// checks come first, and when each of them says "the global queue is
+/// next", the put and the take share one lock hold: one lock round trip
+/// and one `runqsize` XCHG fewer (the barrier of a growth, which the net
+/// change here never is: the batch takes at least the G that was put, so a
+/// spinning M that reads the count without the lock sees the old count or
+/// the new one, and if the G is still queued, both are non-zero). What
+/// runs next is what `schedule` would have chosen.
+///
+/// Not for a preempted G: preemption is rare, and its copy of
+/// `goschedImpl` stays small.
+#[inline(always)]
+fn gosched_fast(mp: &M, gp: NonNull<G>) {
+    let pp = p_of(mp);
+    // schedule's `pp.preempt = false` (see there).
+    if pp.preempt.load(Ordering::Acquire) {
+        pp.preempt.store(false, Ordering::Relaxed);
+    }
+    if SCHED.gcwaiting.load(Ordering::SeqCst) {
+        return;
+    }
+    super::time::check_timers(pp);
+    // The fairness turn counts our G, which Go's has put already.
+    if check_global_first(pp.schedtick.load(Ordering::Relaxed), SCHED.runqsize.load(Ordering::Relaxed) + 1) {
+        return;
+    }
+    // SAFETY: we are pp's M.
+    if !unsafe { pp.runq.local() }.is_empty() {
+        return;
+    }
+    let next = {
+        let mut s = SCHED.lock.lock_irqs_off();
+        globrunqget(&mut s, pp, 0, Some(gp))
+    };
+    let Some(next) = next else {
+        // A batch from a queue we just put a G on is never empty.
+        super::fatal::throw("gosched: the global queue lost the yielding goroutine")
+    };
+    if MAIN_STARTED.load(Ordering::Relaxed) {
+        wakep();
+    }
+    // SAFETY: Gs are never freed.
+    let lm = unsafe { next.as_ref() }.lockedm.load(Ordering::Relaxed);
+    if !lm.is_null() && lm != mp as *const M as *mut M {
+        locked_g_queued(next, lm);
+    }
+    execute(mp, next, false)
 }
 
 /// Go's `goyield`: like `gosched`, but the G goes to the tail of this P's
