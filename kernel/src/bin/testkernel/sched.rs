@@ -105,6 +105,88 @@ fn yield_progress() {
     println!("yield_progress: ok");
 }
 
+// ---- Gosched goes to the tail of the global queue -------------------------------
+//
+// K goroutines on one P, each calling Gosched N times, log which of them ran
+// each turn. A yield puts the G at the tail of the global queue (Go's
+// goschedImpl), and a P with an empty local queue takes the global queue's
+// head (with a batch behind it, in order), so once each has yielded the
+// turns go round: between two turns of one goroutine come the others' turns,
+// once each. Two things may bend that: the 1-in-61 check of the global queue
+// (the G that just yielded can come straight back), and `schedrandom=1`,
+// which shuffles each batch moved to the local queue. Neither lets a G wait
+// for more than two batches, 2K - 1 other turns. A yield that lost its G, put
+// it at the head, or ran it twice would show here as a missing turn, a
+// repeat, or a longer wait. A preemption between a turn's log and its yield
+// (a slice limit, forcepreemptns, met on a busy host) also sends a goroutine
+// to the tail once more: each goroutine counts its runs (`g.nexec`), and the
+// wait is checked only when nothing was preempted.
+//
+// A yield takes one of two paths (proc.rs, gosched_fast), and both show up
+// here: with the local queue empty, the put and the take share one hold of
+// sched.lock; with a G in the local queue, or on the 61st schedtick, the G
+// is put on its own and schedule() chooses.
+
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["gosched_fair: 5 goroutines x 2000 yields at GOMAXPROCS 1"])]
+fn gosched_fair() {
+    const K: usize = 5;
+    const N: usize = 2000;
+    let prev = kernel::gomaxprocs(1).expect("GOMAXPROCS 1");
+    let turns: &'static [AtomicU8] = Box::leak((0..K * N).map(|_| AtomicU8::new(u8::MAX)).collect::<Vec<_>>().into_boxed_slice());
+    let next = leak(AtomicU64::new(0));
+    let extra_runs = leak(AtomicU64::new(0));
+    let done = leak(Latch::new(K as u64));
+    for id in 0..K {
+        kernel::go(move || {
+            // SAFETY: the running goroutine's G is live (Gs are never freed).
+            let g = unsafe { &*kernel::runtime::proc::getg() };
+            let n0 = g.nexec.load(Ordering::Relaxed);
+            for _ in 0..N {
+                let t = next.fetch_add(1, Ordering::Relaxed) as usize;
+                turns[t].store(id as u8, Ordering::Relaxed);
+                kernel::gosched();
+            }
+            // `execute` counts every run: one per yield, more if preempted.
+            let runs = g.nexec.load(Ordering::Relaxed) - n0;
+            assert!(runs >= N as u64, "goroutine {id} ran {runs} times after {N} yields");
+            extra_runs.fetch_add(runs - N as u64, Ordering::Relaxed);
+            done.done();
+        });
+    }
+    done.wait();
+    kernel::gomaxprocs(prev).expect("restore GOMAXPROCS");
+    assert_eq!(next.load(Ordering::Relaxed) as usize, K * N, "turns taken");
+    let mut count = [0usize; K];
+    let mut last = [usize::MAX; K];
+    let mut max_wait = 0;
+    let mut back_to_back = 0;
+    for (t, slot) in turns.iter().enumerate() {
+        let id = slot.load(Ordering::Relaxed) as usize;
+        assert!(id < K, "turn {t} was never logged");
+        count[id] += 1;
+        if last[id] != usize::MAX {
+            let others = t - last[id] - 1;
+            if others == 0 {
+                back_to_back += 1;
+            }
+            assert!(
+                others <= 2 * K - 1 || extra_runs.load(Ordering::Relaxed) != 0,
+                "goroutine {id} waited {others} turns (turn {t}); a yield goes to the global queue's tail, \
+                 so it waits at most 2K - 1 = {}",
+                2 * K - 1
+            );
+            max_wait = max_wait.max(others);
+        }
+        last[id] = t;
+    }
+    assert!(count.iter().all(|&c| c == N), "turns per goroutine {count:?}, want {N} each");
+    let preempted = extra_runs.load(Ordering::Relaxed);
+    println!(
+        "gosched_fair: {K} goroutines x {N} yields at GOMAXPROCS 1: turns per goroutine {count:?}, \
+         longest wait {max_wait} turns (checked only with no preemption: {preempted}), {back_to_back} back-to-back"
+    );
+}
+
 // ---- spawn storm ---------------------------------------------------------------
 
 #[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["spawn_storm: 100000 goroutines, never ran=0, ran twice=0"])]
