@@ -63,9 +63,9 @@ const MUTEX_WAITER_SHIFT: u32 = 3;
 /// Waiting longer than this switches the mutex to starvation mode (Go's
 /// `starvationThresholdNs`).
 const STARVATION_THRESHOLD_NS: u64 = 1_000_000;
-/// Go's `active_spin` and `active_spin_cnt`.
+/// Go's `active_spin` (`active_spin_cnt` is the runtime lock's:
+/// [`crate::runtime::lock::ACTIVE_SPIN_CNT`]).
 const ACTIVE_SPIN: u32 = 4;
-const ACTIVE_SPIN_CNT: u32 = 30;
 
 /// Go's `sync.Mutex`: no data, `lock()`/`unlock()` in any goroutine.
 /// Unlocking an unlocked mutex is a fatal error, as in Go.
@@ -102,9 +102,7 @@ fn can_spin(iter: u32) -> bool {
 
 /// Go's `runtime_doSpin` (`procyield(30)`).
 fn do_spin() {
-    for _ in 0..ACTIVE_SPIN_CNT {
-        core::hint::spin_loop();
-    }
+    crate::runtime::lock::procyield(crate::runtime::lock::ACTIVE_SPIN_CNT);
 }
 
 impl RawMutex {
