@@ -9,6 +9,14 @@
 # `./run-qemu.sh --release bench` figures with the go_qemu_ ones.
 # QEMU_USER_ARGS overrides the qemu-x86_64 options (default: probed).
 #
+#   GO_WHERE="native qemu system" bench/go-baseline.sh [FLAGS]   (default: "native qemu")
+#
+# also (or only) runs the binary as the init of a Linux guest under qemu-system-x86_64 with TCG,
+# the emulator mode the kernel runs in: `BENCH go_system_<name>` lines. qemu-user runs Go's loads
+# and stores as host ones; qemu-system looks each up in its software TLB, as it does for the
+# kernel's. GO_SMP sets the guest's cores (default: the host's). The guest kernel is Debian's
+# linux-image-amd64, fetched once with apt-get download into target/go-bench/linux/.
+#
 #   ICOUNT=1 bench/go-baseline.sh NAME...    e.g. ICOUNT=1 bench/go-baseline.sh gosched chan_sync
 #
 # counts instead of timing: the instructions Go executes per operation of each named benchmark at
@@ -32,6 +40,17 @@ say() { printf 'go-baseline.sh: %s\n' "$*" >&2; }
 missing=()
 [ -x "$GO" ] || missing+=(golang-1.19-go)
 command -v "$QEMU" >/dev/null 2>&1 || missing+=(qemu-user)
+where=${GO_WHERE:-native qemu}
+for w in $where; do
+    case $w in
+    native | qemu) ;;
+    system)
+        command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+        command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+        ;;
+    *) say "GO_WHERE takes native, qemu and system, not '$w'"; exit 2 ;;
+    esac
+done
 if [ -n "${ICOUNT:-}" ]; then
     command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 fi
@@ -112,6 +131,55 @@ else
     exit 1
 fi
 
+# --- Go in a Linux guest under qemu-system-x86_64 (GO_WHERE=system) -------------------------
+# The guest's kernel: Debian's, as packaged (apt-get download, unpacked, not installed). Its
+# initramfs holds one file, /init = the gobench binary; the kernel's built-in initramfs
+# supplies /dev/console. The flags follow "--" on the command line, which hands them to init.
+# When gobench exits the kernel panics ("Attempted to kill init"), panic=-1 reboots at once and
+# -no-reboot ends QEMU. tsc=reliable: under TCG the guest finds its two vCPUs' TSCs
+# "unsynchronized" and falls back to the HPET, and then every time.Now and nanotime in Go is a
+# system call and an emulated MMIO read (gosched read 975 ns a yield that way, 510 ns with the
+# TSC). The kernel reads the TSC too. -wait 2s: the guest switches from tsc-early to tsc about
+# 2 s into its boot, after init has started.
+linux_guest() {
+    local dir="$ROOT/target/go-bench/linux" pkg a
+    if [ ! -s "$dir/vmlinuz" ]; then
+        pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
+        if [ -z "$pkg" ]; then
+            apt-get update >&2 || true
+            pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
+        fi
+        [ -n "$pkg" ] || { say "GO_WHERE=system: apt-cache knows no linux-image-amd64"; return 1; }
+        say "fetching the guest kernel ($pkg) with apt-get download"
+        rm -rf "$dir" && mkdir -p "$dir/deb"
+        (cd "$dir/deb" && apt-get download "$pkg" >&2) || { say "apt-get download $pkg failed"; return 1; }
+        dpkg-deb -x "$dir"/deb/*.deb "$dir/root"
+        cp "$dir"/root/boot/vmlinuz-* "$dir/vmlinuz"
+        rm -rf "$dir/deb" "$dir/root"
+    fi
+    for a in "$@"; do
+        case $a in *[[:space:]]* | '') say "GO_WHERE=system: a flag with a space cannot go on a kernel command line: '$a'"; return 1 ;; esac
+    done
+    rm -rf "$dir/initramfs" && mkdir -p "$dir/initramfs"
+    cp "$BIN" "$dir/initramfs/init"
+    (cd "$dir/initramfs" && echo init | cpio -o -H newc --quiet) > "$dir/initrd.cpio"
+    timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -smp "${GO_SMP:-$(nproc)}" -m 1024 \
+        -display none -serial stdio -monitor none -no-reboot \
+        -kernel "$dir/vmlinuz" -initrd "$dir/initrd.cpio" \
+        -append "console=ttyS0 quiet loglevel=0 panic=-1 tsc=reliable clocksource=tsc -- -wait 2s $*" </dev/null |
+        tr -d '\r' | tee "$dir/console.log"
+    if ! grep -q '^# done:' "$dir/console.log"; then
+        say "the Linux guest ended before gobench finished; the end of its console ($dir/console.log):"
+        tail -n 20 "$dir/console.log" >&2
+        return 1
+    fi
+}
+
 say "$(nproc) host CPUs; $(qemu-x86_64 -version | head -n1)"
-run native "$BIN" "$@"
-run qemu "$QEMU" ${qargs[@]+"${qargs[@]}"} "$BIN" "$@"
+for w in $where; do
+    case $w in
+    native) run native "$BIN" "$@" ;;
+    qemu) run qemu "$QEMU" ${qargs[@]+"${qargs[@]}"} "$BIN" "$@" ;;
+    system) run system linux_guest "$@" ;;
+    esac
+done

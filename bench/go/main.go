@@ -25,6 +25,7 @@ var (
 	budget = flag.Duration("budget", 300*time.Millisecond, "wall time per benchmark")
 	only   = flag.String("only", "", "comma-separated substrings: run only the benchmarks whose name contains one (\"=name\": exactly that name)")
 	probe  = flag.Bool("probe", false, "print \"ok\" and exit (used to check that qemu-user runs the binary)")
+	wait   = flag.Duration("wait", 0, "sleep this long before the first benchmark (GO_WHERE=system: the Linux guest is still finishing its boot when it starts init)")
 	ops    = flag.Int("n", 0, "run each benchmark once with exactly this many operations, instead of calibrating to -budget (ICOUNT=1 bench/go-baseline.sh counts instructions this way)")
 	insn   = flag.Bool("insn", false, "time single instructions (as the kernel's bench=insn does) and exit")
 )
@@ -523,6 +524,7 @@ func main() {
 		fmt.Println("ok")
 		return
 	}
+	time.Sleep(*wait)
 	if *insn {
 		insnTable()
 		return
