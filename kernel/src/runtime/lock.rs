@@ -36,8 +36,9 @@
 //! it waits for. Under TCG each PAUSE also leaves translated code (about
 //! 130 ns, `bench=insn`). With one PAUSE per look, two cores that shared
 //! a channel (`chan_prodcons10`: two producers and two consumers) failed
-//! their first CAS about 400 000 times a run of 200 000 items; with
-//! Go's 30 per look, about 21 000, and each item took 0.6 of the time. The
+//! their first CAS about 400 000 times in three runs of 200 000 items;
+//! with Go's 30 per look, about 21 000, and an item took about half the
+//! time (`bench/README.md`, "What each change bought"). The
 //! price is unfairness: a core that releases the lock can take it again
 //! before a waiter looks, as in Go. Go's waiter then yields the thread and
 //! sleeps on a futex; a runtime lock here is held with the M unpreemptible
