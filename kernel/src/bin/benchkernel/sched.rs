@@ -227,43 +227,91 @@ fn wake_latency() {
     report("wake_latency", total.load(Ordering::Relaxed) as f64 / K as f64, "ns/op");
 }
 
-/// From the end of a time slice (forcepreemptns after the hog started) until
-/// the other goroutine runs, with one P and a hog that has no safe point.
-/// The hog itself puts the other goroutine in runnext as it starts, so the
-/// only way for it to run is sysmon's preemption of the hog. The hog first
-/// yields through the global queue, so that its slice is its own: run from
-/// the spawner's runnext it would inherit the spawner's slice, begun up to
-/// 0.6 ms earlier, and be preempted before its own 10 ms (counted as 0).
+/// How late past its time slice (forcepreemptns after it started) a hog with
+/// no safe point is taken off its core, with one P.
+///
+/// The hog first yields through the global queue, so that its slice is its
+/// own: run from the spawner's runnext it would inherit the spawner's slice,
+/// begun up to 0.6 ms earlier, and be preempted before its own 10 ms. It then
+/// puts another goroutine in runnext and spins, reading the clock and its own
+/// `g.nexec` (which `execute` increments each time the G runs). When `nexec`
+/// has moved, the hog was taken off and run again, and the last clock it
+/// read before that is when it stopped: `preempt_latency` is that time past
+/// the slice's end.
+///
+/// `preempt_handoff` is the older figure: until the other goroutine runs. It
+/// is the same, except when the preempted hog runs again first. On every
+/// 61st schedule a P takes a G from the global queue before its runnext
+/// (Go's fairness check, `check_global_first`), and the preempted hog is
+/// that G: it gets a second whole slice. `preempt_reruns` counts those
+/// slices; one in a round adds about 1 ms to the round's mean of 10.
 fn preempt_latency() {
+    use kernel::runtime::proc::getg;
     let prev = kernel::gomaxprocs(1).unwrap();
     let slice = kernel::boot::params().forcepreemptns;
     const K: u64 = 10;
-    let mut total = 0u64;
+    let (mut total, mut total_handoff, mut reruns) = (0u64, 0u64, 0u64);
     let ticks = || -> u64 { (0..kernel::num_cpu()).map(|c| kernel::arch::x86_64::percpu::CPUS[c as usize].ticks.load(Ordering::Relaxed)).sum() };
     let (r0, k0, t0) = (kernel::runtime::irq::SYSMON_ROUNDS.load(Ordering::Relaxed), ticks(), kernel::nanotime());
     for _ in 0..K {
         let started = leak(AtomicU64::new(0));
+        let stopped = leak(AtomicU64::new(0));
         let ran = leak(AtomicU64::new(0));
+        let rerun = leak(AtomicBool::new(false));
         let stop = leak(AtomicBool::new(false));
         let done = Done::new(2);
         kernel::go(move || {
             kernel::gosched();
-            started.store(kernel::nanotime(), Ordering::Release);
+            // SAFETY: the running goroutine's G is live (Gs are never freed).
+            let g = unsafe { &*getg() };
+            let n0 = g.nexec.load(Ordering::Relaxed);
+            let t = kernel::nanotime();
+            started.store(t, Ordering::Release);
             kernel::go(move || {
                 ran.store(kernel::nanotime(), Ordering::Release);
                 stop.store(true, Ordering::Relaxed);
                 done.done();
             });
+            // The last clock read before the hog was taken off: `last` is
+            // read before `nexec`, so a preemption between the two shows in
+            // this round's `nexec` and `last` is still from before it.
+            let mut last = t;
+            let mut first_stop = 0;
+            let mut stops = 0;
+            let mut n = n0;
             while !stop.load(Ordering::Relaxed) {
+                let now = kernel::nanotime();
+                let m = g.nexec.load(Ordering::Relaxed);
+                if m != n {
+                    if first_stop == 0 {
+                        first_stop = last;
+                    }
+                    stops += 1;
+                    n = m;
+                }
+                last = now;
                 core::hint::spin_loop();
             }
+            // Run again to see `stop`: the last stop is the one before that.
+            if g.nexec.load(Ordering::Relaxed) != n {
+                if first_stop == 0 {
+                    first_stop = last;
+                }
+                stops += 1;
+            }
+            stopped.store(first_stop, Ordering::Relaxed);
+            rerun.store(stops > 1, Ordering::Relaxed);
             done.done();
         });
         done.wait();
-        let lat = ran.load(Ordering::Acquire).saturating_sub(started.load(Ordering::Acquire) + slice);
-        total += lat;
+        let end = started.load(Ordering::Acquire) + slice;
+        total += stopped.load(Ordering::Relaxed).saturating_sub(end);
+        total_handoff += ran.load(Ordering::Acquire).saturating_sub(end);
+        reruns += u64::from(rerun.load(Ordering::Relaxed));
     }
     report("preempt_latency", total as f64 / K as f64, "ns/op");
+    report("preempt_handoff", total_handoff as f64 / K as f64, "ns/op");
+    report("preempt_reruns", reruns as f64, "slices");
     // How often sysmon ran meanwhile: the time slice is measured in its rounds.
     let rounds = kernel::runtime::irq::SYSMON_ROUNDS.load(Ordering::Relaxed) - r0;
     let elapsed = (kernel::nanotime() - t0) as f64;
