@@ -94,6 +94,11 @@ pub fn cpu_id() -> usize {
 
 /// A handle to a parked goroutine, for building blocking primitives
 /// (channels, semaphores) on [`park`]/[`ready`].
+///
+/// `repr(transparent)`: a handle has the ABI of the `*mut G` it wraps, so
+/// [`park`] can hand a commit function that takes a handle to `gopark`,
+/// which calls it with the `*mut G` (see there).
+#[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GoroutineHandle(pub(crate) *mut super::runtime2::G);
 // SAFETY: a handle is an address of a never-freed G; using it is governed
@@ -108,25 +113,18 @@ pub use super::runtime2::WaitReason;
 /// handle to whoever will call [`ready`] (and typically releases a lock).
 /// If it returns false, the park is cancelled and the goroutine continues.
 pub fn park(commit: Option<fn(GoroutineHandle, *mut u8) -> bool>, arg: *mut u8, reason: WaitReason) {
-    // The commit function's type differs from gopark's by the handle
-    // newtype; pass it through the arg with a trampoline.
-    struct Ctx {
-        f: fn(GoroutineHandle, *mut u8) -> bool,
-        arg: *mut u8,
-    }
-    fn tramp(gp: *mut super::runtime2::G, ctx: *mut u8) -> bool {
-        // SAFETY: ctx points at the Ctx on the parking goroutine's stack,
-        // which stays valid while it is parked (until ready).
-        let c = unsafe { &*(ctx as *const Ctx) };
-        (c.f)(GoroutineHandle(gp), c.arg)
-    }
-    match commit {
-        Some(f) => {
-            let ctx = Ctx { f, arg };
-            super::proc::gopark(Some(tramp), &ctx as *const Ctx as *mut u8, reason);
-        }
-        None => super::proc::gopark(None, arg, reason),
-    }
+    // SAFETY: the two function pointer types differ only in the first
+    // argument, `GoroutineHandle` against `*mut G`, and the handle is a
+    // `repr(transparent)` wrapper of that pointer: the signatures are
+    // ABI-compatible (the `fn` primitive's documentation, "ABI
+    // compatibility"), so `park_m`'s call through the converted pointer
+    // passes the handle the commit function expects. (It went through a
+    // trampoline that wrapped the pointer; under TCG every indirect call
+    // and its return cost a jump-cache look-up, two more a park.)
+    let commit = commit.map(|f| unsafe {
+        core::mem::transmute::<fn(GoroutineHandle, *mut u8) -> bool, fn(*mut super::runtime2::G, *mut u8) -> bool>(f)
+    });
+    super::proc::gopark(commit, arg, reason);
 }
 
 /// `goready`: make a parked goroutine runnable (it runs next on this core).
