@@ -2064,6 +2064,31 @@ extern "C" fn goyield_m(gp: *mut G) -> ! {
     schedule()
 }
 
+/// Go's `goparkunlock`: park, and release `lock` once the G is marked
+/// waiting. The caller holds `lock` through a `mem::forget`-ten guard. Channel
+/// and semaphore waits park this way.
+pub(crate) fn goparkunlock(lock: &super::lock::RuntimeLock<()>, reason: WaitReason) {
+    gopark(Some(parkunlock_c), lock as *const super::lock::RuntimeLock<()> as *mut u8, reason);
+}
+
+/// Go's `parkunlock_c`, the commit function of `goparkunlock`.
+///
+/// `park_m` recognises it by its address and makes a direct call, which
+/// LLVM inlines: under TCG every indirect call and every return looks its
+/// target up in the vCPU's jump cache, and the return into `park_m` shared
+/// an entry with `park_m`'s own entry in every layout of one build (a
+/// colliding look-up on every park; `bench/README.md`). If the comparison
+/// ever misses (the same function at two addresses), the indirect call
+/// runs this same code.
+#[inline(always)]
+fn parkunlock_c(_gp: *mut G, lock: *mut u8) -> bool {
+    // SAFETY: goparkunlock's contract: `lock` is a RuntimeLock this core
+    // holds through a forgotten guard, and it outlives the park (a channel
+    // or semaphore root that the parked goroutine keeps alive).
+    unsafe { (*(lock as *const super::lock::RuntimeLock<()>)).unlock_forgotten() };
+    true
+}
+
 /// Go's `gopark`: block the current goroutine. `unlockf(gp, arg)` runs on
 /// g0 after the G is marked waiting; if it returns false, the park is
 /// cancelled and the G continues at once.
@@ -2111,7 +2136,12 @@ extern "C" fn park_m(gp: *mut G) -> ! {
             mp.waitunlockf.set(None);
             mp.waitlock.set(null_mut());
         }
-        if !f(gp, arg) {
+        let committed = if core::ptr::fn_addr_eq(f, parkunlock_c as fn(*mut G, *mut u8) -> bool) {
+            parkunlock_c(gp, arg)
+        } else {
+            f(gp, arg)
+        };
+        if !committed {
             casgstatus(g, G_WAITING, G_RUNNABLE);
             super::tracer::go_unblock(g);
             // SAFETY: gp non-null.

@@ -29,7 +29,7 @@
 //! 3. room in the buffer: copy to slot `sendx`;
 //! 4. otherwise, for a non-blocking send, fail; for a blocking one, enqueue
 //!    a sudog pointing at our value on `sendq` and park. The lock is
-//!    released by the park's commit function (`chanparkcommit`) once we are
+//!    released by the park's commit (`goparkunlock`; Go's `chanparkcommit`) once we are
 //!    marked waiting: a receiver that takes our sudog a nanosecond later
 //!    finds us parked, and its `ready` cannot be lost. The receiver copies
 //!    the value out of our stack, then readies us.
@@ -441,16 +441,6 @@ impl Drop for HChan {
     }
 }
 
-/// The commit function of a channel park (Go's `chanparkcommit`): release
-/// the channel lock, now that the goroutine is marked waiting.
-fn chanparkcommit(_g: GoroutineHandle, lock: *mut u8) -> bool {
-    // SAFETY: `lock` is the channel lock this core took, whose guard was
-    // forgotten just before parking; the channel outlives the park (the
-    // parked goroutine holds a handle to it).
-    unsafe { (*(lock as *const RuntimeLock<()>)).unlock_forgotten() };
-    true
-}
-
 /// Block forever (a nil channel operation; Go's `gopark(nil, nil, ...)`).
 pub(crate) fn block_forever(reason: WaitReason) -> ! {
     loop {
@@ -490,7 +480,7 @@ pub(crate) fn chansend(c: Option<&HChan>, ep: *const u8, block: bool) -> bool {
     //~ 1. a receiver waits (c.recvq.dequeue()): hand the value straight to it (c.send_to), unlock,
     //~    crate::ready its goroutine; 2. room in the buffer (c.can_buf_send): c.buf_send, unlock;
     //~ 3. otherwise fail if !block, else acquire_sudog (elem = ep, g = current, c, not a select),
-    //~    clear_param, enqueue on sendq, forget the guard and park with chanparkcommit (it unlocks).
+    //~    clear_param, enqueue on sendq, forget the guard and park with crate::runtime::proc::goparkunlock(&c.lock, ..) (it unlocks).
     //~    Woken: take_param() must be our sudog; release it; success false means close: panic.
     // SAFETY: we hold the lock.
     if let Some(sg) = unsafe { c.recvq.dequeue() } {
@@ -526,7 +516,7 @@ pub(crate) fn chansend(c: Option<&HChan>, ep: *const u8, block: bool) -> bool {
     // SAFETY: lock held; mysg is ours and on no queue.
     unsafe { c.sendq.enqueue(mysg) };
     core::mem::forget(guard);
-    crate::park(Some(chanparkcommit), &c.lock as *const RuntimeLock<()> as *mut u8, WaitReason::ChanSend);
+    crate::runtime::proc::goparkunlock(&c.lock, WaitReason::ChanSend);
 
     // Woken by a receiver (value taken) or by close (success = false).
     if take_param() != mysg {
@@ -616,7 +606,7 @@ pub(crate) fn chanrecv(c: Option<&HChan>, ep: *mut u8, block: bool) -> (bool, bo
     // SAFETY: lock held.
     unsafe { c.recvq.enqueue(mysg) };
     core::mem::forget(guard);
-    crate::park(Some(chanparkcommit), &c.lock as *const RuntimeLock<()> as *mut u8, WaitReason::ChanReceive);
+    crate::runtime::proc::goparkunlock(&c.lock, WaitReason::ChanReceive);
 
     if take_param() != mysg {
         crate::runtime::fatal::throw("chanrecv: woken by the wrong sudog");

@@ -43,7 +43,7 @@ use super::sudog::{acquire_sudog, release_sudog, Sudog};
 use gmp_core::semtree::SemaTree;
 use crate::runtime::lock::RuntimeLock;
 use crate::runtime::runtime2::OwnerCell;
-use crate::{GoroutineHandle, WaitReason};
+use crate::WaitReason;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Number of roots (Go's `semTabSize`, a prime).
@@ -108,14 +108,6 @@ fn cansemacquire(addr: &AtomicU32) -> bool {
     }
 }
 
-/// The commit of a semaphore park: release the root lock.
-fn semaparkcommit(_g: GoroutineHandle, lock: *mut u8) -> bool {
-    // SAFETY: the root lock taken by this core with its guard forgotten;
-    // roots are static.
-    unsafe { (*(lock as *const RuntimeLock<()>)).unlock_forgotten() };
-    true
-}
-
 /// Go's `semacquire1`: wait until `*addr > 0`, then decrement it.
 pub(crate) fn semacquire1(addr: &AtomicU32, lifo: bool, reason: WaitReason) {
     if cansemacquire(addr) {
@@ -143,7 +135,7 @@ pub(crate) fn semacquire1(addr: &AtomicU32, lifo: bool, reason: WaitReason) {
         // SAFETY: root lock held; s is ours and on no list.
         unsafe { root.queue(s, lifo) };
         core::mem::forget(guard);
-        crate::park(Some(semaparkcommit), &root.lock as *const RuntimeLock<()> as *mut u8, reason);
+        crate::runtime::proc::goparkunlock(&root.lock, reason);
         // Woken by semrelease1, which dequeued s (and decremented nwait).
         // SAFETY: dequeued, so ours again; `ticket` was written before the
         // ready that woke us.
