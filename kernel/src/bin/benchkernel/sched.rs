@@ -272,9 +272,10 @@ fn preempt_latency() {
                 stop.store(true, Ordering::Relaxed);
                 done.done();
             });
-            // The last clock read before the hog was taken off: `last` is
-            // read before `nexec`, so a preemption between the two shows in
-            // this round's `nexec` and `last` is still from before it.
+            // `last` is the clock read of the previous pass, made before that
+            // pass's look at `nexec`. When `nexec` has moved, the hog was taken
+            // off somewhere after that look, so `last` is from before the
+            // stop (early by at most one pass, a few tens of ns).
             let mut last = t;
             let mut first_stop = 0;
             let mut stops = 0;
