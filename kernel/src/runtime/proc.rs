@@ -995,6 +995,22 @@ fn gftrim(pp: &'static P) {
     }
 }
 
+/// `gftrim` for a P of a stopped world, under `sched.lock` (`s`), which
+/// `procresize` holds.
+pub(super) fn gftrim_stopped(s: &mut SchedLocked, pp: &'static P) {
+    // SAFETY: the world is stopped; nobody else holds pp.
+    let list = unsafe { pp.gfree.get_mut() };
+    if list.len() < GFREE_IDLE_MAX {
+        return;
+    }
+    let mut batch = GQueue::new();
+    while list.len() > GFREE_BATCH {
+        // SAFETY: off pp's list, onto the batch that only we can see.
+        unsafe { batch.push_back(list.pop().unwrap()) };
+    }
+    s.gfree_stack.push_all(&mut batch);
+}
+
 /// The stack scavenger (see the comment above `GFREE_STACK_KEEP`): once per
 /// `GFREE_SCAVENGE_NS`, unmap the stacks of the free Gs that stayed on the
 /// global list, unused, for the whole period, beyond `GFREE_STACK_KEEP`.
@@ -1065,15 +1081,26 @@ fn gfget(pp: &'static P) -> Option<NonNull<G>> {
     list.pop()
 }
 
-/// Go's `gfpurge`: a P that stops existing gives its free Gs' stacks back.
-pub(super) fn gfpurge(pp: &'static P) {
+/// Go's `gfpurge`: a P that stops existing (`procresize`, with the world
+/// stopped and `sched.lock` held: `s`) moves its free Gs to the global
+/// list, stacks and all, where the next P to need a G takes them (`gfget`)
+/// and the scavenger unmaps what sits unused for a period (`gfscavenge`).
+///
+/// It gave their stacks back at once. Then every GOMAXPROCS change that
+/// removed a P unmapped up to GFREE_MAX stacks, and when the P came back,
+/// its goroutines faulted them in again: `bench=forkjoin` mapped 80 to 150
+/// stack pages in each 2-P run after a 1-P one (bench/README.md).
+pub(super) fn gfpurge(s: &mut SchedLocked, pp: &'static P) {
     // SAFETY: the world is stopped; nobody else holds pp.
     let gfree = unsafe { pp.gfree.get_mut() };
-    let mut gs = Vec::new();
+    let mut batch = GQueue::new();
     while let Some(g) = gfree.pop() {
-        gs.push(g);
+        // SAFETY: off pp's list, onto the batch that only we can see.
+        unsafe { batch.push_back(g) };
     }
-    gfrelease(gs);
+    // Some may have no pages (a refill takes `gfree` once `gfree_stack` is
+    // empty): the scavenger's unmapping finds nothing to unmap in theirs.
+    s.gfree_stack.push_all(&mut batch);
 }
 
 // ---------------------------------------------------------------------------

@@ -203,6 +203,15 @@ pub(super) fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, O
         let pp = allp(i);
         destroy_p(s, pp, mine);
     }
+    // The world is stopped, so every P is as good as idle: like a P that
+    // parks (`gftrim`), each gives its free Gs beyond GFREE_BATCH to the
+    // global list, where every P can take them. Otherwise a P that ran
+    // alone keeps the Gs of a burst (up to GFREE_MAX) and a P that joins
+    // makes new ones, each with a stack to fault in: `bench=forkjoin`
+    // made 40 to 100 new Gs in each 2-P run after a 1-P one.
+    for i in 0..nprocs {
+        gftrim_stopped(s, allp(i));
+    }
     GOMAXPROCS.store(nprocs, Ordering::SeqCst);
     //~ lab7 begin procresize: rebuild the idle list from scratch (pidle, idlepmask, npidle) and
     //~ sort the Ps other than ours: a P with no work (empty run queue, no timers) goes idle
@@ -236,7 +245,7 @@ pub(super) fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, O
 /// Go's `(*p).destroy`: move everything off a P that stops existing.
 fn destroy_p(s: &mut SchedLocked, pp: &'static P, to: &'static P) {
     //~ lab7 begin destroy: move pp's goroutines (runnext and the ring: runq.local().drain) to the
-    //~ head of the global queue in their order, purge its free Gs (gfpurge), move its timers to
+    //~ head of the global queue in their order, purge its free Gs (gfpurge(s, pp)), move its timers to
     //~ `to`, and mark it P_DEAD.
     // SAFETY: the world is stopped; nobody holds pp.
     let local = unsafe { pp.runq.local() };
@@ -246,7 +255,7 @@ fn destroy_p(s: &mut SchedLocked, pp: &'static P, to: &'static P) {
     for g in tmp.into_iter().rev() {
         globrunqputhead(s, g);
     }
-    gfpurge(pp);
+    gfpurge(s, pp);
     super::time::move_timers(pp, to);
     pp.status.store(P_DEAD, Ordering::Release);
     //~ lab7 end
