@@ -342,9 +342,24 @@ fn lock_os_thread_stw() {
 
 // ---- GOMAXPROCS churn ------------------------------------------------------------
 
-#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["gomaxprocs_churn: 1000 changes", "none lost"])]
+#[ktest(smp = [1, 2, 4], also = [(4, "schedrandom=1")], output = ["gomaxprocs_churn: 1000 changes", "none lost, stacks back"])]
 fn gomaxprocs_churn() {
     let ncpu = kernel::num_cpu();
+    // First a burst of 2000 goroutines alive at once, so that the Ps' free
+    // lists hold more dead Gs (with their stacks) than the scavenger keeps
+    // for good: the changes below move them to the global list.
+    const BURST: u64 = 2000;
+    let gate: kernel::Chan<()> = kernel::Chan::new(0);
+    let burst_done = leak(Latch::new(BURST));
+    for _ in 0..BURST {
+        let gate = gate.clone();
+        kernel::go(move || {
+            assert!(gate.recv().is_none(), "the gate is only closed");
+            burst_done.done();
+        });
+    }
+    gate.close();
+    burst_done.wait();
     let stop = leak(AtomicBool::new(false));
     let spawned = leak(AtomicU64::new(0));
     let finished = leak(AtomicU64::new(0));
@@ -388,8 +403,16 @@ fn gomaxprocs_churn() {
         kernel::sleep(1_000_000);
     }
     kernel::gomaxprocs(ncpu).unwrap();
+    // A P that stops existing puts its free Gs, stacks mapped, on the
+    // global list (gfpurge), and each change trims every P's list there
+    // too: the stack scavenger must still give those stacks back.
+    let deadline = kernel::nanotime() + 10_000_000_000;
+    while !kernel::runtime::proc::gfree_settled() {
+        assert!(kernel::nanotime() < deadline, "the free Gs' stacks did not come back within 10 s of the last change");
+        kernel::sleep(1_000_000);
+    }
     println!(
-        "gomaxprocs_churn: {CHANGES} changes ({:?}), {want} goroutines spawned and finished ({} slept), none lost",
+        "gomaxprocs_churn: {CHANGES} changes ({:?}), {want} goroutines spawned and finished ({} slept), none lost, stacks back",
         &seen[1..=ncpu as usize],
         sleepers.load(Ordering::Relaxed)
     );
