@@ -834,7 +834,9 @@ pub fn newproc<F: FnOnce() + Send + 'static>(f: F) {
 // mapped, ready for the next newproc (Go's `gFree.stack`). At GFREE_MAX the
 // P moves half of them to the global `gfree_stack`, still mapped; a P that
 // finds no work with GFREE_IDLE_MAX or more moves all but GFREE_BATCH there
-// (`gftrim`), where other Ps and the scavenger below can reach them.
+// (`gftrim`; every P, when GOMAXPROCS changes: `gftrim_stopped`), where
+// other Ps and the scavenger below can reach them. A P that stops existing
+// moves all of its free Gs there (`gfpurge`).
 //
 // Why the local list is long (Go's holds 64). Go moves 32 Gs to the global
 // list at 64, so in a loop that spawns rounds of 1000 nearly every G goes
@@ -849,7 +851,9 @@ pub fn newproc<F: FnOnce() + Send + 'static>(f: F) {
 // from the other core: those that its spawner's goroutines ran there) and
 // cut the figure to about 260 ns, 0.59x (bench/README.md). The price is
 // memory: a busy P may keep up to GFREE_MAX top pages (8 MiB) that the
-// scavenger cannot see; an idle one gives them up.
+// scavenger cannot see; an idle one gives them up, and every P does when
+// GOMAXPROCS changes (`procresize`: a P that joins would otherwise find no
+// free G while another holds hundreds, and make new ones).
 //
 // Stacks come back through a scavenger, as Go's do through its GC and
 // background scavenger rather than at exit: `gfscavenge`, run by a P that
