@@ -978,12 +978,19 @@ fn gfspill(list: &mut GList<G>, keep: u32) {
     if list.len() <= keep {
         return;
     }
+    let mut batch = gfbatch(list, keep);
+    SCHED.lock.lock().gfree_stack.push_all(&mut batch);
+}
+
+/// All but `keep` of a P's free Gs (`list`, which the caller owns), off the
+/// list and linked as a batch for one splice onto a global list.
+fn gfbatch(list: &mut GList<G>, keep: u32) -> GQueue<G> {
     let mut batch = GQueue::new();
     while list.len() > keep {
-        // SAFETY: off our list, onto the batch that only we can see.
+        // SAFETY: off the caller's list, onto the batch that only we can see.
         unsafe { batch.push_back(list.pop().unwrap()) };
     }
-    SCHED.lock.lock().gfree_stack.push_all(&mut batch);
+    batch
 }
 
 /// A P that found no work applies Go's bound to its free Gs before it
@@ -1004,15 +1011,9 @@ fn gftrim(pp: &'static P) {
 pub(super) fn gftrim_stopped(s: &mut SchedLocked, pp: &'static P) {
     // SAFETY: the world is stopped; nobody else holds pp.
     let list = unsafe { pp.gfree.get_mut() };
-    if list.len() < GFREE_IDLE_MAX {
-        return;
+    if list.len() >= GFREE_IDLE_MAX {
+        s.gfree_stack.push_all(&mut gfbatch(list, GFREE_BATCH));
     }
-    let mut batch = GQueue::new();
-    while list.len() > GFREE_BATCH {
-        // SAFETY: off pp's list, onto the batch that only we can see.
-        unsafe { batch.push_back(list.pop().unwrap()) };
-    }
-    s.gfree_stack.push_all(&mut batch);
 }
 
 /// The stack scavenger (see the comment above `GFREE_STACK_KEEP`): once per
@@ -1097,14 +1098,9 @@ fn gfget(pp: &'static P) -> Option<NonNull<G>> {
 pub(super) fn gfpurge(s: &mut SchedLocked, pp: &'static P) {
     // SAFETY: the world is stopped; nobody else holds pp.
     let gfree = unsafe { pp.gfree.get_mut() };
-    let mut batch = GQueue::new();
-    while let Some(g) = gfree.pop() {
-        // SAFETY: off pp's list, onto the batch that only we can see.
-        unsafe { batch.push_back(g) };
-    }
     // Some may have no pages (a refill takes `gfree` once `gfree_stack` is
     // empty): the scavenger's unmapping finds nothing to unmap in theirs.
-    s.gfree_stack.push_all(&mut batch);
+    s.gfree_stack.push_all(&mut gfbatch(gfree, 0));
 }
 
 // ---------------------------------------------------------------------------
