@@ -295,13 +295,11 @@ fn matmult(done: Option<Chan<()>>, m: Mats, i0: usize, i1: usize, j0: usize, j1:
     }
 }
 
-fn matmult_run(n: usize) -> (u64, i64) {
-    let leak = |m: Matrix| -> &'static Matrix { alloc::boxed::Box::leak(alloc::boxed::Box::new(m)) };
-    let m = Mats {
-        a: leak(Matrix::new(n, |i, j| (i * 3 + j) as i64 % 7 - 3)),
-        b: leak(Matrix::new(n, |i, j| (i + 5 * j) as i64 % 5 - 2)),
-        c: leak(Matrix::new(n, |_, _| 0)),
-    };
+/// One product into `m.c` (zeroed first); its time, checked.
+fn matmult_run(m: Mats, n: usize) -> u64 {
+    for e in m.c.a.iter() {
+        e.store(0, Ordering::Relaxed);
+    }
     let t0 = kernel::nanotime();
     matmult(None, m, 0, n, 0, n, 0, n, 8);
     let dt = kernel::nanotime() - t0;
@@ -309,20 +307,33 @@ fn matmult_run(n: usize) -> (u64, i64) {
     let (i, j) = (n / 3, n - 1);
     let want: i64 = (0..n).map(|k| m.a.get(i, k) * m.b.get(k, j)).sum();
     assert_eq!(m.c.get(i, j), want, "matmult gave a wrong product");
-    (dt, m.c.get(i, j))
+    dt
 }
 
+/// The product on all Ps and on one, each the best of three runs, the two
+/// interleaved (all, one, all, ..), as `forkjoin` measures its speed-up: a
+/// single run of each read the 2-core speed-up from 1.56x to 1.93x over
+/// 8 rounds of `compare.sh`.
 fn matmult_bench() {
     const N: usize = 128;
+    let leak = |m: Matrix| -> &'static Matrix { alloc::boxed::Box::leak(alloc::boxed::Box::new(m)) };
+    let m = Mats {
+        a: leak(Matrix::new(N, |i, j| (i * 3 + j) as i64 % 7 - 3)),
+        b: leak(Matrix::new(N, |i, j| (i + 5 * j) as i64 % 5 - 2)),
+        c: leak(Matrix::new(N, |_, _| 0)),
+    };
     let procs = kernel::current_gomaxprocs();
     // Warm up: the heap pages and goroutine stacks get mapped here, not in
     // the measured runs.
-    matmult_run(N);
-    let (all, _) = matmult_run(N);
+    matmult_run(m, N);
+    let (mut all, mut one) = (u64::MAX, u64::MAX);
+    for _ in 0..3 {
+        all = all.min(matmult_run(m, N));
+        let prev = kernel::gomaxprocs(1).unwrap();
+        one = one.min(matmult_run(m, N));
+        kernel::gomaxprocs(prev).unwrap();
+    }
     report("Matmult", all as f64 / (N * N * N) as f64, "ns/op");
-    let prev = kernel::gomaxprocs(1).unwrap();
-    let (one, _) = matmult_run(N);
-    kernel::gomaxprocs(prev).unwrap();
     report("Matmult_p1", one as f64 / (N * N * N) as f64, "ns/op");
     // The speed-up of the fork-join on all Ps over one P.
     report("Matmult_speedup", one as f64 / all as f64, &alloc::format!("p1/p{procs}"));
