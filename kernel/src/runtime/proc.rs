@@ -1093,8 +1093,9 @@ fn gfget(pp: &'static P) -> Option<NonNull<G>> {
 ///
 /// It gave their stacks back at once. Then every GOMAXPROCS change that
 /// removed a P unmapped up to GFREE_MAX stacks, and when the P came back,
-/// its goroutines faulted them in again: `bench=forkjoin` mapped 80 to 150
-/// stack pages in each 2-P run after a 1-P one (bench/README.md).
+/// its goroutines faulted them in again: in two boots of `bench=forkjoin`,
+/// 5 of the 6 2-P runs (each after a 1-P run) mapped 82 to 151 stack pages
+/// (bench/README.md).
 pub(super) fn gfpurge(s: &mut SchedLocked, pp: &'static P) {
     // SAFETY: the world is stopped; nobody else holds pp.
     let gfree = unsafe { pp.gfree.get_mut() };

@@ -207,8 +207,9 @@ pub(super) fn procresize(s: &mut SchedLocked, nprocs: u32) -> Vec<(&'static P, O
     // parks (`gftrim`), each gives its free Gs beyond GFREE_BATCH to the
     // global list, where every P can take them. Otherwise a P that ran
     // alone keeps the Gs of a burst (up to GFREE_MAX) and a P that joins
-    // makes new ones, each with a stack to fault in: `bench=forkjoin`
-    // made 40 to 100 new Gs in each 2-P run after a 1-P one.
+    // makes new ones, each with a stack to fault in: with `gfpurge` keeping
+    // the stacks, the 2-P runs of `bench=forkjoin` still made 8 to 99 new
+    // Gs each.
     for i in 0..nprocs {
         gftrim_stopped(s, allp(i));
     }
